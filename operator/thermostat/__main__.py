@@ -1,0 +1,5 @@
+"""``python -m thermostat`` is ``thermostat``."""
+
+from thermostat.cli import main
+
+main()

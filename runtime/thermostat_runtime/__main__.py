@@ -1,0 +1,5 @@
+"""``python -m thermostat_runtime`` is ``thermostat-runtime``."""
+
+from thermostat_runtime.cli import main
+
+main()
