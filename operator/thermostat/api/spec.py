@@ -1,0 +1,355 @@
+"""The RoutedModel spec: what a platform team asks of Thermostat (DESIGN §2).
+
+These pydantic models are the single source of truth for the API: the CRD's OpenAPI schema, its
+``kubectl explain`` text and its CEL rules are generated from them (``thermostat crd``). Field names
+are camelCase on the wire (aliases) and snake_case in Python. Every field has a description, units sit
+in names (``targetSeconds``, ``powerWatts``), and defaults are what a team would pick first.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+from thermostat.api.rules import CelRule, RuleCheckedModel
+
+DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+# The routing temperature scale of DESIGN §3: (0, 1], 1 = exact (routing bypassed).
+RoutingTemperature = Annotated[float, Field(gt=0.0, le=1.0)]
+
+
+class ApiModel(RuleCheckedModel):
+    """Common settings: camelCase on the wire, unknown fields refused, strict types."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        strict=True,
+        use_enum_values=True,
+        validate_default=True,
+    )
+
+
+class Mode(StrEnum):
+    """Whether the operator acts or only advises."""
+
+    ENFORCE = "Enforce"
+    RECOMMEND = "Recommend"
+
+
+class SloMetric(StrEnum):
+    """Which latency the SLO is about."""
+
+    REQUEST_LATENCY = "RequestLatency"
+    TIME_TO_FIRST_TOKEN = "TimeToFirstToken"
+    TIME_PER_OUTPUT_TOKEN = "TimePerOutputToken"
+
+
+class Priority(StrEnum):
+    """Which objective wins when the SLO and the budget cannot both hold."""
+
+    SLO = "SLO"
+    BUDGET = "Budget"
+
+
+class MetricsUnavailableAction(StrEnum):
+    """What to do while the metrics needed to decide are missing or stale."""
+
+    HOLD = "Hold"
+    REPLICAS = "Replicas"
+
+
+class PowerSource(StrEnum):
+    """Where GPU power and energy are read from."""
+
+    RUNTIME = "Runtime"
+    DCGM = "DCGM"
+
+
+class GpuResources(ApiModel):
+    """Compute resources of one runtime pod."""
+
+    gpus: int = Field(1, ge=0, le=16, description="GPUs per pod (0 runs on CPU, for tests and laptops).")
+    gpu_resource_name: str = Field(
+        "nvidia.com/gpu", min_length=1, description="Extended resource name of the GPU in the cluster."
+    )
+    cpu: str | None = Field(None, description="CPU request and limit, a Kubernetes quantity such as '4'.")
+    memory: str | None = Field(None, description="Memory request and limit, a quantity such as '16Gi'.")
+
+
+class EnvVar(ApiModel):
+    """A plain environment variable for the runtime container."""
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="Variable name.")
+    value: str = Field("", description="Variable value.")
+
+
+class ModelSource(ApiModel):
+    """The runtime pods Thermostat creates and owns: image, model, resources, pod settings."""
+
+    image: str = Field(min_length=1, description="Container image that runs `thermostat-runtime serve`.")
+    served_model_name: str = Field(
+        "SmolLM2-135M-Instruct",
+        min_length=1,
+        description="Name the OpenAI-compatible API serves the model under (`model` in requests).",
+    )
+    model_path: str | None = Field(
+        None, description="Path of the GGUF model file inside the image; the runtime's default when unset."
+    )
+    port: int = Field(8000, ge=1, le=65535, description="Container port of the HTTP API and /metrics.")
+    resources: GpuResources = Field(default_factory=GpuResources, description="GPU, CPU and memory per pod.")
+    max_request_seconds: float = Field(
+        120.0,
+        gt=0,
+        le=3600,
+        description="Longest generation a request may take; pods get at least this long to drain.",
+    )
+    startup_seconds: int = Field(
+        600, ge=10, le=7200, description="How long a pod may take to load the model before it is restarted."
+    )
+    env: list[EnvVar] = Field(default_factory=list, description="Extra environment variables.")
+    node_selector: dict[str, str] = Field(default_factory=dict, description="Node labels the pods must match.")
+    pod_labels: dict[str, str] = Field(default_factory=dict, description="Extra labels on the pods.")
+    pod_annotations: dict[str, str] = Field(default_factory=dict, description="Extra annotations on the pods.")
+    priority_class_name: str | None = Field(None, description="PriorityClass of the pods.")
+    image_pull_secrets: list[str] = Field(default_factory=list, description="Names of Secrets used to pull the image.")
+
+
+class TargetRef(ApiModel):
+    """An existing Deployment running a compatible runtime, driven in place (drop-in mode)."""
+
+    api_version: str = Field("apps/v1", pattern=r"^apps/v1$", description="API version; only apps/v1.")
+    kind: str = Field("Deployment", pattern=r"^Deployment$", description="Kind; only Deployment.")
+    name: str = Field(min_length=1, max_length=253, pattern=DNS_LABEL, description="Deployment name.")
+    routing_config_map: str | None = Field(
+        None,
+        description="ConfigMap the pods read their routing temperature from; `<routedmodel>-routing` when unset.",
+    )
+
+
+class LatencySlo(ApiModel):
+    """The latency objective: a quantile of a latency metric over a window stays under a target."""
+
+    metric: SloMetric = Field(
+        SloMetric.REQUEST_LATENCY, strict=False, description="Which latency the objective bounds."
+    )
+    quantile: float = Field(0.95, gt=0.0, lt=1.0, description="Quantile, in (0, 1), e.g. 0.95 for p95.")
+    target_seconds: float = Field(gt=0.0, le=3600.0, description="The quantile must stay at or below this.")
+    window_seconds: int = Field(60, ge=15, le=3600, description="Window the quantile is measured over (PromQL range).")
+    margin_fraction: float = Field(
+        0.1, ge=0.0, lt=0.9, description="Headroom the law keeps: it plans for target × (1 − margin)."
+    )
+
+
+class Budget(ApiModel):
+    """Power and energy limits for the whole RoutedModel."""
+
+    cel_rules = (
+        CelRule(
+            rule="has(self.powerWatts) || has(self.energyJoulesPerRequest) || has(self.energyJoulesPer1kTokens)",
+            message="budget needs at least one limit: powerWatts, energyJoulesPerRequest or "
+            "energyJoulesPer1kTokens (omit budget for none)",
+            check=lambda b: any(
+                v is not None for v in (b.power_watts, b.energy_joules_per_request, b.energy_joules_per_1k_tokens)
+            ),
+        ),
+    )
+
+    power_watts: float | None = Field(None, gt=0, description="GPU power cap summed over all replicas, in watts.")
+    energy_joules_per_request: float | None = Field(
+        None, gt=0, description="Largest GPU energy per completed request, in joules."
+    )
+    energy_joules_per_1k_tokens: float | None = Field(
+        None,
+        gt=0,
+        alias="energyJoulesPer1kTokens",
+        description="Largest GPU energy per 1000 generated tokens, in joules.",
+    )
+    priority: Priority = Field(
+        Priority.SLO, strict=False, description="What wins when the SLO and the budget cannot both hold: SLO or Budget."
+    )
+    reserve_fraction: float = Field(
+        0.05, ge=0.0, lt=0.5, description="Headroom kept under each limit: the law plans for limit × (1 − reserve)."
+    )
+
+
+class Quality(ApiModel):
+    """How far the routing temperature may go to save compute."""
+
+    cel_rules = (
+        CelRule(
+            rule="!has(self.minRoutingTemperature) || !has(self.maxRoutingTemperature) "
+            "|| self.minRoutingTemperature <= self.maxRoutingTemperature",
+            message="quality.minRoutingTemperature must not exceed quality.maxRoutingTemperature",
+            check=lambda q: q.min_routing_temperature is None or q.min_routing_temperature <= q.max_routing_temperature,
+            field_path=".minRoutingTemperature",
+        ),
+    )
+
+    min_routing_temperature: RoutingTemperature | None = Field(
+        None,
+        description="Lowest routing temperature allowed, in (0, 1]; the runtime's T_min when unset.",
+    )
+    max_routing_temperature: RoutingTemperature = Field(
+        1.0, description="Highest routing temperature used, in (0, 1]; 1 is exact (no routing)."
+    )
+    max_quality_loss_points: float | None = Field(
+        None,
+        ge=0.0,
+        le=100.0,
+        description="Largest quality loss allowed, in points of top-1 disagreement with the exact model.",
+    )
+
+
+class ReplicaBounds(ApiModel):
+    """How many runtime pods the operator may run."""
+
+    cel_rules = (
+        CelRule(
+            rule="self.min <= self.max",
+            message="replicas.min must not exceed replicas.max",
+            check=lambda r: r.min <= r.max,
+            field_path=".min",
+        ),
+    )
+
+    min: int = Field(1, ge=1, le=1000, description="Fewest replicas; the operator never goes below.")
+    max: int = Field(ge=1, le=1000, description="Most replicas; the operator never goes above.")
+
+
+class ScalingRules(ApiModel):
+    """Stabilization and step limit of replica changes in one direction."""
+
+    stabilization_window_seconds: int = Field(
+        0, ge=0, le=3600, description="A change must be wanted this long before it is made."
+    )
+    max_step_replicas: int = Field(4, ge=1, le=1000, description="Most replicas added or removed in one step.")
+
+
+class MetricsUnavailable(ApiModel):
+    """The rule applied while the metrics needed to decide are missing or stale."""
+
+    cel_rules = (
+        CelRule(
+            rule="self.action != 'Replicas' || has(self.replicas)",
+            message="onMetricsUnavailable.replicas is required when action is Replicas",
+            check=lambda m: m.action != MetricsUnavailableAction.REPLICAS or m.replicas is not None,
+            field_path=".replicas",
+        ),
+    )
+
+    action: MetricsUnavailableAction = Field(
+        MetricsUnavailableAction.HOLD,
+        strict=False,
+        description="Hold: keep the current settings. Replicas: run at least `replicas`. Never scales down.",
+    )
+    replicas: int | None = Field(None, ge=1, le=1000, description="Replicas to run at least, for Replicas.")
+
+
+class Behavior(ApiModel):
+    """How fast and how often the operator acts."""
+
+    period_seconds: int = Field(15, ge=1, le=600, description="Time between two control decisions.")
+    scale_up: ScalingRules = Field(
+        default_factory=lambda: ScalingRules(stabilization_window_seconds=0, max_step_replicas=4),
+        description="Limits on adding replicas.",
+    )
+    scale_down: ScalingRules = Field(
+        default_factory=lambda: ScalingRules(stabilization_window_seconds=300, max_step_replicas=1),
+        description="Limits on removing replicas.",
+    )
+    max_temperature_step_up: float = Field(
+        0.1,
+        gt=0.0,
+        le=1.0,
+        description="Largest rise of the routing temperature in one period (drops are never limited).",
+    )
+    metrics_max_age_seconds: int = Field(60, ge=5, le=3600, description="A sample older than this counts as missing.")
+    on_metrics_unavailable: MetricsUnavailable = Field(
+        default_factory=MetricsUnavailable,
+        description="What to do while metrics are missing or stale (default Hold).",
+    )
+
+
+class SecretKeyRef(ApiModel):
+    """A Secret in the RoutedModel's namespace holding Prometheus credentials."""
+
+    name: str = Field(min_length=1, pattern=DNS_LABEL, description="Secret name.")
+
+
+class PrometheusSource(ApiModel):
+    """Where and how to query Prometheus."""
+
+    url: str | None = Field(
+        None,
+        pattern=r"^https?://",
+        description="Prometheus base URL; the operator's THERMOSTAT_PROMETHEUS_URL when unset.",
+    )
+    auth_secret_ref: SecretKeyRef | None = Field(
+        None,
+        description="Secret with keys `token` (bearer) or `username`/`password`, and optional `ca.crt`.",
+    )
+    insecure_skip_verify: bool = Field(False, description="Skip TLS verification (testing only).")
+    timeout_seconds: float = Field(5.0, gt=0, le=60, description="Timeout of one query.")
+
+
+class QueryOverrides(ApiModel):
+    """PromQL templates replacing the defaults of docs/metrics.md; `{selector}` and `{window}` are filled in."""
+
+    latency: str | None = Field(None, description="Latency quantile, in seconds.")
+    request_rate: str | None = Field(None, description="Completed requests per second.")
+    power: str | None = Field(None, description="GPU power summed over the pods, in watts.")
+    energy_rate: str | None = Field(None, description="GPU energy per second summed over the pods, in watts.")
+    token_rate: str | None = Field(None, description="Generated tokens per second.")
+    quality: str | None = Field(None, description="Shadow top-1 agreement, a ratio in [0, 1].")
+
+
+class MetricsSpec(ApiModel):
+    """Where observations come from."""
+
+    prometheus: PrometheusSource = Field(default_factory=PrometheusSource, description="The Prometheus to query.")
+    power_source: PowerSource = Field(
+        PowerSource.RUNTIME,
+        strict=False,
+        description="Runtime: the runtime pods' NVML series. DCGM: the DCGM exporter's series.",
+    )
+    queries: QueryOverrides = Field(default_factory=QueryOverrides, description="PromQL overrides.")
+
+
+class RoutedModelSpec(ApiModel):
+    """A model served by routed runtime pods, with its latency SLO, power budget and quality floor."""
+
+    cel_rules = (
+        CelRule(
+            rule="has(self.model) != has(self.targetRef)",
+            message="set exactly one of spec.model (Thermostat creates the pods) "
+            "or spec.targetRef (drive an existing Deployment)",
+            check=lambda s: (s.model is None) != (s.target_ref is None),
+        ),
+        CelRule(
+            rule="!has(self.behavior) || !has(self.behavior.onMetricsUnavailable) "
+            "|| !has(self.behavior.onMetricsUnavailable.replicas) "
+            "|| self.behavior.onMetricsUnavailable.replicas <= self.replicas.max",
+            message="behavior.onMetricsUnavailable.replicas must not exceed replicas.max",
+            check=lambda s: (
+                s.behavior.on_metrics_unavailable.replicas is None
+                or s.behavior.on_metrics_unavailable.replicas <= s.replicas.max
+            ),
+        ),
+    )
+
+    model: ModelSource | None = Field(None, description="Runtime pods for Thermostat to create and own.")
+    target_ref: TargetRef | None = Field(None, description="An existing Deployment to drive instead.")
+    slo: LatencySlo = Field(description="The latency objective.")
+    budget: Budget | None = Field(None, description="Power and energy limits; none when unset.")
+    quality: Quality = Field(default_factory=Quality, description="Quality floor.")
+    replicas: ReplicaBounds = Field(description="Replica bounds.")
+    behavior: Behavior = Field(default_factory=Behavior, description="Control period and limits.")
+    mode: Mode = Field(
+        Mode.ENFORCE, strict=False, description="Enforce: apply decisions. Recommend: publish them in status only."
+    )
+    metrics: MetricsSpec = Field(default_factory=MetricsSpec, description="Metric sources.")

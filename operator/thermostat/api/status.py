@@ -1,0 +1,115 @@
+"""The RoutedModel status: what the operator tells the user, and what it remembers between runs.
+
+Conditions follow the Kubernetes API conventions (metav1.Condition). The control law's memory is
+kept here too, with a ``version``, so a restarted operator resumes where it stopped; its contents
+belong to ``thermostat.control`` and are stored as an opaque object.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from pydantic import ConfigDict, Field
+
+from thermostat.api.spec import ApiModel, RoutingTemperature
+
+MAX_DECISIONS = 20
+CAMEL_CASE_REASON = r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$"
+
+
+class ConditionStatus(StrEnum):
+    """metav1.ConditionStatus."""
+
+    TRUE = "True"
+    FALSE = "False"
+    UNKNOWN = "Unknown"
+
+
+class Condition(ApiModel):
+    """One aspect of the RoutedModel's state, as in metav1.Condition."""
+
+    type: str = Field(min_length=1, max_length=316, description="Condition type, e.g. Ready, SLOMet.")
+    status: ConditionStatus = Field(strict=False, description="True, False or Unknown.")
+    reason: str = Field(min_length=1, max_length=1024, pattern=CAMEL_CASE_REASON, description="CamelCase reason.")
+    message: str = Field("", max_length=32768, description="What a person needs to know.")
+    last_transition_time: str = Field(description="When status last flipped (RFC 3339).")
+    observed_generation: int | None = Field(None, ge=0, description="Spec generation it was computed for.")
+
+
+class Observation(ApiModel):
+    """The last measurement the law decided on; a missing figure is absent, never zero."""
+
+    time: str = Field(description="When it was measured (RFC 3339).")
+    latency_seconds: float | None = Field(None, ge=0, description="The SLO's latency quantile, seconds.")
+    request_rate: float | None = Field(None, ge=0, description="Completed requests per second.")
+    token_rate: float | None = Field(None, ge=0, description="Generated tokens per second.")
+    power_watts: float | None = Field(None, ge=0, description="GPU power over all replicas, watts.")
+    power_source: str | None = Field(None, description="nvml, dcgm, or estimate (modelled, not measured).")
+    energy_joules_per_request: float | None = Field(None, ge=0, description="GPU energy per request, joules.")
+    energy_joules_per_1k_tokens: float | None = Field(
+        None, ge=0, alias="energyJoulesPer1kTokens", description="GPU energy per 1000 generated tokens, joules."
+    )
+    quality_loss_points: float | None = Field(
+        None, ge=0, le=100, description="Shadow-measured top-1 disagreement with the exact model, points."
+    )
+    missing: list[str] = Field(default_factory=list, description="Signals that were missing or stale.")
+
+
+class Settings(ApiModel):
+    """A setting of the two knobs."""
+
+    routing_temperature: RoutingTemperature | None = Field(None, description="Routing temperature.")
+    replicas: int | None = Field(None, ge=0, description="Replica count.")
+    ready_replicas: int | None = Field(None, ge=0, description="Replicas ready to serve.")
+
+
+class DecisionRecord(ApiModel):
+    """One control decision and why it was made."""
+
+    time: str = Field(description="When it was decided (RFC 3339).")
+    routing_temperature: RoutingTemperature = Field(description="Routing temperature decided.")
+    replicas: int = Field(ge=0, description="Replica count decided.")
+    reason: str = Field(description="Why, in words.")
+    applied: bool = Field(description="Whether it was applied (false in Recommend mode or while held).")
+
+
+class LawMemory(ApiModel):
+    """What the control law carries from one decision to the next."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    version: int = Field(ge=0, description="Format version; an unknown version resets the memory.")
+    state: dict[str, Any] = Field(
+        default_factory=dict,
+        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
+        description="The law's own state (correction factors, stabilization windows); opaque to users.",
+    )
+
+
+class Display(ApiModel):
+    """Preformatted figures for `kubectl get` columns."""
+
+    latency: str | None = Field(None, description="Latency quantile against the SLO, e.g. '0.52s/0.60s'.")
+    power: str | None = Field(None, description="Power against the budget, e.g. '612W/1400W' ('~' = estimate).")
+
+
+class RoutedModelStatus(ApiModel):
+    """What the operator observed, decided and remembers."""
+
+    observed_generation: int | None = Field(None, ge=0, description="Spec generation last acted on.")
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+        description="Ready, SLOMet, WithinBudget, MetricsAvailable, Feasible, Conflict.",
+    )
+    observation: Observation | None = Field(None, description="The last observation.")
+    current: Settings | None = Field(None, description="The settings in force.")
+    recommended: Settings | None = Field(None, description="The settings the law recommends now.")
+    decisions: list[DecisionRecord] = Field(
+        default_factory=list,
+        max_length=MAX_DECISIONS,
+        description=f"The last {MAX_DECISIONS} decisions, newest last.",
+    )
+    memory: LawMemory | None = Field(None, description="The control law's memory.")
+    display: Display | None = Field(None, description="Preformatted figures for `kubectl get`.")
