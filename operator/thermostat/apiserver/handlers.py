@@ -275,7 +275,7 @@ async def _stream(
     deadline = time.monotonic() + timeout
     for event in replay:
         if matches(event.obj):
-            await response.write(json.dumps({"type": event.type, "object": event.obj}).encode() + b"\n")
+            await response.write(_encode(store, req, event))
     while (remaining := deadline - time.monotonic()) > 0:
         try:
             event = await asyncio.wait_for(queue.get(), timeout=min(remaining, 30.0))
@@ -289,4 +289,12 @@ async def _stream(
                 await response.write(json.dumps({"type": "BOOKMARK", "object": bookmark}).encode() + b"\n")
             continue
         if matches(event.obj):
-            await response.write(json.dumps({"type": event.type, "object": event.obj}).encode() + b"\n")
+            await response.write(_encode(store, req, event))
+
+
+def _encode(store: Store, req: ApiRequest, event: Event) -> bytes:
+    """One watch event as a JSON line; a one-row Table when the client asked for tables (``get -w``)."""
+    obj = event.obj
+    if tables.wants_table(req.headers.get("Accept", "")):
+        obj = tables.table(req.rt, [obj], str(event.rv), include_object=req.params.get("includeObject", "Metadata"))
+    return json.dumps({"type": event.type, "object": obj}).encode() + b"\n"

@@ -69,7 +69,8 @@ async def test_a_watch_from_a_compacted_resource_version_gets_410() -> None:
             obj = api.store.get(cms, "default", "cm")
             obj["data"]["v"] = str(value)
             api.store.update(cms, "default", "cm", obj)
-        url = f"{api.url}/api/v1/namespaces/default/configmaps?watch=true&resourceVersion={first['metadata']['resourceVersion']}"
+        since = first["metadata"]["resourceVersion"]
+        url = f"{api.url}/api/v1/namespaces/default/configmaps?watch=true&resourceVersion={since}"
         (event,) = await _events(url, count=1)
     assert event["type"] == "ERROR"
     assert (event["object"]["code"], event["object"]["reason"]) == (410, "Expired")
