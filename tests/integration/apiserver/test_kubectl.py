@@ -114,6 +114,9 @@ async def test_a_deployment_scales_turns_ready_and_its_pods_go_with_it(api: ApiS
     assert all(p["metadata"]["ownerReferences"][0]["kind"] == "Deployment" for p in pods)
     table = (await kubectl("get", "deployment", "web")).stdout.splitlines()
     assert table[1].split()[:4] == ["web", "3/3", "3", "3"]
+    described = (await kubectl("describe", "deployment", "web")).stdout
+    assert "ScalingPods" in described
+    assert "2 created" in described  # the scale from 1 to 3
     await kubectl("delete", "deployment", "web")
     remaining = json.loads((await kubectl("get", "pods", "-o", "json")).stdout)["items"]
     assert remaining == []
