@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -14,7 +15,9 @@ pytestmark = pytest.mark.slow
 
 
 def _run(*command: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+    # This tree's packages, not an editable install of another checkout.
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(str(ROOT / d) for d in ("operator", "runtime"))}
+    return subprocess.run(command, capture_output=True, text=True, cwd=ROOT, env=env)
 
 
 def test_ruff_is_clean() -> None:
