@@ -49,6 +49,9 @@ class SeriesExporter:
         self.energy = Counter("thermostat_gpu_energy_joules", "GPU energy", ["gpu", "source"], registry=r)
         self.shadow = Counter("thermostat_shadow_tokens", "Shadow tokens", registry=r)
         self.shadow_agree = Counter("thermostat_shadow_agree_tokens", "Agreeing shadow tokens", registry=r)
+        # Children exist from the start, at zero, as a runtime's do: the first rate is of real traffic.
+        self.requests.labels(code="200")
+        self.tokens.labels(kind="generated")
         self.port = free_port()
         self.server, self.thread = start_http_server(self.port, addr="127.0.0.1", registry=r)
 
@@ -109,7 +112,7 @@ class LoadDriver(threading.Thread):
     def __init__(self, exporter: SeriesExporter) -> None:
         super().__init__(daemon=True)
         self.exporter = exporter
-        self.rate, self.latency_s, self.tokens, self.power_w = 0.0, 1.0, 20, 150.0
+        self.rate, self.latency_s, self.tokens, self.power_w = 0.0, 1.0, 200, 150.0
         self._due = 0.0
         self._stop = threading.Event()
 

@@ -24,7 +24,7 @@ ACTUATIONS = ("RoutingTemperatureChanged", "ReplicasChanged")
 
 
 def chat_spec(**overrides: Any) -> dict[str, Any]:
-    """A RoutedModel whose SLO (p95 of request latency ≤ 10 s) a 2 s steady load meets and a 30 s burst misses."""
+    """A RoutedModel whose SLO (p95 of request latency ≤ 10 s) a 4 s steady load meets and a 30 s burst misses."""
     spec: dict[str, Any] = {
         "model": {"image": "thermostat/runtime:dev", "resources": {"gpus": 0}},
         "slo": {"targetSeconds": 10, "windowSeconds": 15},
@@ -65,7 +65,7 @@ def ready(cluster: Cluster) -> bool:
 
 def settle_steady(cluster: Cluster, load: LoadDriver) -> None:
     """Light load within the SLO until the law has fresh metrics and the knobs rest."""
-    load.set(rate=0.5, latency_s=2.0)
+    load.set(rate=0.5, latency_s=4.0)
     wait_until(
         lambda: cluster.condition("MetricsAvailable").get("status") == "True", timeout_s=60, what="fresh metrics"
     )
@@ -99,11 +99,14 @@ def test_latency_past_the_slo_drops_temperature_then_adds_replicas(
 ) -> None:
     cluster.create_routedmodel(chat_spec())
     settle_steady(cluster, load)
-    assert cluster.replicas() == 1
-    load.set(rate=8.0, latency_s=30.0)  # a burst: p95 three times the SLO
+    assert cluster.replicas() == 1, cluster.status()["decisions"]
+    load.set(rate=6.0, latency_s=30.0)  # a burst: p95 three times the SLO
     wait_until(lambda: cluster.condition("SLOMet").get("status") == "False", timeout_s=60, what="SLOMet=False")
-    wait_until(lambda: float(cluster.temperature() or 1) < 1.0, timeout_s=60, what="temperature below 1")
-    wait_until(lambda: (cluster.replicas() or 0) > 1, timeout_s=60, what="more replicas")
+    try:
+        wait_until(lambda: float(cluster.temperature() or 1) < 1.0, timeout_s=60, what="temperature below 1")
+        wait_until(lambda: (cluster.replicas() or 0) > 1, timeout_s=60, what="more replicas")
+    finally:
+        print([d["reason"] for d in cluster.status()["decisions"]], cluster.status()["observation"], cluster.status()["conditions"])
     temperature_events = cluster.events("RoutingTemperatureChanged")
     replica_events = cluster.events("ReplicasChanged")
     assert temperature_events and replica_events
@@ -120,7 +123,7 @@ def test_prometheus_down_holds_and_never_scales_down(
 ) -> None:
     cluster.create_routedmodel(chat_spec())
     settle_steady(cluster, load)
-    load.set(rate=8.0, latency_s=30.0)
+    load.set(rate=6.0, latency_s=30.0)
     wait_until(lambda: (cluster.replicas() or 0) > 1, timeout_s=60, what="scale-up under load")
     prometheus.stop()
     metrics = wait_until(
@@ -146,7 +149,7 @@ def test_recommend_mode_publishes_advice_and_changes_nothing(
 ) -> None:
     cluster.create_routedmodel(chat_spec(mode="Recommend"))
     settle_steady(cluster, load)
-    load.set(rate=8.0, latency_s=30.0)
+    load.set(rate=6.0, latency_s=30.0)
     recommended = wait_until(
         lambda: (r := cluster.status().get("recommended") or {}).get("replicas", 1) > 1 and r,
         timeout_s=60,
@@ -200,7 +203,7 @@ def test_another_scaler_raises_conflict_and_replicas_are_left_alone(
         lambda: (c := cluster.condition("Conflict")).get("status") == "True" and c, timeout_s=30, what="Conflict=True"
     )
     assert "ScaledObject/chat-keda" in conflict["message"]
-    load.set(rate=8.0, latency_s=30.0)
+    load.set(rate=6.0, latency_s=30.0)
     wait_until(lambda: float(cluster.temperature() or 1) < 1.0, timeout_s=60, what="temperature still steered")
     wait_until(lambda: (cluster.status().get("recommended") or {}).get("replicas", 1) > 1, timeout_s=60, what="advice")
     assert cluster.replicas() == 1
@@ -252,7 +255,7 @@ def test_operator_restart_resumes_without_spurious_changes(
 ) -> None:
     cluster.create_routedmodel(chat_spec())
     settle_steady(cluster, load)
-    load.set(rate=8.0, latency_s=30.0)
+    load.set(rate=6.0, latency_s=30.0)
     wait_until(lambda: (cluster.replicas() or 0) > 1, timeout_s=60, what="scale-up")
     # Hold the load where it is until the knobs rest: no actuation Event for three seconds.
     wait_until(lambda: _quiet_for(cluster, 3.0), timeout_s=90, what="the loop to settle")
