@@ -106,7 +106,11 @@ def test_latency_past_the_slo_drops_temperature_then_adds_replicas(
         wait_until(lambda: float(cluster.temperature() or 1) < 1.0, timeout_s=60, what="temperature below 1")
         wait_until(lambda: (cluster.replicas() or 0) > 1, timeout_s=60, what="more replicas")
     finally:
-        print([d["reason"] for d in cluster.status()["decisions"]], cluster.status()["observation"], cluster.status()["conditions"])
+        print(
+            [d["reason"] for d in cluster.status()["decisions"]],
+            cluster.status()["observation"],
+            cluster.status()["conditions"],
+        )
     temperature_events = cluster.events("RoutingTemperatureChanged")
     replica_events = cluster.events("ReplicasChanged")
     assert temperature_events and replica_events
@@ -192,10 +196,11 @@ def test_another_scaler_raises_conflict_and_replicas_are_left_alone(
 ) -> None:
     cluster.create_routedmodel(chat_spec())
     settle_steady(cluster, load)
-    cluster.kube.api_client.call_api(
-        "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", "POST", body=SCALED_OBJECT_CRD,
-        header_params={"Content-Type": "application/json"}, _preload_content=False,
-    )  # fmt: skip
+    from kubernetes.client import ApiextensionsV1Api
+
+    ApiextensionsV1Api(cluster.kube.api_client).create_custom_resource_definition(
+        SCALED_OBJECT_CRD, _preload_content=False
+    )
     scaled = {"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject", "metadata": {"name": "chat-keda"},
               "spec": {"scaleTargetRef": {"name": NAME}, "triggers": []}}  # fmt: skip
     wait_until(lambda: _try_create(cluster, scaled), timeout_s=30, what="the ScaledObject CRD to be served")
