@@ -113,7 +113,8 @@ def test_latency_past_the_slo_drops_temperature_then_adds_replicas(
         )
     temperature_events = cluster.events("RoutingTemperatureChanged")
     replica_events = cluster.events("ReplicasChanged")
-    assert temperature_events and replica_events
+    assert temperature_events
+    assert replica_events
     assert "SLO" in replica_events[0]["message"]
     # The fast knob moved no later than the slow one: the first cooler decision precedes or is the first scale-up.
     decisions = cluster.status()["decisions"]
