@@ -18,6 +18,7 @@ import kmock
 import yaml
 from kmock._internal import enums, references, rendering
 
+from thermostat.apiserver import protobuf
 from thermostat.apiserver.errors import ApiError
 from thermostat.apiserver.routing import Route, parse_path
 
@@ -27,7 +28,7 @@ Dispatch = Callable[[rendering.Request, Route, Any], Awaitable[aiohttp.web.Strea
 def _action(route: Route, method: str, query: dict[str, str]) -> enums.action | None:
     if route.plural is None:
         return None
-    if method == "GET" and query.get("watch") in ("true", "1"):
+    if method == "GET" and query.get("watch", "").lower() in ("true", "1"):
         return enums.action.WATCH
     if route.name is None:
         return {"GET": enums.action.LIST, "POST": enums.action.CREATE}.get(method)
@@ -42,14 +43,10 @@ def _action(route: Route, method: str, query: dict[str, str]) -> enums.action | 
 def _decode(raw: bytes, content_type: str) -> Any:
     if not raw:
         return None
-    if "protobuf" in content_type or "cbor" in content_type:
-        # Clients (kubectl's typed commands) retry in JSON after a 415; protobuf needs the Go types.
-        raise ApiError(
-            415,
-            "UnsupportedMediaType",
-            f"the body of the request was in an unknown format - "
-            f"{content_type} is not served by the emulated API server; send application/json",
-        )
+    if "protobuf" in content_type:  # kubectl's typed `create` generators
+        return protobuf.decode(raw)
+    if "cbor" in content_type:
+        raise ApiError(415, "UnsupportedMediaType", "CBOR bodies are not read here; send JSON or YAML")
     try:
         if "yaml" in content_type:
             return yaml.safe_load(raw)
