@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import typer
 
-app = typer.Typer(help="Thermostat runtime: the routed model behind an OpenAI-compatible API.", no_args_is_help=True)
+app = typer.Typer(
+    help="Thermostat runtime: the routed model behind an OpenAI-compatible API.", no_args_is_help=True
+)
 
 
 @app.command()
