@@ -27,11 +27,12 @@ CONFIGMAP_KEY = "routing_temperature"
 class RoutingSetting:
     """The current routing temperature (None before the first read) and whether its source is stale."""
 
-    def __init__(self, on_stale: Callable[[bool], None] | None = None) -> None:
+    def __init__(self) -> None:
         self.value: float | None = None
         self.stale = False
         self.source = "none"
-        self._on_stale = on_stale
+        self.on_change: list[Callable[[float], None]] = []
+        self.on_stale: list[Callable[[bool], None]] = []
 
     @property
     def ready(self) -> bool:
@@ -54,12 +55,14 @@ class RoutingSetting:
         if value != self.value:
             log.info("routing_temperature %s -> %s (from %s)", self.value, value, source)
         self.value, self.source = value, source
+        for listener in self.on_change:
+            listener(value)
         return True
 
     def set_stale(self, stale: bool) -> None:
         self.stale = stale
-        if self._on_stale is not None:
-            self._on_stale(stale)
+        for listener in self.on_stale:
+            listener(stale)
 
 
 class FileSource:

@@ -147,6 +147,7 @@ class Scheduler:
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name="thermostat-engine", daemon=True)
         self._mean_request_s = 1.0
+        self._raw_t, self._clamped_t = float("nan"), 1.0
 
     # --- caller side (event loop) ---
     def start(self) -> None:
@@ -201,8 +202,7 @@ class Scheduler:
                 self._fail_batch()
 
     def _step(self) -> None:
-        temperature = self.engine.clamp(self.routing_temperature())
-        self.metrics.routing_temperature.set(temperature)
+        temperature = self._clamped(self.routing_temperature())
         for item in [a for a in self._active if a.handle.cancelled]:
             self._finish(item, "cancelled")
         if not self._active:
@@ -214,6 +214,13 @@ class Scheduler:
         self.busy_s += time.monotonic() - start
         self._account_flops(before)
         self._emit(out.logits)
+
+    def _clamped(self, raw: float) -> float:
+        """Clamp into [T_min, 1], once per new value (the engine logs each clamp)."""
+        if raw != self._raw_t:
+            self._raw_t, self._clamped_t = raw, self.engine.clamp(raw)
+            self.metrics.routing_temperature.set(self._clamped_t)
+        return self._clamped_t
 
     def _build_rows(self, temperature: float) -> tuple[list[SequenceState], list[list[int]]]:
         states: list[SequenceState] = []
@@ -292,7 +299,7 @@ class Scheduler:
             token_ids=item.tokens,
             finish_reason=reason,
             prompt_tokens=len(request.prompt_ids),
-            routing_temperature=item.start_t if state is not None else self.engine.clamp(self.routing_temperature()),
+            routing_temperature=item.start_t if state is not None else self._clamped_t,
             routing_seed=request.seed,
             executed_fraction=state.executed_fraction if state is not None else 1.0,
             flops_executed=state.flops_executed if state is not None else 0.0,

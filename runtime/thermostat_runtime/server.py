@@ -74,7 +74,8 @@ class RuntimeServer:
         self.engine, self.settings, self.routing, self.sources = engine, settings, routing, sources
         self.model_id = settings.model_id or engine.name
         self.metrics = RuntimeMetrics()
-        routing._on_stale = lambda stale: self.metrics.routing_config_stale.set(int(stale))
+        routing.on_stale.append(lambda stale: self.metrics.routing_config_stale.set(int(stale)))
+        routing.on_change.append(lambda value: self.metrics.routing_temperature.set(engine.clamp(value)))
         self.scheduler = Scheduler(
             engine, self.metrics, routing.current, max_batch=settings.max_batch, max_queue=settings.max_queue
         )
