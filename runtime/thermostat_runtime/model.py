@@ -125,8 +125,7 @@ class RoutedLlama:
         self._inv_freq = 1.0 / (
             self.config.rope_base
             ** (
-                torch.arange(0, self.config.head_dim, 2, dtype=torch.float64, device=self.device)
-                / self.config.head_dim
+                torch.arange(0, self.config.head_dim, 2, dtype=torch.float64, device=self.device) / self.config.head_dim
             )
         )
 
@@ -261,9 +260,7 @@ class RoutedLlama:
             if n > 1:
                 total = state.length + n
                 mask = torch.ones(n, total, dtype=torch.bool, device=h.device).tril(diagonal=state.length)
-            o = F.scaled_dot_product_attention(
-                qi[None], keys[None], values[None], attn_mask=mask, enable_gqa=True
-            )
+            o = F.scaled_dot_product_attention(qi[None], keys[None], values[None], attn_mask=mask, enable_gqa=True)
             outs.append(o[0].transpose(0, 1).flatten(1))
         return torch.cat(outs) @ self.wo[layer].T
 
@@ -294,9 +291,7 @@ class RoutedLlama:
             masks[layer] = run
         rows.exec_counts.index_add_(0, rows.seq_index, run.long())
         router_flops, adapter_flops = routers.flops_per_row()
-        rows.extra_flops.index_add_(
-            0, rows.seq_index, (rows.routed * router_flops + ~run * adapter_flops).double()
-        )
+        rows.extra_flops.index_add_(0, rows.seq_index, (rows.routed * router_flops + ~run * adapter_flops).double())
         executed = int(run.sum())
         if executed == h.shape[0]:
             return self.mlp(layer, h), executed
@@ -310,9 +305,7 @@ class RoutedLlama:
     def _rows(self, states: Sequence[SequenceState], token_lists: Sequence[Sequence[int]]) -> _Rows:
         lengths = [len(t) for t in token_lists]
         starts = list(np.cumsum([0, *lengths[:-1]]).tolist())
-        pos_np = np.concatenate(
-            [np.arange(s.length, s.length + n) for s, n in zip(states, lengths, strict=True)]
-        )
+        pos_np = np.concatenate([np.arange(s.length, s.length + n) for s, n in zip(states, lengths, strict=True)])
         temps = [1.0 if self.routers is None else self.clamp(s.routing_temperature) for s in states]
         logit_t = torch.tensor([logit_temperature(t) for t in temps], dtype=torch.float64, device=self.device)
         seq_index = torch.repeat_interleave(
@@ -350,9 +343,7 @@ class RoutedLlama:
         masks: dict[int, torch.Tensor] | None = {} if record_gates else None
         executed = 0
         for layer in range(self.config.n_layers):
-            x = x + self._attention(
-                layer, self._rmsnorm(x, self.attn_norm[layer]), states, rows, rope=(cos, sin)
-            )
+            x = x + self._attention(layer, self._rmsnorm(x, self.attn_norm[layer]), states, rows, rope=(cos, sin))
             mlp_out, ran = self._routed_mlp(layer, self._rmsnorm(x, self.ffn_norm[layer]), rows, masks)
             x = x + mlp_out
             executed += ran
@@ -369,9 +360,7 @@ class RoutedLlama:
         all_logits: bool,
     ) -> StepOutput:
         x = self._rmsnorm(x, self.norm)
-        last = torch.tensor(
-            [s + n - 1 for s, n in zip(rows.starts, rows.lengths, strict=True)], device=self.device
-        )
+        last = torch.tensor([s + n - 1 for s, n in zip(rows.starts, rows.lengths, strict=True)], device=self.device)
         full_logits = x @ self.lm_head.T if all_logits else None
         logits = full_logits[last] if full_logits is not None else x[last] @ self.lm_head.T
         n_routed = len(self.routers.slot) if self.routers is not None else 0

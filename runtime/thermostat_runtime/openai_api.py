@@ -157,7 +157,9 @@ def finish_reason(result: GenerationResult, stopped_by_string: bool) -> str:
     return "stop" if stopped_by_string or result.finish_reason == "stop" else "length"
 
 
-def response_body(request_id: str, model: str, kind: str, text: str, reason: str, result: GenerationResult) -> dict[str, Any]:
+def response_body(
+    request_id: str, model: str, kind: str, *, text: str, reason: str, result: GenerationResult
+) -> dict[str, Any]:
     """A whole (non-streaming) completion or chat completion."""
     if kind == "chat":
         choice: dict[str, Any] = {"index": 0, "message": {"role": "assistant", "content": text}}
@@ -170,7 +172,9 @@ def response_body(request_id: str, model: str, kind: str, text: str, reason: str
             "choices": [choice], "usage": usage(result)}  # fmt: skip
 
 
-def chunk_body(request_id: str, model: str, kind: str, text: str | None, reason: str | None, *, first: bool) -> dict[str, Any]:
+def chunk_body(
+    request_id: str, model: str, kind: str, text: str | None, reason: str | None, *, first: bool
+) -> dict[str, Any]:
     """One streamed chunk: a text delta, or (with ``reason``) the finishing chunk."""
     if kind == "chat":
         delta: dict[str, Any] = {} if text is None else {"content": text}

@@ -50,7 +50,9 @@ class RoutingSetting:
             log.error("routing_temperature from %s is not a number: %r; keeping %s", source, text, self.value)
             return False
         if not math.isfinite(value) or value <= 0.0:
-            log.error("routing_temperature from %s must be a number in (0, 1]: %r; keeping %s", source, text, self.value)
+            log.error(
+                "routing_temperature from %s must be a number in (0, 1]: %r; keeping %s", source, text, self.value
+            )
             return False
         if value != self.value:
             log.info("routing_temperature %s -> %s (from %s)", self.value, value, source)
@@ -138,9 +140,9 @@ class ConfigMapSource:
 
         if self._api_client is None:
             try:
-                config.load_incluster_config()
+                config.load_incluster_config()  # type: ignore[no-untyped-call]
             except config.ConfigException:
-                config.load_kube_config()
+                config.load_kube_config()  # type: ignore[no-untyped-call]
             self._api_client = client.ApiClient()
         return client.CoreV1Api(self._api_client)
 
@@ -173,7 +175,7 @@ class ConfigMapSource:
         if not listing.items:
             log.error("ConfigMap %s/%s not found; waiting for it", self.namespace, self.name)
         self.setting.set_stale(False)
-        self._watch = watch.Watch()
+        self._watch = watch.Watch()  # type: ignore[no-untyped-call]
         for event in self._watch.stream(
             api.list_namespaced_config_map,
             self.namespace,

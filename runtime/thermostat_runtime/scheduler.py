@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
 import threading
 import time
@@ -102,10 +103,9 @@ class RequestHandle:
         self.cancelled = True
 
     def post(self, event: Event) -> None:
-        try:
+        # RuntimeError: the loop closed under us at shutdown, nobody is listening any more.
+        with contextlib.suppress(RuntimeError):
             self._loop.call_soon_threadsafe(self.events.put_nowait, event)
-        except RuntimeError:  # the loop closed under us at shutdown: nobody is listening any more
-            pass
 
 
 @dataclass

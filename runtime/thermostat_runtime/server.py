@@ -207,8 +207,10 @@ class RuntimeServer:
                 f"max_tokens {max_tokens} exceeds this server's limit {self.settings.max_tokens_limit}; ask for fewer"
             )
         if max_tokens > room:
-            raise BadRequestError(f"prompt ({len(ids)} tokens) + max_tokens ({max_tokens}) exceeds the context "
-                                  f"length {self.engine.context_length}; shorten the prompt or lower max_tokens")  # fmt: skip
+            raise BadRequestError(
+                f"prompt ({len(ids)} tokens) + max_tokens ({max_tokens}) exceeds the context "
+                f"length {self.engine.context_length}; shorten the prompt or lower max_tokens"
+            )
         return ids, max_tokens
 
     def refuse(
@@ -246,8 +248,9 @@ def load_profile(path: Path | None, engine: Engine) -> dict[str, Any] | None:
         return dict(json.loads(path.read_text()))
     directory = Path(__file__).parent / "profiles"
     candidates = [json.loads(p.read_text()) for p in sorted(directory.glob("*.json"))] if directory.is_dir() else []
-    for wanted in (lambda p: p.get("router_hash") == engine.router_hash, lambda p: p.get("model") == engine.name):
-        for profile in candidates:
-            if wanted(profile) and profile.get("model") == engine.name:
-                return dict(profile)
+    mine = [p for p in candidates if p.get("model") == engine.name]
+    # The profile measured with these very routers first; another one of the same model otherwise.
+    mine.sort(key=lambda p: p.get("router_hash") != engine.router_hash)
+    if mine:
+        return dict(mine[0])
     return None

@@ -23,9 +23,12 @@ def test_the_openai_client_lists_completes_chats_and_streams(start_server) -> No
     models = client.models.list()
     assert [m.id for m in models.data] == ["SmolLM2-135M-Instruct"]
 
-    completion = client.completions.create(model=MODEL, prompt="The capital of France is", max_tokens=5, temperature=0, seed=7)
+    completion = client.completions.create(
+        model=MODEL, prompt="The capital of France is", max_tokens=5, temperature=0, seed=7
+    )
     assert completion.choices[0].text
-    assert completion.usage is not None and completion.usage.completion_tokens <= 5
+    assert completion.usage is not None
+    assert completion.usage.completion_tokens <= 5
     usage = completion.usage.model_dump()
     assert {field: usage[field] for field in ROUTING_FIELDS} == {
         "routing_temperature": 1.0, "routing_seed": 7, "executed_fraction": 1.0}  # fmt: skip
@@ -39,14 +42,19 @@ def test_the_openai_client_lists_completes_chats_and_streams(start_server) -> No
 
     chunks = list(
         client.chat.completions.create(
-            model=MODEL, messages=[{"role": "user", "content": "Count to five."}], max_tokens=6, temperature=0, stream=True,
+            model=MODEL,
+            messages=[{"role": "user", "content": "Count to five."}],
+            max_tokens=6,
+            temperature=0,
+            stream=True,
             stream_options={"include_usage": True},
-        )  # fmt: skip
+        )
     )
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text
     final = chunks[-1]
-    assert final.choices == [] and final.usage is not None
+    assert final.choices == []
+    assert final.usage is not None
     assert all(field in final.usage.model_dump() for field in ROUTING_FIELDS)
     assert 1 <= final.usage.completion_tokens <= 6
 
@@ -81,7 +89,9 @@ def test_counters_move_by_exactly_what_n_requests_did(start_server, scrape) -> N
     running = start_server()
     client = _client(running)
     before = scrape(running.url)
-    replies = [client.completions.create(model=MODEL, prompt=f"Item {i}:", max_tokens=3 + i, temperature=0) for i in range(3)]
+    replies = [
+        client.completions.create(model=MODEL, prompt=f"Item {i}:", max_tokens=3 + i, temperature=0) for i in range(3)
+    ]
     after = scrape(running.url)
 
     def delta(name: str, **labels: str) -> float:

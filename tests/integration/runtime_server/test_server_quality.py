@@ -68,7 +68,8 @@ def test_live_metrics_parse_and_carry_the_contract_names(start_server) -> None: 
     assert {name: families[name].type for name in CONTRACT} == CONTRACT
     assert families["thermostat_routing_temperature"].samples[0].value == 0.5
     power = families["thermostat_gpu_power_watts"].samples
-    assert power and all(s.labels["source"] in ("nvml", "estimate") and "gpu" in s.labels for s in power)
+    assert power
+    assert all(s.labels["source"] in ("nvml", "estimate") and "gpu" in s.labels for s in power)
     for family in families.values():
         for sample in family.samples:
             assert not {"namespace", "pod", "routedmodel"} & set(sample.labels)
@@ -82,7 +83,8 @@ def test_replay_reproduces_a_logged_routed_request(start_server, server_engine, 
         model=MODEL, messages=[{"role": "user", "content": "Name a colour."}], max_tokens=10, temperature=0.8, seed=42
     )
     record = read_record(log, reply.id)
-    assert record["routing_temperature"] == server_engine.t_min and record["routing_seed"] == 42
+    assert record["routing_temperature"] == server_engine.t_min
+    assert record["routing_seed"] == 42
     assert json.loads(log.read_text().splitlines()[-1])["executed_fraction"] < 1.0
     result = replay(server_engine, record)
     assert result.matches
