@@ -128,7 +128,25 @@ def _loss(
     return kl + compute_weight * compute, float(kl.detach()), float(compute.detach())
 
 
-def _new_routers(model: RoutedLlama, cfg: TrainConfig, calib: torch.Tensor) -> Routers:
+def distillation_loss(
+    model: RoutedLlama,
+    routers: Routers,
+    ids: torch.Tensor,
+    *,
+    temperature: float,
+    seed: int,
+    compute_weight: float,
+) -> torch.Tensor:
+    """The training loss on ``ids`` at one temperature, gates drawn from ``seed``."""
+    generator = torch.Generator().manual_seed(seed)
+    loss, _, _ = _loss(
+        model, routers, ids, temperature=temperature, generator=generator, compute_weight=compute_weight
+    )
+    return loss
+
+
+def initial_routers(model: RoutedLlama, cfg: TrainConfig, calib: torch.Tensor) -> Routers:
+    """Routers on the ``cfg.n_routed`` layers of lowest measured skip KL, adapters at the mean MLP output."""
     kls, means = measure_layer_skip_kl(model, calib)
     order = sorted(range(len(kls)), key=lambda i: kls[i])
     layers = sorted(order[: cfg.n_routed])
@@ -147,7 +165,8 @@ def _new_routers(model: RoutedLlama, cfg: TrainConfig, calib: torch.Tensor) -> R
         for layer in layers:
             routers.adapter_bias[routers.slot[layer]] = means[layer]
         # A small random down-projection so the zero up-projection gets gradients from step one.
-        routers.adapter_down.normal_(0.0, 0.02)
+        generator = torch.Generator().manual_seed(cfg.seed)
+        routers.adapter_down.copy_(torch.randn(routers.adapter_down.shape, generator=generator) * 0.02)
     return routers
 
 
@@ -168,7 +187,7 @@ def train_routers(cfg: TrainConfig, model: RoutedLlama | None = None) -> Path:
     )
     calib, train = chunks[: cfg.calib_chunks], chunks[cfg.calib_chunks :]
     state = _resume(out_dir)
-    routers = Routers(RouterConfig(**state["config"])) if state else _new_routers(model, cfg, calib)
+    routers = Routers(RouterConfig(**state["config"])) if state else initial_routers(model, cfg, calib)
     optimizer = torch.optim.Adam(routers.parameters(), lr=cfg.lr)
     generator = torch.Generator().manual_seed(cfg.seed)
     step, tokens = 0, 0
