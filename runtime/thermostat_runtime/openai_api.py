@@ -35,6 +35,7 @@ class _Common(BaseModel):
     stream_options: dict[str, bool] | None = None
     stop: str | list[str] | None = None
     n: Literal[1] = 1
+    ignore_eos: bool = False
 
 
 class CompletionBody(_Common):
@@ -81,6 +82,7 @@ class ParsedRequest:
     stream: bool
     include_usage: bool
     stop: list[str]
+    ignore_eos: bool = False
 
 
 def _message(error: ValidationError) -> str:
@@ -101,6 +103,7 @@ def _common(body: dict[str, Any], model: _Common) -> dict[str, Any]:
         "stream": model.stream,
         "include_usage": bool((model.stream_options or {}).get("include_usage", False)),
         "stop": stop,
+        "ignore_eos": model.ignore_eos,
     }
 
 

@@ -57,6 +57,7 @@ class GenerationRequest:
     top_p: float
     seed: int
     shadow: bool = False
+    ignore_eos: bool = False  # generate max_tokens whatever the model says (benchmarks; vLLM's name)
     arrival_s: float = field(default_factory=time.monotonic)
 
 
@@ -277,7 +278,7 @@ class Scheduler:
     def _take_token(self, item: _Active, logits: torch.Tensor, now: float) -> None:
         request = item.handle.request
         token = sample_token(logits, temperature=request.temperature, top_p=request.top_p, generator=item.generator)
-        if token in self.engine.stop_ids:
+        if token in self.engine.stop_ids and not request.ignore_eos:
             self._finish(item, "stop")
             return
         if item.tokens:

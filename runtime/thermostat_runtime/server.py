@@ -178,8 +178,10 @@ class RuntimeServer:
         except BadRequestError as error:
             return self.refuse(400, str(error), record)
         seed = parsed.seed if parsed.seed is not None else random.randrange(2**31)
-        work = GenerationRequest(request_id, prompt_ids, max_tokens, parsed.temperature, parsed.top_p, seed,
-                                 shadow=self.shadow.choose(), arrival_s=arrival)  # fmt: skip
+        work = GenerationRequest(
+            request_id, prompt_ids, max_tokens, parsed.temperature, parsed.top_p, seed,
+            shadow=self.shadow.choose(), ignore_eos=parsed.ignore_eos, arrival_s=arrival,
+        )  # fmt: skip
         try:
             handle = self.scheduler.submit(work, asyncio.get_running_loop())
         except QueueFullError as full:
