@@ -83,7 +83,7 @@ def _describe_allowed(error: jsonschema.ValidationError) -> str:
         high = schema.get("maximum")
         left = "(" if schema.get("exclusiveMinimum") else "["
         right = ")" if schema.get("exclusiveMaximum") or high is None else "]"
-        allowed = f"{left}{'-inf' if low is None else low}, {'inf' if high is None else high}{right}"
+        allowed = f"{left}{'-inf' if low is None else f'{low:g}'}, {'inf' if high is None else f'{high:g}'}{right}"
         return f"{value!r} is out of range; allowed: {allowed}"
     if kind == "additionalProperties":
         unknown = sorted(set(value) - set(schema.get("properties", {})))

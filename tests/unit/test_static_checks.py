@@ -1,0 +1,34 @@
+"""Static checks as tests, so plain `pytest` runs them: ruff, mypy and the import contracts."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.slow
+
+
+def _run(*command: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+
+
+def test_ruff_is_clean() -> None:
+    result = _run(sys.executable, "-m", "ruff", "check", "operator", "runtime", "tests")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_mypy_is_clean() -> None:
+    result = _run(sys.executable, "-m", "mypy")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_import_contracts_are_kept() -> None:
+    lint_imports = shutil.which("lint-imports")
+    assert lint_imports, "import-linter is not installed: pip install -e '.[dev]'"
+    result = _run(lint_imports, "--no-cache")
+    assert result.returncode == 0, result.stdout + result.stderr
