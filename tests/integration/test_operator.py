@@ -7,6 +7,7 @@ series Prometheus scrapes, as runtime pods under that load would. Control period
 from __future__ import annotations
 
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -284,3 +285,32 @@ def _quiet_for(cluster: Cluster, seconds: float) -> bool:
     count = len([e for e in cluster.events() if e["reason"] in ACTUATIONS])
     time.sleep(seconds)
     return count == len([e for e in cluster.events() if e["reason"] in ACTUATIONS])
+
+
+def test_a_tool_resetting_replicas_is_a_conflict(cluster: Cluster, operator: OperatorProcess, load: LoadDriver) -> None:
+    cluster.create_routedmodel(chat_spec())
+    settle_steady(cluster, load)
+    stop = threading.Event()
+
+    def self_heal() -> None:  # what Argo CD's self-heal does with a committed `replicas: 1`
+        while not stop.wait(0.3):
+            if cluster.replicas() != 1:
+                cluster.kube.scale_deployment(NAMESPACE, NAME, 1)
+
+    gitops = threading.Thread(target=self_heal, daemon=True)
+    gitops.start()
+    try:
+        load.set(rate=6.0, latency_s=30.0)
+        conflict = wait_until(
+            lambda: (c := cluster.condition("Conflict")).get("status") == "True" and c,
+            timeout_s=90,
+            what="Conflict=True",
+        )
+        assert conflict["reason"] == "ReplicasOverridden"
+        changes = len(cluster.events("ReplicasChanged"))
+        time.sleep(3)  # three more periods under load
+        assert len(cluster.events("ReplicasChanged")) == changes
+        assert cluster.replicas() == 1
+    finally:
+        stop.set()
+        gitops.join(timeout=5)

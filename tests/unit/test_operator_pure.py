@@ -114,3 +114,16 @@ def test_logs_are_one_json_object_per_line() -> None:
     entry = json.loads(JsonFormatter().format(record))
     assert entry["message"] == "run ok"
     assert entry["object"] == {"namespace": "ns", "name": "chat", "kind": "RoutedModel"}
+
+
+def test_replicas_reset_twice_after_we_set_them_is_a_conflict_until_the_spec_changes() -> None:
+    from thermostat.overrides import OverrideTracker
+
+    tracker, key = OverrideTracker(), ("ns", "chat")
+    assert tracker.observe(key, generation=1, ours=3, previous=3, live=3) is None  # steady
+    assert tracker.observe(key, generation=1, ours=None, previous=2, live=5) is None  # a person's change, not an undo
+    assert tracker.observe(key, generation=1, ours=3, previous=3, live=1) is None  # our 3 undone once
+    message = tracker.observe(key, generation=1, ours=3, previous=3, live=1)  # and again
+    assert message is not None and "GitOps" in message
+    assert tracker.observe(key, generation=1, ours=3, previous=1, live=1) is not None  # sticky
+    assert tracker.observe(key, generation=2, ours=3, previous=1, live=1) is None  # the spec was edited
