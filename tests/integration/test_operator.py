@@ -9,6 +9,7 @@ from __future__ import annotations
 import subprocess
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from typing import Any
 import pytest
 from integration_support import NAME, NAMESPACE, Cluster, EmulatedApi, LoadDriver, OperatorProcess, wait_until
 
-from thermostat.promserver import PrometheusServer
+from thermostat.promserver import PrometheusServer, free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(240)]
 
@@ -314,3 +315,41 @@ def test_a_tool_resetting_replicas_is_a_conflict(cluster: Cluster, operator: Ope
     finally:
         stop.set()
         gitops.join(timeout=5)
+
+
+def test_spec_edits_reach_the_deployment_and_the_operator_reports_on_itself(
+    emulated_api: EmulatedApi, prometheus: PrometheusServer, cluster: Cluster, load: LoadDriver, tmp_path: Path
+) -> None:
+    metrics_port, liveness_port = free_port(), free_port()
+    process = OperatorProcess(
+        emulated_api.kubeconfig,
+        prometheus.url,
+        tmp_path / "operator.log",
+        THERMOSTAT_METRICS_PORT=str(metrics_port),
+        THERMOSTAT_METRICS_HOST="127.0.0.1",
+        THERMOSTAT_LIVENESS_ENDPOINT=f"http://127.0.0.1:{liveness_port}/healthz",
+    )
+    try:
+        cluster.create_routedmodel(chat_spec())
+        settle_steady(cluster, load)
+        patch = {"spec": {"model": {"image": "thermostat/runtime:v2", "resources": {"gpus": 0}}}}
+        cluster.kube.custom.patch_namespaced_custom_object(
+            "thermostat.dev", "v1alpha1", NAMESPACE, "routedmodels", NAME, patch,
+            _content_type="application/merge-patch+json",
+        )  # fmt: skip
+        image = wait_until(
+            lambda: (d := cluster.kube.read("Deployment", NAMESPACE, NAME)) and
+            d["spec"]["template"]["spec"]["containers"][0]["image"] == "thermostat/runtime:v2",
+            timeout_s=30, what="the new image in the Deployment",
+        )  # fmt: skip
+        assert image
+        page = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).read().decode()
+        assert (
+            'thermostat_operator_decisions_total{held="false",mode="Enforce",namespace="it",routedmodel="chat"}' in page
+        )
+        assert "thermostat_operator_loop_duration_seconds_count" in page
+        with urllib.request.urlopen(f"http://127.0.0.1:{liveness_port}/healthz", timeout=5) as response:
+            assert response.status == 200
+    finally:
+        process.stop()
+        print(process.log_tail())
