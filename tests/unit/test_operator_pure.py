@@ -124,6 +124,7 @@ def test_replicas_reset_twice_after_we_set_them_is_a_conflict_until_the_spec_cha
     assert tracker.observe(key, generation=1, ours=None, previous=2, live=5) is None  # a person's change, not an undo
     assert tracker.observe(key, generation=1, ours=3, previous=3, live=1) is None  # our 3 undone once
     message = tracker.observe(key, generation=1, ours=3, previous=3, live=1)  # and again
-    assert message is not None and "GitOps" in message
+    assert message is not None
+    assert "GitOps" in message
     assert tracker.observe(key, generation=1, ours=3, previous=1, live=1) is not None  # sticky
     assert tracker.observe(key, generation=2, ours=3, previous=1, live=1) is None  # the spec was edited
