@@ -19,13 +19,13 @@ PROFILE = load_profile()
 FAST = SimConfig(dt_s=0.2, calibration_s=300.0)
 
 
-def short_trace(seed: int = 0, rate: float = 3.0, duration: float = 600.0):  # noqa: ANN201
+def short_trace(seed: int = 0, rate: float = 3.0, duration: float = 600.0):
     return synthetic_trace(
         duration_s=duration, mean_rate=rate, bursts=((200.0, 60.0, 2.0),), flash_crowds=((400.0, 60.0, 2.5),), seed=seed
     )
 
 
-def run_static(trace, replicas: int, config: SimConfig = FAST):  # noqa: ANN001, ANN201
+def run_static(trace, replicas: int, config: SimConfig = FAST):
     spec = make_spec(replicas={"min": 1, "max": 8})
     return simulate(trace, spec, PROFILE, StaticController(replicas), replace(config, initial_replicas=replicas))
 
@@ -46,7 +46,7 @@ def test_outcomes_are_exclusive_and_complete() -> None:
     seen = {}
     original = run_module._figures
 
-    def spy(trace_, spec, cluster, state):  # noqa: ANN001, ANN202
+    def spy(trace_, spec, cluster, state):
         seen["cluster"] = cluster
         return original(trace_, spec, cluster, state)
 
@@ -69,7 +69,7 @@ def test_littles_law_holds_on_a_steady_run() -> None:
     seen = {}
     original = run_module._figures
 
-    def spy(trace_, spec, cluster, state):  # noqa: ANN001, ANN202
+    def spy(trace_, spec, cluster, state):
         seen["cluster"] = cluster
         return original(trace_, spec, cluster, state)
 
@@ -125,7 +125,7 @@ def test_online_correction_converges_under_perturbation() -> None:
     errors: list[float] = []
     original = controller.decide
 
-    def record(observation, now):  # noqa: ANN001, ANN202
+    def record(observation, now):
         out = original(observation, now)
         error = (controller.memory or {}).get("latency_error")
         if error is not None:
