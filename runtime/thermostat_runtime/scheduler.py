@@ -214,7 +214,8 @@ class Scheduler:
         out = self.engine.forward(states, rows)
         self.busy_s += time.monotonic() - start
         self._account_flops(before)
-        self._emit(out.logits)
+        # Sampling and shadow comparison run on CPU with per-request CPU generators.
+        self._emit(out.logits.float().cpu())
 
     def _clamped(self, raw: float) -> float:
         """Clamp into [T_min, 1], once per new value (the engine logs each clamp)."""
