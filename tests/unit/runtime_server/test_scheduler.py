@@ -120,5 +120,7 @@ async def test_a_routing_change_applies_to_running_requests_and_is_recorded() ->
     assert result.routing_temperature == 1.0  # the request started at exact
     assert len(result.routing_changes) == 1
     index, applied = result.routing_changes[0]
-    assert applied == 0.1 and index == 4
-    assert engine.temperatures[-1] == 0.1 and result.executed_fraction < 1.0
+    assert applied == 0.1
+    assert index == 4
+    assert engine.temperatures[-1] == 0.1
+    assert result.executed_fraction < 1.0
