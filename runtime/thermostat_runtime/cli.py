@@ -94,7 +94,11 @@ def serve(  # noqa: PLR0917 - typer maps each parameter to a --flag
         max_prompt_tokens=max_prompt_tokens, shadow_fraction=shadow_fraction, drain_timeout_s=drain_timeout,
         profile_path=profile, request_log=request_log,
     )  # fmt: skip
-    server = RuntimeServer(engine, settings, setting, sources, nvml=load_nvml())  # type: ignore[arg-type]
+    try:
+        server = RuntimeServer(engine, settings, setting, sources, nvml=load_nvml())  # type: ignore[arg-type]
+    except (OSError, ValueError) as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from error
     asyncio.run(serve_until_signal(server, host, port))
 
 
