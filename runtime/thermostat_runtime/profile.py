@@ -218,8 +218,9 @@ def _notes(settings: ProfileSettings, chunks: np.ndarray, seeds: int, determinis
         f"thermostat-runtime profile: {chunks.shape[0]} held-out chunks x {chunks.shape[1]} tokens; KL and "
         f"top-1 exclude the first {ALWAYS_RUN_POSITIONS} positions (always run); perplexity 95% interval "
         f"{interval}; tokens_per_s: decode steps of batch sizes {settings.batch_sizes} (those above "
-        f"{settings.small_batch_max} only at t_min, 0.5 and 1), median of {settings.decode_steps}; flops count weight matmuls incl. the LM head and the routers, "
-        f"not attention scores (capped at 1: router overhead where nothing skips)."
+        f"{settings.small_batch_max} only at t_min, 0.5 and 1), median of {settings.decode_steps}; "
+        f"flops count weight matmuls incl. the LM head and the routers, not attention scores "
+        f"(capped at 1: router overhead where nothing skips)."
     )
 
 
