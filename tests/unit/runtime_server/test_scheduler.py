@@ -124,3 +124,23 @@ async def test_a_routing_change_applies_to_running_requests_and_is_recorded() ->
     assert index == 4
     assert engine.temperatures[-1] == 0.1
     assert result.executed_fraction < 1.0
+
+
+async def test_stopping_answers_whatever_is_left_as_errors() -> None:
+    engine = TinyEngine()
+    engine.pause_after = 1
+    scheduler = Scheduler(engine, RuntimeMetrics(), lambda: 1.0, max_batch=1)
+    loop = asyncio.get_running_loop()
+    handles = [scheduler.submit(_request(i, max_tokens=30), loop) for i in range(2)]
+    scheduler.start()
+    await loop.run_in_executor(None, engine.paused.wait, 30)
+    stopping = loop.run_in_executor(None, scheduler.stop)  # as after a drain that timed out
+    while not scheduler._stopping:
+        await asyncio.sleep(0.001)
+    engine.resume.set()
+    await stopping
+    results = [(await _finish(h)).result for h in handles]
+    assert [r.finish_reason for r in results] == ["error", "error"]
+    assert len(results[0].token_ids) == 2  # the running one got its tokens so far
+    assert results[1].token_ids == []
+    assert scheduler.pending() == 0
