@@ -54,7 +54,7 @@ def start_server(args: argparse.Namespace, temperature_file: Path) -> tuple[subp
 
 
 async def applied_temperature(session: aiohttp.ClientSession, url: str, wanted: float) -> float:
-    """Wait until /readyz reports a value read after the file change; returns the applied (clamped) T."""
+    """Wait until the routing gauge shows the new file value; returns the applied (clamped) T."""
     for _ in range(200):
         async with session.get(url + "/metrics") as response:
             text = await response.text()

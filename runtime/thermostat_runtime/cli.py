@@ -24,13 +24,17 @@ def version() -> None:
     typer.echo(__version__)
 
 
-def _load_engine(model: Path | None, routers: str) -> object:
+def _load_engine(model: Path | None, routers: str, device: str = "auto") -> object:
     """The engine, or exit 2 with the install command when the model is missing."""
+    import torch
+
     from thermostat_runtime.engine import ModelEngine
     from thermostat_runtime.gguf_loader import ModelNotFoundError
 
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     try:
-        return ModelEngine.load(model, router_dir=None if routers == "none" else routers)
+        return ModelEngine.load(model, router_dir=None if routers == "none" else routers, device=device)
     except ModelNotFoundError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from error
@@ -61,6 +65,7 @@ def serve(  # noqa: PLR0917 - typer maps each parameter to a --flag
     drain_timeout: Annotated[float, typer.Option(help="Seconds to finish admitted requests at SIGTERM.")] = 25.0,
     profile: Annotated[Path | None, typer.Option(help="Routing profile JSON to serve; default: packaged.")] = None,
     request_log: Annotated[Path | None, typer.Option(help="Also append request JSON lines to this file.")] = None,
+    device: Annotated[str, typer.Option(help="torch device: auto (cuda if available), cpu, cuda, cuda:1...")] = "auto",
     served_model_name: Annotated[
         str | None, typer.Option(help="Model id in the API; default: the model's name.")
     ] = None,
@@ -83,13 +88,17 @@ def serve(  # noqa: PLR0917 - typer maps each parameter to a --flag
     except ValueError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from error
-    engine = _load_engine(model, routers)
+    engine = _load_engine(model, routers, device)
     settings = ServerSettings(
         model_id=served_model_name, max_batch=max_batch, max_queue=max_queue, max_tokens_limit=max_tokens_limit,
         max_prompt_tokens=max_prompt_tokens, shadow_fraction=shadow_fraction, drain_timeout_s=drain_timeout,
         profile_path=profile, request_log=request_log,
     )  # fmt: skip
-    server = RuntimeServer(engine, settings, setting, sources, nvml=load_nvml())  # type: ignore[arg-type]
+    try:
+        server = RuntimeServer(engine, settings, setting, sources, nvml=load_nvml())  # type: ignore[arg-type]
+    except (OSError, ValueError) as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from error
     asyncio.run(serve_until_signal(server, host, port))
 
 

@@ -160,6 +160,8 @@ class ConfigMapSource:
             except Exception as error:
                 if self._stop.is_set():
                     return
+                if getattr(error, "status", None) == 410:  # resourceVersion too old: re-list at once
+                    continue
                 log.warning("routing ConfigMap watch down (%s); retrying in %ss", error, self.retry_s)
                 self.setting.set_stale(True)
                 self._stop.wait(self.retry_s)
@@ -182,6 +184,8 @@ class ConfigMapSource:
             field_selector=selector,
             resource_version=listing.metadata.resource_version,
             timeout_seconds=self.watch_timeout_s,
+            # A connection that dies silently would otherwise block the watch forever.
+            _request_timeout=self.watch_timeout_s + 10,
         ):
             if self._stop.is_set():
                 return

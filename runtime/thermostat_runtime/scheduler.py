@@ -214,7 +214,8 @@ class Scheduler:
         out = self.engine.forward(states, rows)
         self.busy_s += time.monotonic() - start
         self._account_flops(before)
-        self._emit(out.logits)
+        # Sampling and shadow comparison run on CPU with per-request CPU generators.
+        self._emit(out.logits.float().cpu())
 
     def _clamped(self, raw: float) -> float:
         """Clamp into [T_min, 1], once per new value (the engine logs each clamp)."""
@@ -324,17 +325,7 @@ class Scheduler:
 
     def _abandon(self) -> None:
         """At stop: whatever is left (only after a drain timed out) finishes as an error."""
-        leftovers = [*self._active, *(_Active(h, new_generator(0)) for h in self._waiting)]
+        self._active.extend(_Active(handle, new_generator(0)) for handle in self._waiting)
         self._waiting.clear()
-        self._active = list(leftovers)
-        for item in leftovers:
-            self._active_remove_and_post(item)
-
-    def _active_remove_and_post(self, item: _Active) -> None:
-        self._active.remove(item)
-        request = item.handle.request
-        item.handle.post(
-            FinishEvent(
-                GenerationResult(item.tokens, "error", len(request.prompt_ids), 1.0, request.seed, 1.0, 0, 0, [], None)
-            )
-        )
+        for item in list(self._active):
+            self._finish(item, "error")  # the condition's lock is re-entrant

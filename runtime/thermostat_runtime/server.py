@@ -245,14 +245,26 @@ def _prompt_ids(engine: Engine, parsed: ParsedRequest) -> list[int]:
 
 
 def load_profile(path: Path | None, engine: Engine) -> dict[str, Any] | None:
-    """The routing profile to serve: ``path``, else the packaged one for this model and router."""
-    if path is not None:
-        return dict(json.loads(path.read_text()))
+    """The routing profile to serve: ``path``, else the packaged one of this model (its router's first).
+
+    Raises ValueError naming the file when the profile does not validate against the shared schema.
+    """
     directory = Path(__file__).parent / "profiles"
-    candidates = [json.loads(p.read_text()) for p in sorted(directory.glob("*.json"))] if directory.is_dir() else []
-    mine = [p for p in candidates if p.get("model") == engine.name]
-    # The profile measured with these very routers first; another one of the same model otherwise.
-    mine.sort(key=lambda p: p.get("router_hash") != engine.router_hash)
-    if mine:
-        return dict(mine[0])
-    return None
+    if path is not None:
+        chosen: tuple[Path, dict[str, Any]] | None = (path, dict(json.loads(path.read_text())))
+    else:
+        files = sorted(directory.glob("*.json")) if directory.is_dir() else []
+        mine = [(f, p) for f in files if (p := json.loads(f.read_text())).get("model") == engine.name]
+        # The profile measured with these very routers first; another one of the same model otherwise.
+        mine.sort(key=lambda item: item[1].get("router_hash") != engine.router_hash)
+        chosen = mine[0] if mine else None
+    if chosen is None:
+        return None
+    import jsonschema
+
+    schema = json.loads((Path(__file__).parent / "schemas" / "profile.schema.json").read_text())
+    try:
+        jsonschema.validate(chosen[1], schema)
+    except jsonschema.ValidationError as error:
+        raise ValueError(f"routing profile {chosen[0]} is invalid: {error.message}") from error
+    return chosen[1]

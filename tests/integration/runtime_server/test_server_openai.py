@@ -73,15 +73,18 @@ def test_a_file_change_moves_executed_fraction_without_restart(start_server, ser
     running = start_server(temperature=1.0)
     client = _client(running)
 
-    def executed_fraction() -> float:
+    def routed() -> tuple[float, float]:
         reply = client.completions.create(model=MODEL, prompt="Once upon a time", max_tokens=16, temperature=0, seed=3)
-        return float(reply.usage.model_dump()["executed_fraction"])  # type: ignore[union-attr]
+        usage = reply.usage.model_dump()  # type: ignore[union-attr]
+        return float(usage["executed_fraction"]), float(usage["routing_temperature"])
 
-    assert executed_fraction() == 1.0
-    running.set_temperature(server_engine.t_min)
-    low = executed_fraction()
+    assert routed() == (1.0, 1.0)
+    running.set_temperature(server_engine.t_min / 10)  # below T_min: clamped, still served
+    low, applied = routed()
+    assert applied == server_engine.t_min
     running.set_temperature(0.5)
-    middle = executed_fraction()
+    middle, applied = routed()
+    assert applied == 0.5
     assert low < middle < 1.0
 
 

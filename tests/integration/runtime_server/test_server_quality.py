@@ -90,3 +90,25 @@ def test_replay_reproduces_a_logged_routed_request(start_server, server_engine, 
     assert result.matches
     assert result.text == reply.choices[0].message.content
     assert result.executed_fraction == pytest.approx(reply.usage.model_dump()["executed_fraction"])  # type: ignore[union-attr]
+
+
+def _profile(t_min: float) -> dict:  # type: ignore[type-arg]
+    point = {"flops_fraction": 1.0, "units_fraction": 1.0, "kl_nats": 0.0, "top1_agreement": 1.0,
+             "perplexity": {"mean": 10.0, "ci95": [9.0, 11.0]}, "tokens_per_s": {"1": 15.0}}  # fmt: skip
+    return {"schema_version": 1, "model": MODEL, "router_hash": "none", "device": "cpu: 2 cores",
+            "provenance": "assumed", "t_min": t_min,
+            "points": [{**point, "routing_temperature": t_min, "flops_fraction": 0.8},
+                       {**point, "routing_temperature": 1.0}]}  # fmt: skip
+
+
+def test_the_routing_profile_is_served(start_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import urllib.request
+
+    path = tmp_path / "profile.json"
+    path.write_text(json.dumps(_profile(0.05)))
+    running = start_server(profile_path=path)
+    with urllib.request.urlopen(running.url + "/v1/routing/profile", timeout=30) as response:
+        assert json.loads(response.read()) == _profile(0.05)
+    path.write_text(json.dumps({**_profile(0.05), "t_min": "low"}))
+    with pytest.raises(ValueError, match=r"profile\.json is invalid"):
+        start_server(profile_path=path)
