@@ -54,6 +54,39 @@ def validate(
 
 
 @app.command()
+def operator(
+    kubeconfig: Annotated[
+        Path | None, typer.Option(help="kubeconfig file (default: in-cluster, then $KUBECONFIG or ~/.kube/config).")
+    ] = None,
+    namespace: Annotated[
+        list[str] | None, typer.Option("--namespace", "-n", help="Namespace to watch (repeatable); all when omitted.")
+    ] = None,
+    prometheus_url: Annotated[
+        str | None, typer.Option(help="Default Prometheus URL (THERMOSTAT_PROMETHEUS_URL).")
+    ] = None,
+) -> None:
+    """Run the operator (Kopf) against a cluster or the emulated API server. Settings: THERMOSTAT_* variables."""
+    import os
+
+    if kubeconfig is not None:
+        if not kubeconfig.is_file():
+            typer.echo(f"kubeconfig {kubeconfig} does not exist: pass an existing file", err=True)
+            raise typer.Exit(code=2)
+        # Kopf's login and our client both read it from here.
+        os.environ["KUBECONFIG"] = str(kubeconfig.resolve())
+        os.environ["THERMOSTAT_KUBECONFIG"] = str(kubeconfig.resolve())
+    if prometheus_url:
+        os.environ["THERMOSTAT_PROMETHEUS_URL"] = prometheus_url
+    if namespace:
+        import json
+
+        os.environ["THERMOSTAT_NAMESPACES"] = json.dumps(namespace)
+    from thermostat.run import run_operator
+
+    run_operator()
+
+
+@app.command()
 def apiserver(
     port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port on 127.0.0.1 (0 picks a free one).")] = 0,
     kubeconfig: Annotated[
@@ -68,6 +101,44 @@ def apiserver(
     from thermostat.apiserver.cli import serve_forever
 
     asyncio.run(serve_forever(port=port, kubeconfig=kubeconfig, pod_ready_delay_s=pod_ready_delay, audit_log=audit_log))
+
+
+@app.command()
+def simulate(
+    *,
+    trace: Annotated[
+        str,
+        typer.Option(help="Trace CSV (TIMESTAMP,ContextTokens,GeneratedTokens) or 'synthetic' for the built-in one."),
+    ],
+    spec: Annotated[
+        Path, typer.Option(help="RoutedModel YAML whose spec (SLO, budget, quality, replicas) is simulated.")
+    ],
+    controller: Annotated[
+        str, typer.Option(help="thermostat, hpa, hpa-tuned, keda, static, temperature-only, oracle, all.")
+    ] = "all",
+    profile: Annotated[Path | None, typer.Option(help="Routing profile JSON; the committed one when unset.")] = None,
+    rate_scale: Annotated[float, typer.Option(help="Multiply the trace's request rate by this.")] = 1.0,
+    perturb: Annotated[bool, typer.Option(help="Move the ground truth away from the law's assumptions.")] = False,
+    seed: Annotated[int, typer.Option(help="Seed of rate scaling, the synthetic trace and calibration.")] = 0,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the results as JSON here.")] = None,
+    plots: Annotated[Path | None, typer.Option(help="Write one plot per controller into this directory.")] = None,
+) -> None:
+    """What-if: replay a trace under a RoutedModel spec with our law and the baselines; print a table."""
+    from thermostat.sim.cli import run_simulate
+
+    code = run_simulate(
+        trace=trace,
+        spec_path=spec,
+        controller=controller,
+        profile_path=profile,
+        rate_scale=rate_scale,
+        perturb=perturb,
+        seed=seed,
+        json_out=json_out,
+        plots=plots,
+    )
+    if code:
+        raise typer.Exit(code=code)
 
 
 def main() -> None:
