@@ -43,7 +43,7 @@ class ProfileSettings:
     minutes on two cores); the smaller ones at every temperature.
     """
 
-    temperatures: list[float] = field(default_factory=lambda: [0.2, 0.35, 0.5, 0.65, 0.8, 0.9])
+    temperatures: list[float] = field(default_factory=lambda: [0.2, 0.35, 0.5, 0.65, 0.8, 0.9, 0.95])
     n_chunks: int = 4
     seq_len: int = 256
     seeds: int = 3

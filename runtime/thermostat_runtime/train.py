@@ -34,7 +34,7 @@ import torch.nn.functional as F  # noqa: N812 - the torch convention
 
 from thermostat_runtime.corpus import token_chunks
 from thermostat_runtime.model import RoutedLlama
-from thermostat_runtime.routing import ALWAYS_RUN_POSITIONS, RouterConfig, Routers, save_routers
+from thermostat_runtime.routing import ALWAYS_RUN_POSITIONS, RouterConfig, Routers, load_routers, save_routers
 
 log = logging.getLogger(__name__)
 CHECKPOINT = "checkpoint.pt"
@@ -60,6 +60,7 @@ class TrainConfig:
     max_minutes: float = 1e9
     fit_chunks: int = 0  # > 0: start from the closed-form fit (router_fit) on this many training chunks
     skip_at_half: float = 0.15
+    init_dir: str | None = None  # start from these routers (e.g. a closed-form fit) instead
 
 
 def kl_per_token(teacher_logp: torch.Tensor, student_logits: torch.Tensor) -> torch.Tensor:
@@ -201,8 +202,13 @@ def train_routers(cfg: TrainConfig, model: RoutedLlama | None = None) -> Path:
     )
     calib, train = chunks[: cfg.calib_chunks], chunks[cfg.calib_chunks :]
     state = _resume(out_dir)
-    routers = Routers(RouterConfig(**state["config"])) if state else initial_routers(model, cfg, calib)
-    if not state and cfg.fit_chunks > 0:
+    if state:
+        routers = Routers(RouterConfig(**state["config"]))
+    elif cfg.init_dir is not None:
+        routers = load_routers(Path(cfg.init_dir))[0].requires_grad_(True)
+    else:
+        routers = initial_routers(model, cfg, calib)
+    if not state and cfg.init_dir is None and cfg.fit_chunks > 0:
         from thermostat_runtime.router_fit import fit_routers
 
         fit_routers(model, routers, _fit_chunks(model, cfg), skip_at_half=cfg.skip_at_half)
