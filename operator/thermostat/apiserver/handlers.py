@@ -21,7 +21,7 @@ from thermostat.apiserver.patching import APPLY_PATCH, apply_patch
 from thermostat.apiserver.resources import ResourceType
 from thermostat.apiserver.routing import Route
 from thermostat.apiserver.selectors import field_selector, label_selector, selector_string
-from thermostat.apiserver.store import Event, Obj, Store
+from thermostat.apiserver.store import CLOSE_WATCH, Event, Obj, Store
 
 Reply = tuple[int, Any]
 
@@ -292,6 +292,8 @@ async def _stream(
                 }
                 await response.write(json.dumps({"type": "BOOKMARK", "object": bookmark}).encode() + b"\n")
             continue
+        if event is CLOSE_WATCH:
+            return
         if matches(event.obj):
             await response.write(_encode(store, req, event))
 

@@ -95,6 +95,7 @@ class ApiServer:
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        self.store.close_watches()
         await self.pods.stop()
         await self.controller.stop()
         if self._server is not None:

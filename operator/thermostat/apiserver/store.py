@@ -50,6 +50,10 @@ def _body(obj: Obj) -> Obj:
     return {k: v for k, v in obj.items() if k not in ("metadata", "status")}
 
 
+# Put on a watch queue to end that stream cleanly.
+CLOSE_WATCH = Event(-1, "", "CLOSE", {})
+
+
 class Store:
     """In-memory objects of every resource type, with the API server's write semantics."""
 
@@ -102,6 +106,12 @@ class Store:
 
     def unwatch(self, rt: ResourceType, queue: asyncio.Queue[Event]) -> None:
         self._watchers.get(rt.key, set()).discard(queue)
+
+    def close_watches(self) -> None:
+        """End every open watch stream (at shutdown), so the HTTP server need not wait them out."""
+        for queues in self._watchers.values():
+            for queue in queues:
+                queue.put_nowait(CLOSE_WATCH)
 
     # Writing.
     def create(
