@@ -1,0 +1,111 @@
+"""Capacity of one runtime replica at T = 1 and at T_min, measured on this machine before the run.
+
+One replica is started alone (one torch thread, as in the stack) with its routing temperature read
+from a file, and fed requests of the run's shape one after another (batch 1, where skipping saves
+wall time): capacity is requests completed per second of wall time. The file is then rewritten to the
+runtime's published T_min (``GET /v1/routing/profile``), the runtime's gauge confirms the change, and
+the measurement repeats. The built-in burst is sized between the two figures, and the trace's
+default rate scale is taken from the first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+
+from thermostat.stack.loaddriver import prompt_text
+from thermostat.stack.podspec import runtime_env
+from thermostat.stack.ports import free_port
+from thermostat.stack.processes import ProcessTable
+from thermostat.stack.scenarios import RequestShape
+
+TEMPERATURE_GAUGE = re.compile(r"^thermostat_routing_temperature(?:\{[^}]*\})?\s+([0-9.eE+-]+)", re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class Capacity:
+    """Requests per second one replica completes at T = 1 and at T_min, for one request shape."""
+
+    exact_rps: float
+    tmin_rps: float
+    t_min: float
+    shape: RequestShape
+    requests_each: int
+
+    @property
+    def gain(self) -> float:
+        return self.tmin_rps / self.exact_rps if self.exact_rps > 0 else float("nan")
+
+
+async def _wait_ready(session: aiohttp.ClientSession, url: str, timeout_s: float, process_alive: object) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if callable(process_alive) and not process_alive():
+            raise RuntimeError("the runtime exited during the capacity measurement")
+        try:
+            async with session.get(f"{url}/readyz") as response:
+                if response.status == 200:
+                    return
+        except (TimeoutError, aiohttp.ClientError):
+            pass
+        await asyncio.sleep(0.5)
+    raise TimeoutError(f"the runtime at {url} was not ready after {timeout_s:.0f}s")
+
+
+async def _wait_temperature(session: aiohttp.ClientSession, url: str, target: float, timeout_s: float = 30) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        async with session.get(f"{url}/metrics") as response:
+            match = TEMPERATURE_GAUGE.search(await response.text())
+        if match and abs(float(match.group(1)) - target) < 1e-6:
+            return
+        await asyncio.sleep(0.25)
+    raise TimeoutError(f"the runtime did not switch to routing temperature {target} within {timeout_s:.0f}s")
+
+
+async def _throughput(session: aiohttp.ClientSession, url: str, shape: RequestShape, requests: int) -> float:
+    """Requests per second completed one after another (after one warm-up request)."""
+    body = {"prompt": prompt_text(shape.prompt_tokens), "max_tokens": shape.max_tokens, "seed": 0}
+    for index in range(requests + 1):
+        if index == 1:
+            start = time.monotonic()
+        async with session.post(f"{url}/v1/completions", json={**body, "seed": index}) as response:
+            if response.status != 200:
+                raise RuntimeError(f"capacity request answered {response.status}: {await response.text()}")
+            await response.read()
+    return requests / (time.monotonic() - start)
+
+
+async def measure_capacity(processes: ProcessTable, *, shape: RequestShape, requests_each: int = 8,
+                           model_args: list[str] | None = None, ready_timeout_s: float = 300) -> Capacity:  # fmt: skip
+    """Start one replica, measure at T = 1 and T_min, stop it (see the module docstring)."""
+    with tempfile.TemporaryDirectory(prefix="thermostat-capacity-") as scratch:
+        temperature_file = Path(scratch) / "routing_temperature"
+        temperature_file.write_text("1.0\n")
+        port = free_port()
+        argv = [sys.executable, "-m", "thermostat_runtime", "serve", "--host", "127.0.0.1", "--port", str(port),
+                "--routing-temperature-file", str(temperature_file), *(model_args or [])]  # fmt: skip
+        child = processes.start("capacity-runtime", argv, env=runtime_env({}))
+        url = f"http://127.0.0.1:{port}"
+        try:
+            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120)) as session:
+                await _wait_ready(session, url, ready_timeout_s, child.alive)
+                async with session.get(f"{url}/v1/routing/profile") as response:
+                    t_min = float((await response.json())["t_min"])
+                exact = await _throughput(session, url, shape, requests_each)
+                temperature_file.write_text(f"{t_min}\n")
+                await _wait_temperature(session, url, t_min)
+                tmin = await _throughput(session, url, shape, requests_each)
+        except Exception as error:
+            log_tail = child.log_tail()
+            raise RuntimeError(f"capacity measurement failed: {error}\n--- runtime log ---\n{log_tail}") from error
+        finally:
+            await child.stop_async(grace_s=10)
+    return Capacity(exact, tmin, t_min, shape, requests_each)
