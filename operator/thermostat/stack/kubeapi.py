@@ -1,15 +1,13 @@
-"""A small asyncio client of the Kubernetes REST API, for the stack's own parts (node agent, recorder).
+"""A small asyncio client of the Kubernetes REST API, for the stack's own reads and writes.
 
-The stack talks to its API server as any client would, over HTTP on loopback: get, list, watch
-(newline-delimited JSON events, resumed from the last ``resourceVersion``), create, merge-patch and
-delete. Errors come back as :class:`KubeApiError` carrying the server's ``Status`` message.
+The stack applies its RoutedModel and follows its status, Deployment and Events as any client would,
+over HTTP on loopback: get, create, merge-patch, delete. Errors come back as :class:`KubeApiError`
+carrying the server's ``Status`` message.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -71,35 +69,6 @@ class KubeApi:
 
     async def delete(self, path: str) -> Any:
         return await self.request("DELETE", path)
-
-    async def watch(self, path: str, **params: str) -> AsyncIterator[tuple[str, dict[str, Any]]]:
-        """List then watch ``path`` forever: yields ``(type, object)``; the list comes as ADDED events."""
-        while True:
-            listing = await self.get(path, **params)
-            version = listing.get("metadata", {}).get("resourceVersion", "")
-            for item in listing.get("items", []):
-                yield "ADDED", item
-            try:
-                async for event_type, obj in self._stream(path, version, params):
-                    version = obj.get("metadata", {}).get("resourceVersion", version)
-                    yield event_type, obj
-            except (TimeoutError, aiohttp.ClientError, ValueError):
-                await asyncio.sleep(0.5)  # the watch dropped: list again, as informers do
-
-    async def _stream(self, path: str, version: str, params: dict[str, str]) -> AsyncIterator[tuple[str, Any]]:
-        query = {**params, "watch": "true", "allowWatchBookmarks": "false"}
-        if version:
-            query["resourceVersion"] = version
-        async with self.session.get(self.base_url + path, params=query) as response:
-            if response.status >= 400:
-                raise aiohttp.ClientResponseError(response.request_info, (), status=response.status)
-            async for line in response.content:
-                if not line.strip():
-                    continue
-                event = json.loads(line)
-                if event.get("type") == "ERROR":
-                    return
-                yield event["type"], event["object"]
 
 
 def _status_message(text: str) -> str:

@@ -1,15 +1,18 @@
 """The node agent: the kubelet of the local stack, running runtime Pods as real processes.
 
-It watches Pods through the API. For each Pod whose first container runs ``thermostat-runtime
-serve`` it waits the documented start delay (standing in for the image pull), starts the process per
-the pod template contract (:mod:`podspec`), publishes it as a Prometheus ``file_sd`` target with the
-labels ``namespace``, ``pod`` and ``routedmodel``, and marks the Pod Ready once ``/readyz`` answers
-200 (the runtime is not ready before its first read of the routing ConfigMap). At most
-``max_replicas`` run at once: two cores are the frame, so a third Pod stays Pending, Unschedulable.
+It is the emulated API server's Pod runner (``thermostat.apiserver.pods.PodRunner``): the server
+calls :meth:`NodeAgent.run` for every Pod it stores and cancels it when the Pod is deleted. For a
+Pod whose first container runs ``thermostat-runtime serve`` the agent waits the documented start
+delay (standing in for the image pull), starts the process per the pod template contract
+(:mod:`podspec`), publishes it as a Prometheus ``file_sd`` target with the labels ``namespace``,
+``pod`` and ``routedmodel``, and reports the Pod Ready once ``/readyz`` answers 200 (the runtime is
+not ready before its first read of the routing ConfigMap). At most ``max_replicas`` run at once: two
+cores are the frame (DESIGN §6), so a further Pod waits, not Ready, with a message saying why.
 
 A deleted Pod is drained as a kubelet would after its preStop hook: its endpoint leaves the pool
-first, in-flight requests finish, Prometheus gets two more scrapes (so the runtime's counters are
-complete), then SIGTERM, the grace period, and SIGKILL if needed.
+first, in-flight requests finish, Prometheus gets two more scrapes (so the runtime's final counters
+are stored), then SIGTERM, the grace period, and SIGKILL if needed. Other Pods are reported Ready
+at once, as the emulated server's default runner does.
 """
 
 from __future__ import annotations
@@ -21,12 +24,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 
 from thermostat.stack.endpoints import EndpointPool
-from thermostat.stack.kubeapi import KubeApi, KubeApiError
 from thermostat.stack.podspec import PodContractError, grace_period_s, is_runtime_pod, runtime_launch
 from thermostat.stack.ports import free_port
 from thermostat.stack.processes import ChildProcess, ProcessTable
@@ -34,10 +36,24 @@ from thermostat.stack.processes import ChildProcess, ProcessTable
 log = logging.getLogger(__name__)
 
 # Seconds a new replica waits before its process starts: the image pull of a GPU node, scaled down
-# to this machine (a real pull of a multi-GB runtime image takes tens of seconds to minutes).
+# to this machine (pulling a multi-GB runtime image takes tens of seconds to minutes).
 DEFAULT_START_DELAY_S = 10.0
 MAX_LOCAL_REPLICAS = 2
 READY_POLL_S = 0.5
+
+
+class PodHandleLike(Protocol):
+    """What the API server hands its Pod runner (``thermostat.apiserver.pods.PodHandle``)."""
+
+    pod: dict[str, Any]
+
+    @property
+    def namespace(self) -> str: ...
+
+    @property
+    def name(self) -> str: ...
+
+    async def set_ready(self, ready: bool = True, *, pod_ip: str | None = None, message: str = "") -> None: ...
 
 
 @dataclass(frozen=True)
@@ -50,16 +66,13 @@ class Target:
 
 @dataclass
 class LocalPod:
-    """A Pod the agent runs: its identity, its port and its process once started."""
+    """A runtime Pod the agent runs: identity, port, process."""
 
     namespace: str
     name: str
     routedmodel: str
-    grace_s: float
-    port: int = 0
-    process: ChildProcess | None = None
-    task: asyncio.Task[None] | None = None
-    ready_at: float | None = None
+    port: int
+    process: ChildProcess
 
     @property
     def key(self) -> str:
@@ -74,7 +87,6 @@ class LocalPod:
 class NodeAgent:
     """Runs runtime Pods as processes; see the module docstring."""
 
-    api: KubeApi
     processes: ProcessTable
     pool: EndpointPool
     kubeconfig: Path
@@ -83,142 +95,97 @@ class NodeAgent:
     max_replicas: int = MAX_LOCAL_REPLICAS
     scrape_interval_s: float = 1.0
     extra_env: dict[str, str] = field(default_factory=dict)
-    pods: dict[str, LocalPod] = field(default_factory=dict)
+    running: dict[str, LocalPod] = field(default_factory=dict)
     events: list[tuple[float, str]] = field(default_factory=list)
-    _draining: set[asyncio.Task[None]] = field(default_factory=set)
+    _slots: set[str] = field(default_factory=set)
 
-    async def run(self) -> None:
-        """Follow Pods until cancelled."""
-        async for event_type, pod in self.api.watch("/api/v1/pods"):
-            if not is_runtime_pod(pod):
-                continue
-            key = f"{pod['metadata'].get('namespace', 'default')}/{pod['metadata']['name']}"
-            if event_type == "DELETED" or pod["metadata"].get("deletionTimestamp"):
-                self._forget(key)
-            elif key not in self.pods:
-                self._admit(pod)
-
-    def running_count(self) -> int:
-        return sum(1 for pod in self.pods.values() if pod.process is not None or pod.task is not None)
-
-    def _admit(self, pod: dict[str, Any]) -> None:
-        meta = pod["metadata"]
-        local = LocalPod(meta.get("namespace", "default"), meta["name"],
-                         meta.get("labels", {}).get("thermostat.dev/routedmodel", ""), grace_period_s(pod))  # fmt: skip
-        self.pods[local.key] = local
-        local.task = asyncio.create_task(self._run_pod(local, pod))
-
-    def _forget(self, key: str) -> None:
-        local = self.pods.pop(key, None)
-        if local is not None:
-            drained = asyncio.create_task(self._drain(local))
-            self._draining.add(drained)
-            drained.add_done_callback(self._draining.discard)
-
-    async def _run_pod(self, local: LocalPod, pod: dict[str, Any]) -> None:
+    async def run(self, pod: PodHandleLike) -> None:
+        """Run one Pod until the server cancels this call (the Pod was deleted)."""
+        if not is_runtime_pod(pod.pod):
+            await pod.set_ready(True, pod_ip="127.0.0.1")
+            await asyncio.Event().wait()
+        key = f"{pod.namespace}/{pod.name}"
         try:
-            await self._wait_for_slot(local)
-            self._note(f"{local.key}: pulling (start delay {self.start_delay_s:.0f}s)")
+            await self._take_slot(pod, key)
+            self._note(f"{key}: pulling the image (start delay {self.start_delay_s:.0f}s)")
+            await pod.set_ready(False, message=f"start delay {self.start_delay_s:.0f}s stands in for the image pull")
             await asyncio.sleep(self.start_delay_s)
-            local.port = free_port()
-            launch = runtime_launch(pod, port=local.port, kubeconfig=self.kubeconfig, extra_env=self.extra_env)
-            local.process = self.processes.start(f"runtime-{local.name}", launch.argv, env=launch.env)
-            self._note(f"{local.key}: started pid {local.process.pid} on port {local.port}")
-            self._publish_targets()
-            await self._patch_status(local, ready=False, phase="Running")
-            await self._wait_ready(local)
+            local = self._start(pod, key)
+            await self._serve(pod, local)
+            await asyncio.Event().wait()
         except PodContractError as error:
-            self._note(f"{local.key}: cannot run: {error}")
-            await self._patch_status(local, ready=False, phase="Failed", message=str(error))
-        except asyncio.CancelledError:
-            raise
-        except Exception as error:
-            self._note(f"{local.key}: failed: {error}")
-            log.exception("node agent: pod %s", local.key)
+            self._note(f"{key}: cannot run: {error}")
+            await pod.set_ready(False, message=f"cannot run: {error}")
+            await asyncio.Event().wait()
+        finally:
+            self._slots.discard(key)
+            local_pod = self.running.pop(key, None)
+            if local_pod is not None:
+                # Runs to completion even though this task was cancelled: the Pod is draining.
+                await asyncio.shield(self._drain(local_pod, grace_period_s(pod.pod)))
 
-    async def _wait_for_slot(self, local: LocalPod) -> None:
-        """Pending until fewer than ``max_replicas`` other pods hold a slot (two cores, DESIGN §6)."""
+    async def _take_slot(self, pod: PodHandleLike, key: str) -> None:
+        """Wait until fewer than ``max_replicas`` Pods hold a slot (two cores, DESIGN §6)."""
         announced = False
-        while sum(1 for p in self.pods.values() if p is not local and p.port) >= self.max_replicas:
+        while len(self._slots) >= self.max_replicas:
             if not announced:
-                message = f"the local node runs at most {self.max_replicas} runtime replicas (two cores)"
-                await self._patch_status(local, ready=False, phase="Pending", message=message, unschedulable=True)
+                self._note(f"{key}: waiting: the local node runs at most {self.max_replicas} runtime replicas")
+                await pod.set_ready(False, message=f"Unschedulable: the local node runs at most {self.max_replicas} "
+                                    "runtime replicas (two cores)")  # fmt: skip
                 announced = True
             await asyncio.sleep(1.0)
-        local.port = -1  # holds the slot while the start delay runs
+        self._slots.add(key)
 
-    async def _wait_ready(self, local: LocalPod) -> None:
+    def _start(self, pod: PodHandleLike, key: str) -> LocalPod:
+        port = free_port()
+        launch = runtime_launch(pod.pod, port=port, kubeconfig=self.kubeconfig, extra_env=self.extra_env)
+        process = self.processes.start(f"runtime-{pod.name}", launch.argv, env=launch.env)
+        local = LocalPod(pod.namespace, pod.name, launch.routedmodel, port, process)
+        self.running[key] = local
+        self._note(f"{key}: started pid {process.pid} on 127.0.0.1:{port}")
+        self.on_targets(self.targets())
+        return local
+
+    async def _serve(self, pod: PodHandleLike, local: LocalPod) -> None:
+        """Poll ``/readyz`` until 200, then report the Pod Ready and add its endpoint."""
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as session:
-            while True:
-                if local.process is None or not local.process.alive():
-                    tail = local.process.log_tail(1500) if local.process else ""
-                    self._note(f"{local.key}: the runtime exited before it was ready:\n{tail}")
-                    await self._patch_status(local, ready=False, phase="Failed", message="runtime exited; see log")
+            while not await _answers_ready(session, local.url):
+                if not local.process.alive():
+                    self._note(f"{local.key}: the runtime exited before it was ready:\n{local.process.log_tail(1500)}")
+                    await pod.set_ready(False, message=f"runtime exited; log: {local.process.log_path}")
                     return
-                with contextlib.suppress(aiohttp.ClientError, asyncio.TimeoutError):
-                    async with session.get(f"{local.url}/readyz") as response:
-                        if response.status == 200:
-                            break
                 await asyncio.sleep(READY_POLL_S)
-        local.ready_at = time.monotonic()
+        await pod.set_ready(True, pod_ip="127.0.0.1")
         self.pool.add(local.key, local.url)
-        await self._patch_status(local, ready=True, phase="Running")
         self._note(f"{local.key}: ready")
 
-    async def _drain(self, local: LocalPod) -> None:
-        if local.task is not None and not local.task.done():
-            local.task.cancel()
-        endpoint = self.pool.remove(local.key)
-        if local.process is None:
-            return
+    async def _drain(self, local: LocalPod, grace_s: float) -> None:
         self._note(f"{local.key}: draining")
+        endpoint = self.pool.remove(local.key)
         if endpoint is not None:
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(endpoint.idle.wait(), timeout=local.grace_s)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(endpoint.idle.wait(), timeout=grace_s)
         # Two scrapes after the last reply, so Prometheus holds the runtime's final counters.
         await asyncio.sleep(2 * self.scrape_interval_s + 0.5)
-        status = await local.process.stop_async(grace_s=local.grace_s)
-        self._publish_targets(excluding=local.key)
+        status = await local.process.stop_async(grace_s=grace_s)
+        self.on_targets(self.targets())
         self._note(f"{local.key}: stopped (exit status {status})")
 
-    def targets(self, excluding: str | None = None) -> list[Target]:
-        """Scrape targets of every started runtime process."""
+    def targets(self) -> list[Target]:
+        """Scrape targets of the runtime processes running now."""
         return [
             Target(f"127.0.0.1:{p.port}", {"namespace": p.namespace, "pod": p.name, "routedmodel": p.routedmodel})
-            for p in self._all_started()
-            if p.key != excluding
+            for p in self.running.values()
         ]
-
-    def _all_started(self) -> list[LocalPod]:
-        return [p for p in self.pods.values() if p.process is not None and p.port > 0]
-
-    def _publish_targets(self, excluding: str | None = None) -> None:
-        self.on_targets(self.targets(excluding))
-
-    async def _patch_status(self, local: LocalPod, *, ready: bool, phase: str, message: str = "",
-                            unschedulable: bool = False) -> None:  # fmt: skip
-        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        conditions = [{"type": "Ready", "status": str(ready), "lastTransitionTime": now}]
-        conditions.append({"type": "PodScheduled", "status": str(not unschedulable),
-                           **({"reason": "Unschedulable", "message": message} if unschedulable else {})})  # fmt: skip
-        status: dict[str, Any] = {"phase": phase, "conditions": conditions, "hostIP": "127.0.0.1"}
-        if local.port > 0:
-            status["podIP"] = "127.0.0.1"
-        if message and not unschedulable:
-            status["message"] = message
-        path = f"/api/v1/namespaces/{local.namespace}/pods/{local.name}/status"
-        try:
-            await self.api.merge_patch(path, {"status": status})
-        except KubeApiError as error:
-            if error.status != 404:  # a Pod deleted meanwhile needs no status
-                self._note(f"{local.key}: status patch refused: {error}")
 
     def _note(self, text: str) -> None:
         log.info("node agent: %s", text)
-        self.events.append((time.monotonic(), text))
+        self.events.append((time.time(), text))
 
-    async def shutdown(self) -> None:
-        """Drain every pod the agent runs (the stack is ending)."""
-        local_pods = list(self.pods.values())
-        self.pods.clear()
-        await asyncio.gather(*(self._drain(p) for p in local_pods), *list(self._draining), return_exceptions=True)
+
+async def _answers_ready(session: aiohttp.ClientSession, url: str) -> bool:
+    try:
+        async with session.get(f"{url}/readyz") as response:
+            return response.status == 200
+    except (aiohttp.ClientError, TimeoutError):
+        return False
