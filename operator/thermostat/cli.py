@@ -53,5 +53,22 @@ def validate(
         raise typer.Exit(code=1)
 
 
+@app.command()
+def apiserver(
+    port: Annotated[int, typer.Option(help="TCP port on 127.0.0.1 (0 picks a free one).")] = 0,
+    kubeconfig: Annotated[
+        Path, typer.Option(help="Where to write the kubeconfig for kubectl and the operator.")
+    ] = Path("kubeconfig"),
+    pod_ready_delay: Annotated[float, typer.Option(help="Seconds before a Pod turns Ready.")] = 1.0,
+    audit_log: Annotated[Path | None, typer.Option(help="Append every served request here (JSON lines).")] = None,
+) -> None:
+    """Serve an emulated Kubernetes API (RoutedModel CRD, Deployments, Pods...) until interrupted."""
+    import asyncio
+
+    from thermostat.apiserver.cli import serve_forever
+
+    asyncio.run(serve_forever(port=port, kubeconfig=kubeconfig, pod_ready_delay_s=pod_ready_delay, audit_log=audit_log))
+
+
 def main() -> None:
     app()
