@@ -74,3 +74,4 @@ class Decision:
     held: bool = False
     predicted_latency_s: float | None = None
     predicted_power_w: float | None = None
+    memory_reset: bool = False  # the stored memory had another version (or was unreadable) and was reset

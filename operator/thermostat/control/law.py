@@ -1,0 +1,253 @@
+"""The control law: ``decide(observation, spec, memory, now, profile=...) -> Decision`` (DESIGN §4).
+
+Two knobs on two time scales. Each period the law
+1. learns: corrects the response model (capacity, power, tokens per request) from what it observed;
+2. plans replicas (slow): the fewest that carry the load at the operating temperature ``T_op`` and
+   keep a burst reserve down to the quality floor, within the budget, then stabilized and
+   step-limited like Kubernetes' HPA (pods still starting count as capacity: no double scale-up);
+3. picks the temperature (fast): the highest temperature up to ``T_op`` that meets the SLO (with
+   margin) and the budget (with reserve) on the replicas ready now; drops are immediate, rises
+   limited to ``maxTemperatureStepUp`` per period.
+``T_op`` is the lowest temperature (least energy) from which the knob still has ``BURST_RESERVE``
+of capacity in hand before the floor; when the knob's whole range is smaller, ``T_op`` is the
+ceiling and replicas keep the reserve. Missing or stale metrics hold (or apply ``Replicas``), never
+scale down. Pure: no I/O, time passed in.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from typing import Any
+
+from thermostat.api.spec import RoutedModelSpec
+from thermostat.control import conditions as c
+from thermostat.control.memory import LawMemory, blend, load_memory
+from thermostat.control.model import OVERLOAD_LATENCY_S, ResponseModel
+from thermostat.control.planning import Plan, budget_verdict, plan_replicas, power_limit_w, stabilize
+from thermostat.control.profile import Profile
+from thermostat.control.types import Decision, Observation, Signal
+
+BURST_RESERVE = 1.3  # capacity kept in hand over the planned load: the knob's range first, then replicas
+MIN_REQUESTS_TO_LEARN = 20  # fewer completions in the SLO window make a too noisy quantile
+LEARN_BELOW_UTILISATION = 0.9  # near saturation the latency is too steep to attribute errors
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """The allowed ranges of the two knobs for this spec and profile."""
+
+    t_lo: float
+    t_hi: float
+    t_op: float
+    n_min: int
+    n_max: int
+
+
+def temperature_bounds(spec: RoutedModelSpec, profile: Profile) -> Bounds:
+    """Quality floor, ceiling and operating temperature, and replica bounds."""
+    t_hi = min(1.0, max(profile.t_min, spec.quality.max_routing_temperature))
+    t_lo = max(profile.t_min, spec.quality.min_routing_temperature or profile.t_min)
+    if spec.quality.max_quality_loss_points is not None:
+        t_lo = max(t_lo, profile.lowest_temperature_within(spec.quality.max_quality_loss_points))
+    t_lo = min(t_lo, t_hi)
+    reach = profile.time_fraction(t_lo)
+    candidates = [t for t in (*profile.temperatures, t_hi) if t_lo <= t <= t_hi]
+    t_op = min((t for t in candidates if profile.time_fraction(t) >= BURST_RESERVE * reach), default=t_hi)
+    return Bounds(t_lo, t_hi, t_op, spec.replicas.min, spec.replicas.max)
+
+
+def decide(
+    observation: Observation,
+    spec: RoutedModelSpec,
+    memory: dict[str, Any] | None,
+    now: float,
+    *,
+    profile: Profile,
+) -> Decision:
+    """The settings the law wants now, why, and the memory to pass to the next call."""
+    mem, reset_note = load_memory(memory)
+    bounds = temperature_bounds(spec, profile)
+    missing = _missing_signals(observation, spec, now)
+    if missing:
+        decision = _hold(observation, spec, mem, now, missing)
+    else:
+        mem = _learn(mem, observation, profile, spec)
+        decision = _act(observation, spec, mem, now, bounds=bounds, profile=profile)
+    if reset_note is not None:
+        decision = replace(decision, reason=f"{decision.reason}; {reset_note}", memory_reset=True)
+    return decision
+
+
+def _missing_signals(observation: Observation, spec: RoutedModelSpec, now: float) -> dict[str, str]:
+    """The signals the law needs (latency, request rate) that are missing or stale, with why."""
+    if now - observation.time > spec.behavior.metrics_max_age_seconds:
+        return {Signal.LATENCY.value: "stale", Signal.REQUEST_RATE.value: "stale"}
+    missing: dict[str, str] = {}
+    for name, value in ((Signal.LATENCY, observation.latency_s), (Signal.REQUEST_RATE, observation.request_rate)):
+        if value is None or not math.isfinite(value):
+            missing[name.value] = observation.missing.get(name.value, "missing")
+    return missing
+
+
+def _hold(
+    observation: Observation, spec: RoutedModelSpec, mem: LawMemory, now: float, missing: dict[str, str]
+) -> Decision:
+    """Metrics unavailable: keep the knobs (or run at least Replicas(n)); never scale down."""
+    rule = spec.behavior.on_metrics_unavailable
+    replicas = observation.replicas
+    action = "hold"
+    if rule.action == "Replicas" and rule.replicas is not None and rule.replicas > replicas:
+        replicas, action = rule.replicas, f"run at least {rule.replicas} replicas"
+    replicas = min(max(replicas, spec.replicas.min), max(observation.replicas, spec.replicas.max))
+    metrics = c.metrics_verdict(missing)
+    conditions = {
+        "SLOMet": c.slo_verdict(observation.latency_s, spec.slo.target_seconds, spec.slo.quantile),
+        "WithinBudget": budget_verdict(observation, spec),
+        "MetricsAvailable": metrics,
+        "Feasible": c.verdict(c.UNKNOWN, c.DECISION_HELD, "not evaluated while metrics are unavailable"),
+    }
+    reason = (
+        f"{metrics.message}: {action} (onMetricsUnavailable {rule.action}), temperature "
+        f"{observation.routing_temperature:.2f}, replicas {observation.replicas}→{replicas}"
+    )
+    memory = replace(mem, last_time=now, last_temperature=observation.routing_temperature).to_dict()
+    return Decision(observation.routing_temperature, replicas, reason, memory, conditions, held=True)
+
+
+def _learn(mem: LawMemory, obs: Observation, profile: Profile, spec: RoutedModelSpec) -> LawMemory:
+    """Correct tokens per request, capacity and power from this observation."""
+    rate = obs.request_rate or 0.0
+    if obs.token_rate is not None and rate > 0.05 and obs.token_rate > 0:
+        mem = replace(
+            mem,
+            tokens_per_request=max(
+                1.0, mem.tokens_per_request * (obs.token_rate / rate / mem.tokens_per_request) ** 0.3
+            ),
+        )
+    model = _model(profile, mem, spec)
+    ready = obs.ready_replicas
+    enough = rate * spec.slo.window_seconds >= MIN_REQUESTS_TO_LEARN
+    if obs.latency_s is not None and ready > 0 and enough and obs.latency_s > 0:
+        per_replica = rate / ready
+        predicted = model.latency_s(per_replica, obs.routing_temperature)
+        if (
+            predicted < OVERLOAD_LATENCY_S
+            and model.utilisation(per_replica, obs.routing_temperature) < LEARN_BELOW_UTILISATION
+        ):
+            ratio = obs.latency_s / predicted
+            error = abs(math.log(ratio))
+            ewma = error if mem.latency_error is None else 0.8 * mem.latency_error + 0.2 * error
+            mem = replace(
+                mem, capacity_scale=blend(mem.capacity_scale, ratio), latency_error=ewma, samples=mem.samples + 1
+            )
+    if obs.power_w is not None and ready > 0:
+        idle = model.power.idle_w * max(obs.replicas, ready)
+        predicted_dynamic = (
+            model.total_power_w(rate, obs.routing_temperature, ready, max(0, obs.replicas - ready)) - idle
+        )
+        if predicted_dynamic > 0.05 * idle:
+            mem = replace(mem, power_scale=blend(mem.power_scale, max(0.0, obs.power_w - idle) / predicted_dynamic))
+    return mem
+
+
+def _model(profile: Profile, mem: LawMemory, spec: RoutedModelSpec) -> ResponseModel:
+    return ResponseModel(
+        profile,
+        capacity_scale=mem.capacity_scale,
+        power_scale=mem.power_scale,
+        tokens_per_request=mem.tokens_per_request,
+        metric=str(spec.slo.metric),
+    )
+
+
+def _act(
+    obs: Observation, spec: RoutedModelSpec, mem: LawMemory, now: float, *, bounds: Bounds, profile: Profile
+) -> Decision:
+    """Metrics fresh: plan replicas, stabilize them, pick the temperature, report."""
+    model = _model(profile, mem, spec)
+    # A backlog is load too: drain what waits within one SLO window.
+    demand = (obs.request_rate or 0.0) + (obs.queue_depth or 0.0) / spec.slo.window_seconds
+    target_s = spec.slo.target_seconds * (1.0 - spec.slo.margin_fraction)
+    limit_w = power_limit_w(spec, demand, model.tokens_per_request)
+    plan = plan_replicas(
+        model, demand, bounds=bounds, target_s=target_s, limit_w=limit_w, spec=spec, reserve=BURST_RESERVE
+    )
+    window = max(
+        spec.behavior.scale_up.stabilization_window_seconds, spec.behavior.scale_down.stabilization_window_seconds
+    )
+    if mem.since is None:
+        mem = replace(mem, since=now)
+    mem = mem.remember(now, plan.replicas, float(window))
+    replicas, note = stabilize(mem.recommendations, obs.replicas, now, spec, since=mem.since)
+    if plan.feasible.reason == c.SLO_YIELDS_TO_BUDGET and plan.replicas < replicas:
+        # The budget is a hard limit under priority Budget: no stabilization window delays meeting it.
+        replicas, note = plan.replicas, "scale-down now: priority Budget"
+    temperature = _choose_temperature(model, obs, demand, bounds=bounds, target_s=target_s, limit_w=limit_w, spec=spec)
+    starting = max(0, obs.replicas - obs.ready_replicas)
+    ready = max(1, obs.ready_replicas)
+    predicted_latency = model.latency_s(demand / ready, temperature)
+    predicted_power = model.total_power_w(demand, temperature, ready, starting)
+    conditions = {
+        "SLOMet": c.slo_verdict(obs.latency_s, spec.slo.target_seconds, spec.slo.quantile),
+        "WithinBudget": budget_verdict(obs, spec),
+        "MetricsAvailable": c.metrics_verdict({}),
+        "Feasible": plan.feasible,
+    }
+    reason = _reason(obs, spec, demand=demand, temperature=temperature, replicas=replicas, plan=plan, note=note)
+    memory = replace(mem, last_time=now, last_temperature=temperature).to_dict()
+    return Decision(
+        temperature,
+        replicas,
+        reason,
+        memory,
+        conditions,
+        predicted_latency_s=min(predicted_latency, OVERLOAD_LATENCY_S),
+        predicted_power_w=predicted_power,
+    )
+
+
+def _choose_temperature(
+    model: ResponseModel,
+    obs: Observation,
+    demand: float,
+    *,
+    bounds: Bounds,
+    target_s: float,
+    limit_w: float | None,
+    spec: RoutedModelSpec,
+) -> float:
+    """Highest temperature up to T_op meeting SLO and budget on the ready replicas; priority breaks ties."""
+    ready = obs.ready_replicas
+    current = min(max(obs.routing_temperature, bounds.t_lo), bounds.t_hi)
+    if ready <= 0:
+        return current
+    ceiling = min(bounds.t_op, current + spec.behavior.max_temperature_step_up)
+    grid = {t for t in model.profile.temperatures if bounds.t_lo <= t <= ceiling} | {bounds.t_lo, ceiling}
+    starting = max(0, obs.replicas - ready)
+    slo_ok: list[float] = []
+    budget_ok: list[float] = []
+    for t in sorted(grid, reverse=True):
+        meets_slo = model.latency_s(demand / ready, t) <= target_s
+        meets_budget = limit_w is None or model.total_power_w(demand, t, ready, starting) <= limit_w
+        if meets_slo and meets_budget:
+            return t
+        if meets_slo:
+            slo_ok.append(t)
+        if meets_budget:
+            budget_ok.append(t)
+    preferred = slo_ok if spec.budget is None or spec.budget.priority == "SLO" else budget_ok
+    return preferred[0] if preferred else bounds.t_lo
+
+
+def _reason(
+    obs: Observation, spec: RoutedModelSpec, *, demand: float, temperature: float, replicas: int, plan: Plan, note: str
+) -> str:
+    """A sentence a person can read: what was seen, what changes, and why."""
+    q = f"p{round(spec.slo.quantile * 100):d}"
+    seen = f"{q} {obs.latency_s:.2f}s vs SLO {spec.slo.target_seconds:.2f}s, load {demand:.2f} req/s"
+    change = f"temperature {obs.routing_temperature:.2f}→{temperature:.2f}, replicas {obs.replicas}→{replicas}"
+    parts = [f"{seen}: {change}", plan.why]
+    if note:
+        parts.append(note)
+    return "; ".join(parts)

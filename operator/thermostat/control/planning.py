@@ -1,0 +1,165 @@
+"""The slow path: how many replicas, within the budget, stabilized like Kubernetes' HPA.
+
+Also the budget arithmetic (power cap and energy-per-request/per-token limits, all turned into one
+power limit at the current load) and the WithinBudget verdict.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from thermostat.api.spec import RoutedModelSpec
+from thermostat.control import conditions as c
+from thermostat.control.model import ResponseModel
+from thermostat.control.types import Observation, Verdict
+
+if TYPE_CHECKING:
+    from thermostat.control.law import Bounds
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The replicas the slow path wants, whether everything can hold, and why."""
+
+    replicas: int
+    feasible: Verdict
+    why: str
+
+
+def power_limit_w(spec: RoutedModelSpec, demand: float, tokens_per_request: float) -> float | None:
+    """The tightest power the budget allows at this load, with the reserve kept; None without budget."""
+    budget = spec.budget
+    if budget is None:
+        return None
+    limits = []
+    if budget.power_watts is not None:
+        limits.append(budget.power_watts)
+    if budget.energy_joules_per_request is not None:
+        limits.append(budget.energy_joules_per_request * demand)
+    if budget.energy_joules_per_1k_tokens is not None:
+        limits.append(budget.energy_joules_per_1k_tokens * demand * tokens_per_request / 1000.0)
+    return min(limits) * (1.0 - budget.reserve_fraction) if limits else None
+
+
+def plan_replicas(
+    model: ResponseModel,
+    demand: float,
+    *,
+    bounds: Bounds,
+    target_s: float,
+    limit_w: float | None,
+    spec: RoutedModelSpec,
+    reserve: float,
+) -> Plan:
+    """Fewest replicas carrying ``demand`` at T_op with ``reserve`` in hand down to the floor; budget checked."""
+    cap_op = model.capacity(bounds.t_op, target_s)
+    cap_lo = model.capacity(bounds.t_lo, target_s)
+    if cap_lo <= 0:
+        return Plan(
+            bounds.n_max,
+            c.verdict(c.FALSE, c.SLO_UNREACHABLE, "no load meets the SLO target"),
+            "SLO below a lone request's latency",
+        )
+    wanted = max(
+        math.ceil(demand / cap_op - 1e-9) if cap_op > 0 else bounds.n_max, math.ceil(reserve * demand / cap_lo - 1e-9)
+    )
+    slo_replicas = min(max(wanted, bounds.n_min), bounds.n_max)
+    why = f"plan {slo_replicas} replicas at T_op {bounds.t_op:.2f} (floor {bounds.t_lo:.2f})"
+    if demand > bounds.n_max * cap_lo:
+        verdict = c.verdict(
+            c.FALSE,
+            c.SLO_UNREACHABLE,
+            f"load {demand:.2f} req/s exceeds {bounds.n_max} replicas at the quality floor "
+            f"({bounds.n_max * cap_lo:.2f} req/s)",
+        )
+        return Plan(bounds.n_max, verdict, why + "; SLO unreachable even at max replicas and the floor")
+    if limit_w is None or model.total_power_w(demand, bounds.t_lo, slo_replicas) <= limit_w:
+        return Plan(slo_replicas, c.verdict(c.TRUE, c.FEASIBLE, "SLO, budget and quality floor can all hold"), why)
+    return _budget_conflict(
+        model, demand, bounds=bounds, limit_w=limit_w, spec=spec, slo_replicas=slo_replicas, why=why
+    )
+
+
+def _budget_conflict(
+    model: ResponseModel,
+    demand: float,
+    *,
+    bounds: Bounds,
+    limit_w: float,
+    spec: RoutedModelSpec,
+    slo_replicas: int,
+    why: str,
+) -> Plan:
+    """SLO and budget cannot both hold: follow ``priority``."""
+    assert spec.budget is not None  # only called with a budget
+    if spec.budget.priority == "SLO":
+        message = f"SLO needs {slo_replicas} replicas, over the {limit_w:.0f} W budget (after reserve); priority SLO"
+        return Plan(slo_replicas, c.verdict(c.FALSE, c.BUDGET_YIELDS_TO_SLO, message), why + "; budget yields to SLO")
+    affordable = bounds.n_min
+    for n in range(slo_replicas, bounds.n_min - 1, -1):
+        if model.total_power_w(demand, bounds.t_lo, n) <= limit_w:
+            affordable = n
+            break
+    message = (
+        f"SLO needs {slo_replicas} replicas but {limit_w:.0f} W (after reserve) affords {affordable}; priority Budget"
+    )
+    return Plan(
+        affordable,
+        c.verdict(c.FALSE, c.SLO_YIELDS_TO_BUDGET, message),
+        f"{why}; SLO yields to budget: {affordable} replicas",
+    )
+
+
+def stabilize(
+    recommendations: list[tuple[float, int]], current: int, now: float, spec: RoutedModelSpec, *, since: float | None
+) -> tuple[int, str]:
+    """HPA's rule: up to the lowest wish of the up window, down to the highest of the down window; step limits."""
+    up, down = spec.behavior.scale_up, spec.behavior.scale_down
+    ups = [n for t, n in recommendations if now - t <= up.stabilization_window_seconds]
+    downs = [n for t, n in recommendations if now - t <= down.stabilization_window_seconds]
+    if since is None or now - since < down.stabilization_window_seconds:
+        downs.append(current)  # a fresh memory has not seen a full window: the replicas in place count as a wish
+    wanted = recommendations[-1][1]
+    result = current
+    if ups and result < min(ups):
+        result = min(ups)
+    if downs and result > max(downs):
+        result = max(downs)
+    result = min(result, current + up.max_step_replicas)
+    result = max(result, current - down.max_step_replicas)
+    result = min(max(result, spec.replicas.min), spec.replicas.max)
+    note = ""
+    if wanted < current and result > wanted:
+        window, step = down.stabilization_window_seconds, down.max_step_replicas
+        note = f"scale-down to {wanted} waits for its {window}s window and {step}-replica step"
+    elif wanted > current and result < wanted:
+        note = f"scale-up to {wanted} limited to {up.max_step_replicas} per step"
+    return result, note
+
+
+def budget_verdict(obs: Observation, spec: RoutedModelSpec) -> Verdict:
+    """WithinBudget from the observed power and energy rate."""
+    budget = spec.budget
+    if budget is None:
+        return c.verdict(c.TRUE, c.NO_BUDGET, "no budget set")
+    estimated = " (estimated)" if obs.power_source == "estimate" else ""
+    if obs.power_w is None:
+        return c.verdict(c.UNKNOWN, c.POWER_UNKNOWN, "power is missing or stale")
+    over: list[str] = []
+    if budget.power_watts is not None and obs.power_w > budget.power_watts:
+        over.append(f"power {obs.power_w:.0f} W{estimated} > {budget.power_watts:.0f} W")
+    rate = obs.request_rate
+    energy_rate = obs.energy_rate_w if obs.energy_rate_w is not None else obs.power_w
+    if budget.energy_joules_per_request is not None and rate:
+        per_request = energy_rate / rate
+        if per_request > budget.energy_joules_per_request:
+            over.append(f"{per_request:.0f} J/request > {budget.energy_joules_per_request:.0f}")
+    if budget.energy_joules_per_1k_tokens is not None and obs.token_rate:
+        per_1k = 1000.0 * energy_rate / obs.token_rate
+        if per_1k > budget.energy_joules_per_1k_tokens:
+            over.append(f"{per_1k:.0f} J/1k tokens > {budget.energy_joules_per_1k_tokens:.0f}")
+    if over:
+        return c.verdict(c.FALSE, c.OVER_BUDGET, "; ".join(over))
+    return c.verdict(c.TRUE, c.WITHIN_BUDGET, f"power {obs.power_w:.0f} W{estimated} within budget")

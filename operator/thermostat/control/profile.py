@@ -1,0 +1,151 @@
+"""The runtime's routing profile as the law reads it: temperature → compute, throughput, quality.
+
+A ``Profile`` is built from the profile JSON of DESIGN §3 (already validated against its schema by
+``thermostat.profiles.load_profile``). It answers, for any routing temperature in ``[t_min, 1]``,
+by linear interpolation between the measured (or assumed) points: the share of FLOPs executed, the
+quality loss in points, and the decode throughput at a batch size. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+
+class ProfileError(ValueError):
+    """The profile is unusable; the message says what is wrong and how to fix it."""
+
+
+@dataclass(frozen=True)
+class ProfilePoint:
+    """One routing temperature's figures."""
+
+    routing_temperature: float
+    flops_fraction: float
+    top1_agreement: float
+    tokens_per_s: tuple[tuple[int, float], ...]  # (batch size, decode tokens/s), sorted by batch
+
+    @property
+    def quality_loss_points(self) -> float:
+        """Quality loss = 100 × (1 − top-1 agreement), DESIGN §3."""
+        return 100.0 * (1.0 - self.top1_agreement)
+
+
+def _interp(x: float, xs: Sequence[float], ys: Sequence[float]) -> float:
+    """Piecewise-linear interpolation, clamped at both ends."""
+    if x <= xs[0]:
+        return ys[0]
+    if x >= xs[-1]:
+        return ys[-1]
+    i = bisect.bisect_right(xs, x)
+    x0, x1, y0, y1 = xs[i - 1], xs[i], ys[i - 1], ys[i]
+    return y0 + (y1 - y0) * (x - x0) / (x1 - x0)
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A routing profile: what the law and the simulator assume about one replica."""
+
+    model: str
+    device: str
+    provenance: str
+    t_min: float
+    points: tuple[ProfilePoint, ...]
+    sha256: str = ""
+
+    def __post_init__(self) -> None:
+        temps = [p.routing_temperature for p in self.points]
+        if temps != sorted(temps) or len(set(temps)) != len(temps):
+            raise ProfileError("profile points must be sorted by increasing routing_temperature, without repeats")
+        if abs(temps[-1] - 1.0) > 1e-9:
+            raise ProfileError("profile points must include routing_temperature 1.0 (exact)")
+        if temps[0] > self.t_min + 1e-9:
+            raise ProfileError(f"profile points must include t_min ({self.t_min}); the lowest is {temps[0]}")
+        object.__setattr__(self, "_temps", tuple(temps))
+        # Per-temperature batch tables, memoised: the law asks for the same few temperatures often.
+        object.__setattr__(self, "_tables", {})
+
+    @property
+    def temperatures(self) -> tuple[float, ...]:
+        """The profiled temperatures, increasing."""
+        return self._temps  # type: ignore[attr-defined, no-any-return]
+
+    @property
+    def max_batch(self) -> int:
+        """Largest batch size profiled at T = 1: the replica's batch limit."""
+        return self.points[-1].tokens_per_s[-1][0]
+
+    def flops_fraction(self, temperature: float) -> float:
+        """Executed per-token FLOPs over exact's at ``temperature``."""
+        return _interp(temperature, self.temperatures, [p.flops_fraction for p in self.points])
+
+    def quality_loss_points(self, temperature: float) -> float:
+        """Expected quality loss in points at ``temperature``."""
+        return _interp(temperature, self.temperatures, [p.quality_loss_points for p in self.points])
+
+    def tokens_per_s(self, temperature: float, batch: float) -> float:
+        """Decode throughput of one replica (tokens/s) at a batch size and temperature."""
+        batches, rates = self.batch_table(temperature)
+        if batch < batches[0]:
+            return rates[0] * batch / batches[0]  # below the smallest batch, throughput is proportional
+        return _interp(batch, batches, rates)
+
+    def batch_table(self, temperature: float) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """(batch sizes, decode tokens/s) at ``temperature``, interpolated between profiled points."""
+        key = round(temperature, 6)
+        tables: dict[float, tuple[tuple[float, ...], tuple[float, ...]]] = self._tables  # type: ignore[attr-defined]
+        if key not in tables:
+            batches = tuple(float(b) for b, _ in self.points[-1].tokens_per_s)
+            rates = tuple(_interp(key, self.temperatures, [self._rate_at(p, b) for p in self.points]) for b in batches)
+            if len(tables) > 4096:  # bounded: temperatures come from a small grid in practice
+                tables.clear()
+            tables[key] = (batches, rates)
+        return tables[key]
+
+    @staticmethod
+    def _rate_at(point: ProfilePoint, batch: float) -> float:
+        batches = [float(b) for b, _ in point.tokens_per_s]
+        rates = [r for _, r in point.tokens_per_s]
+        if batch < batches[0]:
+            return rates[0] * batch / batches[0]
+        return _interp(batch, batches, rates)
+
+    def time_fraction(self, temperature: float) -> float:
+        """Time per token at full batch over exact's: how routing speeds a replica up."""
+        top = float(self.max_batch)
+        return self.tokens_per_s(1.0, top) / self.tokens_per_s(temperature, top)
+
+    def lowest_temperature_within(self, max_loss_points: float) -> float:
+        """Lowest profiled temperature whose quality loss is at most ``max_loss_points``."""
+        for point in self.points:
+            if point.routing_temperature >= self.t_min and point.quality_loss_points <= max_loss_points + 1e-12:
+                return max(point.routing_temperature, self.t_min)
+        return 1.0
+
+
+def parse_profile(data: Mapping[str, Any], *, sha256: str = "") -> Profile:
+    """Build a Profile from the profile JSON (a dict); raises ProfileError naming a bad field."""
+    try:
+        points = tuple(
+            ProfilePoint(
+                routing_temperature=float(p["routing_temperature"]),
+                flops_fraction=float(p["flops_fraction"]),
+                top1_agreement=float(p["top1_agreement"]),
+                tokens_per_s=tuple(sorted((int(b), float(v)) for b, v in p["tokens_per_s"].items())),
+            )
+            for p in data["points"]
+        )
+        return Profile(
+            model=str(data["model"]),
+            device=str(data["device"]),
+            provenance=str(data["provenance"]),
+            t_min=float(data["t_min"]),
+            points=points,
+            sha256=sha256,
+        )
+    except (KeyError, TypeError, AttributeError) as error:
+        raise ProfileError(
+            f"profile is missing or mistypes a field ({error!r}); check it against the schema"
+        ) from error

@@ -1,0 +1,17 @@
+"""The Kubernetes side: the only package that talks to the API server (official ``kubernetes`` client)."""
+
+from thermostat.kube.client import Kube, ObjectRef, load_api_client, retry_conflicts
+from thermostat.kube.diff import contains, update_patch
+from thermostat.kube.scalers import list_pods, mark_for_removal, other_scalers
+
+__all__ = [
+    "Kube",
+    "ObjectRef",
+    "contains",
+    "list_pods",
+    "load_api_client",
+    "mark_for_removal",
+    "other_scalers",
+    "retry_conflicts",
+    "update_patch",
+]

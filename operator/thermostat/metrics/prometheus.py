@@ -1,0 +1,160 @@
+"""Signals read from Prometheus with the PromQL templates, through prometheus-api-client.
+
+Connection failures, refused queries, empty results, NaN and stale anchors each raise their own
+``MetricsError``. Credentials come from a Secret's data (``token``, or ``username``/``password``, and
+an optional ``ca.crt``), read by the caller and passed in as plain strings.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import requests
+from prometheus_api_client import PrometheusConnect
+from prometheus_api_client.exceptions import PrometheusApiClientException
+from urllib3.util.retry import Retry
+
+from thermostat.api.spec import LatencySlo, MetricsSpec, PowerSource
+from thermostat.control.types import Signal
+from thermostat.metrics.source import (
+    NoDataError,
+    NotANumberError,
+    QueryRejectedError,
+    Reading,
+    Scope,
+    SourceUnavailableError,
+    StaleDataError,
+)
+from thermostat.metrics.templates import freshness_query, render, template_for
+
+
+@dataclass(frozen=True)
+class PrometheusAuth:
+    """How to authenticate to Prometheus and verify its certificate."""
+
+    bearer_token: str | None = None
+    username: str | None = None
+    password: str | None = None
+    ca_pem: str | None = None
+    insecure_skip_verify: bool = False
+
+    @classmethod
+    def from_secret_data(cls, data: dict[str, str], *, insecure_skip_verify: bool = False) -> PrometheusAuth:
+        """From a Secret's decoded data; a Secret with neither token nor username says so."""
+        if not data.get("token") and not data.get("username"):
+            raise ValueError("the Prometheus auth Secret needs key `token`, or keys `username` and `password`")
+        return cls(
+            bearer_token=data.get("token") or None,
+            username=data.get("username") or None,
+            password=data.get("password", ""),
+            ca_pem=data.get("ca.crt") or None,
+            insecure_skip_verify=insecure_skip_verify,
+        )
+
+    def headers(self) -> dict[str, str] | None:
+        return {"Authorization": f"Bearer {self.bearer_token.strip()}"} if self.bearer_token else None
+
+    def basic(self) -> tuple[str, str] | None:
+        return (self.username, self.password or "") if self.username else None
+
+    def verify(self) -> bool | str:
+        """``requests``' verify argument: False, True, or a CA bundle file written once per content."""
+        if self.insecure_skip_verify:
+            return False
+        if not self.ca_pem:
+            return True
+        digest = hashlib.sha256(self.ca_pem.encode()).hexdigest()[:16]
+        path = Path(tempfile.gettempdir()) / f"thermostat-prometheus-ca-{digest}.pem"
+        if not path.exists():
+            path.write_text(self.ca_pem, encoding="utf-8")
+        return str(path)
+
+
+def _scalar(result: list[dict[str, Any]], query: str) -> tuple[float, dict[str, str]]:
+    """The value of a one-series result; several series are summed (a template without sum())."""
+    if not result:
+        raise NoDataError(f"no series for {query}")
+    values = [float(item["value"][1]) for item in result]
+    total = math.fsum(values)
+    if not math.isfinite(total):
+        raise NotANumberError(f"{query} is {total}")
+    labels = result[0].get("metric", {}) if len(result) == 1 else {}
+    return total, labels
+
+
+class PrometheusMetrics:
+    """A ``MetricsSource`` querying one Prometheus with the templates of a RoutedModel's spec."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        slo: LatencySlo,
+        metrics: MetricsSpec,
+        auth: PrometheusAuth | None = None,
+        timeout_s: float = 5.0,
+        max_age_s: float = 60.0,
+    ) -> None:
+        auth = auth or PrometheusAuth(insecure_skip_verify=metrics.prometheus.insecure_skip_verify)
+        session = requests.Session()
+        session.verify = auth.verify()
+        self.url = url.rstrip("/")
+        self.slo, self.metrics, self.max_age_s = slo, metrics, max_age_s
+        # No retries: a period's observation must be quick, and the next period retries anyway.
+        self._client = PrometheusConnect(
+            self.url,
+            headers=auth.headers(),
+            auth=auth.basic(),
+            session=session,
+            retry=Retry(total=0),
+            timeout=timeout_s,  # type: ignore[arg-type,unused-ignore]  # annotated int, floats work
+        )
+
+    def query(self, promql: str) -> list[dict[str, Any]]:
+        """Run an instant query; transport and HTTP failures become typed errors."""
+        try:
+            result: list[dict[str, Any]] = self._client.custom_query(promql)
+        except PrometheusApiClientException as error:
+            text = str(error)
+            if "HTTP Status Code 5" in text:
+                raise SourceUnavailableError(f"Prometheus at {self.url} failed: {text[:300]}") from error
+            raise QueryRejectedError(f"Prometheus at {self.url} refused {promql!r}: {text[:300]}") from error
+        except requests.RequestException as error:
+            raise SourceUnavailableError(f"Prometheus at {self.url} unreachable: {type(error).__name__}") from error
+        return result
+
+    def _age_s(self, anchor: str, scope: Scope) -> float:
+        query = freshness_query(anchor, scope)
+        result = self.query(query)
+        if not result:
+            raise StaleDataError(f"no current sample of {anchor} for {scope.namespace}/{scope.routedmodel}")
+        return _scalar(result, query)[0]
+
+    def read(self, signal: Signal | str, scope: Scope, *, now: float) -> Reading:
+        """Read one signal; stale anchors and empty or NaN results raise (``now`` is unused: Prometheus' clock)."""
+        template = template_for(signal, self.slo, self.metrics)
+        age_s = None
+        if template.anchor is not None:
+            age_s = self._age_s(template.anchor, scope)
+            if age_s > self.max_age_s:
+                raise StaleDataError(
+                    f"newest {template.anchor} sample is {age_s:.0f}s old (limit {self.max_age_s:.0f}s)"
+                )
+        promql = render(template.promql, scope, self.slo)
+        result = self.query(promql)
+        value, labels = _scalar(result, promql)
+        return Reading(value=value, age_s=age_s, power_source=self._power_source(signal, result, labels))
+
+    def _power_source(self, signal: str, result: list[dict[str, Any]], labels: dict[str, str]) -> str | None:
+        if signal != Signal.POWER:
+            return None
+        if PowerSource(self.metrics.power_source) == PowerSource.DCGM:
+            return "dcgm"
+        # Any modelled share makes the total an estimate, and the display says so.
+        sources = {item.get("metric", {}).get("source") for item in result} | {labels.get("source")}
+        return "estimate" if "estimate" in sources else "nvml"

@@ -1,0 +1,54 @@
+"""The operator's settings: one validated pydantic-settings object, environment prefix ``THERMOSTAT_``.
+
+Every field can be set as ``THERMOSTAT_<FIELD>`` (e.g. ``THERMOSTAT_PROMETHEUS_URL``); a RoutedModel's
+``spec.metrics.prometheus`` overrides the Prometheus fields for that object. docs/operator.md lists them.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class LogFormat(StrEnum):
+    """How the operator writes its logs."""
+
+    JSON = "json"
+    TEXT = "text"
+
+
+class OperatorSettings(BaseSettings):
+    """Everything the operator process is configured with."""
+
+    model_config = SettingsConfigDict(env_prefix="THERMOSTAT_", extra="ignore")
+
+    kubeconfig: Path | None = Field(
+        None, description="kubeconfig file; in-cluster config or ~/.kube/config when unset."
+    )
+    namespaces: list[str] = Field(
+        default_factory=list, description="Namespaces to watch (JSON list); all namespaces when empty."
+    )
+    prometheus_url: str | None = Field(
+        None, pattern=r"^https?://", description="Default Prometheus base URL for RoutedModels without spec.metrics."
+    )
+    prometheus_timeout_seconds: float = Field(5.0, gt=0, le=60, description="Timeout of one PromQL query.")
+    metrics_port: int = Field(9102, ge=0, le=65535, description="Port of the operator's own /metrics (0 turns it off).")
+    metrics_host: str = Field("0.0.0.0", description="Address the operator's /metrics binds to.")
+    liveness_endpoint: str | None = Field(
+        "http://0.0.0.0:8080/healthz", description="Kopf's liveness probe endpoint; empty turns it off."
+    )
+    peering: str | None = Field(
+        None,
+        description="Kopf peering name: with several operator replicas only the highest-priority one acts. "
+        "Unset: standalone (one replica only).",
+    )
+    priority: int = Field(0, description="This replica's peering priority.")
+    log_format: LogFormat = Field(LogFormat.JSON, description="json (one object per line) or text.")
+    log_level: str = Field("INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$", description="Log level.")
+    min_period_seconds: float = Field(
+        1.0, gt=0, description="Floor on a RoutedModel's control period (protects Prometheus from 1 s loops at scale)."
+    )
+    retry_delay_seconds: float = Field(5.0, gt=0, description="Delay before retrying a failed apply of owned objects.")

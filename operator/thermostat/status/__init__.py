@@ -1,0 +1,22 @@
+"""Pure status logic: conditions, the Ready summary, display strings, decision history, assembly.
+
+The handlers hand one run's outcome to ``build_status`` and write ``status_patch`` of the result in a
+single patch; nothing here performs I/O or reads the clock.
+"""
+
+from thermostat.status.assemble import RunOutcome, build_status, parse_status, rfc3339, status_observation, status_patch
+from thermostat.status.conditions import Health, conflict_verdict, find_condition, ready_verdict, set_condition
+
+__all__ = [
+    "Health",
+    "RunOutcome",
+    "build_status",
+    "conflict_verdict",
+    "find_condition",
+    "parse_status",
+    "ready_verdict",
+    "rfc3339",
+    "set_condition",
+    "status_observation",
+    "status_patch",
+]

@@ -1,0 +1,129 @@
+"""One control run's status, assembled in memory and written once (Karpenter's and KEDA's habit).
+
+``build_status`` turns what a run saw and did into the next ``RoutedModelStatus``; ``status_patch``
+makes the merge patch that writes it, with explicit nulls where a figure became unknown (a merge
+patch that merely omitted it would leave yesterday's value standing).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from thermostat.api.spec import RoutedModelSpec
+from thermostat.api.status import DecisionRecord, Display, LawMemory, RoutedModelStatus, Settings
+from thermostat.api.status import Observation as StatusObservation
+from thermostat.control.types import Decision, Observation, Verdict
+from thermostat.status.conditions import READY, Health, ready_verdict, set_conditions
+from thermostat.status.display import format_latency, format_power
+from thermostat.status.history import record_decision
+
+ESTIMATE = "estimate"
+
+
+def rfc3339(unix_s: float) -> str:
+    """A Kubernetes timestamp (second precision, UTC)."""
+    return datetime.fromtimestamp(unix_s, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _ratio(numerator: float | None, denominator: float | None, scale: float = 1.0) -> float | None:
+    if numerator is None or denominator is None or denominator <= 0:
+        return None  # no traffic: energy per request is undefined, not zero
+    return numerator / denominator * scale
+
+
+def status_observation(observation: Observation) -> StatusObservation:
+    """The observation as users read it: energy per request and quality loss in points."""
+    agreement = observation.quality_agreement
+    return StatusObservation(
+        time=rfc3339(observation.time),
+        latency_seconds=observation.latency_s,
+        request_rate=observation.request_rate,
+        token_rate=observation.token_rate,
+        power_watts=observation.power_w,
+        power_source=observation.power_source,
+        energy_joules_per_request=_ratio(observation.energy_rate_w, observation.request_rate),
+        energy_joules_per_1k_tokens=_ratio(observation.energy_rate_w, observation.token_rate, 1000.0),
+        quality_loss_points=None if agreement is None else round(100.0 * (1.0 - agreement), 3),
+        missing=sorted(f"{name}: {why}" for name, why in observation.missing.items()),
+    )
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """What one control run saw, decided and did."""
+
+    now: float
+    generation: int | None
+    current: Settings  # what is in force after the run
+    health: Health
+    observation: Observation | None = None
+    decision: Decision | None = None
+    applied: bool = False  # whether the decision was applied (Enforce, not held, no conflict)
+    memory_version: int = 1
+    verdicts: dict[str, Verdict] = field(default_factory=dict)  # extra conditions, e.g. Conflict
+
+
+def _display(spec: RoutedModelSpec, observation: Observation | None) -> Display:
+    latency = observation.latency_s if observation else None
+    power = observation.power_w if observation else None
+    estimated = bool(observation and observation.power_source == ESTIMATE)
+    budget = spec.budget.power_watts if spec.budget else None
+    return Display(
+        latency=format_latency(latency, spec.slo.target_seconds),
+        power=format_power(power, budget, estimated=estimated),
+    )
+
+
+def build_status(previous: RoutedModelStatus | None, spec: RoutedModelSpec, run: RunOutcome) -> RoutedModelStatus:
+    """The next status: conditions updated by the conventions, the decision recorded when it is news."""
+    previous = previous or RoutedModelStatus()
+    now = rfc3339(run.now)
+    verdicts: dict[str, Verdict] = {READY: ready_verdict(run.health)}
+    decisions = list(previous.decisions)
+    recommended = previous.recommended
+    memory = previous.memory
+    if run.decision is not None:
+        verdicts.update(run.decision.conditions)
+        recommended = Settings(routing_temperature=run.decision.routing_temperature, replicas=run.decision.replicas)
+        record = DecisionRecord(
+            time=now,
+            routing_temperature=run.decision.routing_temperature,
+            replicas=run.decision.replicas,
+            reason=run.decision.reason,
+            applied=run.applied,
+        )
+        decisions = record_decision(decisions, record)
+        memory = LawMemory(version=run.memory_version, state=run.decision.memory)
+    verdicts.update(run.verdicts)
+    return RoutedModelStatus(
+        observed_generation=run.generation,
+        conditions=set_conditions(previous.conditions, verdicts, now=now, generation=run.generation),
+        observation=status_observation(run.observation) if run.observation else previous.observation,
+        current=run.current,
+        recommended=recommended,
+        decisions=decisions,
+        memory=memory,
+        display=_display(spec, run.observation),
+    )
+
+
+def status_patch(status: RoutedModelStatus) -> dict[str, Any]:
+    """The merge patch writing ``status`` whole: unknown figures become explicit nulls."""
+    patch = status.model_dump(mode="json", by_alias=True, exclude_none=True)
+    for key in ("observation", "current", "recommended", "display"):
+        part = getattr(status, key)
+        if part is not None:
+            patch[key] = part.model_dump(mode="json", by_alias=True, exclude_none=False)
+    return patch
+
+
+def parse_status(raw: Any) -> RoutedModelStatus | None:
+    """The stored status, or None when there is none or it does not parse (an older format)."""
+    if not raw:
+        return None
+    try:
+        return RoutedModelStatus.model_validate(dict(raw), strict=False)
+    except ValueError:
+        return None

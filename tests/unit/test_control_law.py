@@ -1,0 +1,179 @@
+"""Scenario tests of the control law against a small plant (cold starts, a truthful response model)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from control_plant import Plant, make_spec
+
+from thermostat.control import MEMORY_VERSION, Observation, decide, temperature_bounds
+from thermostat.profiles import load_profile
+
+pytestmark = pytest.mark.fast
+PROFILE = load_profile()
+
+
+def settle(plant: Plant, rate: float, periods: int = 40) -> None:
+    for _ in range(periods):
+        plant.step(rate)
+
+
+def test_steady_load_makes_no_changes() -> None:
+    plant = Plant(PROFILE, make_spec(), replicas=3)
+    settle(plant, 4.0)
+    before = (plant.replicas, plant.temperature)
+    decisions = [plant.step(4.0) for _ in range(40)]
+    assert {(d.replicas, d.routing_temperature) for d in decisions} == {before}
+    assert all(d.conditions["SLOMet"].status == "True" for d in decisions)
+
+
+def test_burst_within_range_drops_temperature_then_replicas_follow_and_it_recovers() -> None:
+    spec = make_spec(quality={"minRoutingTemperature": 0.05})
+    plant = Plant(PROFILE, spec, replicas=2)
+    settle(plant, 3.0)
+    steady_t, steady_n = plant.temperature, plant.replicas
+    first = plant.step(6.0)  # doubling: inside the knob's range at the floor
+    assert first.routing_temperature < steady_t  # within one period
+    assert first.replicas > steady_n  # replicas follow (still starting)
+    assert "temperature" in first.reason
+    assert "replicas" in first.reason
+    for _ in range(12):  # cold start passes: temperature climbs back
+        plant.step(6.0)
+    assert plant.ready() == plant.replicas
+    assert plant.temperature == pytest.approx(steady_t)
+
+
+def test_triple_burst_lowers_temperature_at_once_and_adds_replicas() -> None:
+    plant = Plant(PROFILE, make_spec(), replicas=2)
+    settle(plant, 3.0)
+    steady_t = plant.temperature
+    burst = plant.step(9.0)
+    assert burst.routing_temperature < steady_t
+    assert burst.replicas >= 3
+    settle(plant, 9.0, 20)
+    assert plant.temperature == pytest.approx(steady_t)
+    assert plant.latency_now(9.0) <= 15.0
+
+
+def test_load_drop_scales_down_only_after_the_window_and_never_below_min() -> None:
+    spec = make_spec(replicas={"min": 2, "max": 16})
+    plant = Plant(PROFILE, spec, replicas=2)
+    settle(plant, 10.0)
+    high = plant.replicas
+    assert high > 2
+    window = spec.behavior.scale_down.stabilization_window_seconds
+    start = plant.now
+    counts = []
+    while plant.now - start < window + 600:
+        counts.append((plant.now - start, plant.step(0.2).replicas))
+    assert all(n == high for t, n in counts if t < window)
+    assert counts[-1][1] == 2
+    assert min(n for _, n in counts) == 2
+
+
+def test_missing_metrics_during_burst_hold_and_never_scale_down() -> None:
+    plant = Plant(PROFILE, make_spec(), replicas=4)
+    settle(plant, 6.0)
+    settings = (plant.replicas, plant.temperature)
+    for drop in (("latency",), ("requestRate",), ("latency", "requestRate")):
+        decision = plant.step(12.0, drop=drop)
+        assert decision.held
+        assert (decision.replicas, decision.routing_temperature) == settings
+        verdict = decision.conditions["MetricsAvailable"]
+        assert verdict.status == "False"
+        assert verdict.reason == "MetricsMissing"
+        assert drop[0] in verdict.message
+        assert "hold" in decision.reason
+
+
+def test_stale_observation_holds_and_replicas_action_only_scales_up() -> None:
+    spec = make_spec(behavior={"onMetricsUnavailable": {"action": "Replicas", "replicas": 6}})
+    plant = Plant(PROFILE, spec, replicas=4)
+    observation = plant.observe(5.0)
+    decision = decide(observation, spec, None, observation.time + 600, profile=PROFILE)
+    assert decision.held
+    assert decision.replicas == 6
+    assert decision.conditions["MetricsAvailable"].reason == "MetricsStale"
+    plant8 = Plant(PROFILE, spec, replicas=8)
+    decision = decide(plant8.observe(5.0, drop=("latency",)), spec, None, 0.0, profile=PROFILE)
+    assert decision.replicas == 8  # Replicas(n) is a floor, never a scale-down
+
+
+@pytest.mark.parametrize(("priority", "reason"), [("SLO", "BudgetYieldsToSLO"), ("Budget", "SLOYieldsToBudget")])
+def test_slo_and_budget_jointly_infeasible_follow_priority(priority: str, reason: str) -> None:
+    spec = make_spec(budget={"powerWatts": 900, "priority": priority})
+    plant = Plant(PROFILE, spec, replicas=2)
+    settle(plant, 14.0, 10)
+    decision = plant.step(14.0)
+    assert decision.conditions["Feasible"].status == "False"
+    assert decision.conditions["Feasible"].reason == reason
+    power = plant.truth.total_power_w(14.0, decision.routing_temperature, decision.replicas)
+    if priority == "Budget":
+        assert power <= 900
+    else:
+        assert decision.predicted_latency_s is not None
+        assert plant.truth.latency_s(14.0 / decision.replicas, decision.routing_temperature) <= 15.0
+
+
+def test_budget_bound_steady_state_lowers_temperature_and_stays_within_budget() -> None:
+    unbounded = Plant(PROFILE, make_spec(quality={"minRoutingTemperature": 0.3}), replicas=3)
+    settle(unbounded, 6.0)
+    free_power = unbounded.truth.total_power_w(6.0, unbounded.temperature, unbounded.replicas)
+    limit = free_power * 0.97
+    spec = make_spec(quality={"minRoutingTemperature": 0.3}, budget={"powerWatts": limit, "reserveFraction": 0.0})
+    plant = Plant(PROFILE, spec, replicas=3)
+    settle(plant, 6.0)
+    assert plant.truth.total_power_w(6.0, plant.temperature, plant.replicas) <= limit
+    assert plant.temperature < unbounded.temperature
+    assert plant.history[-1].conditions["Feasible"].status == "True"
+
+
+def test_quality_floor_is_never_crossed() -> None:
+    spec = make_spec(quality={"maxQualityLossPoints": 2.0})
+    floor = temperature_bounds(spec, PROFILE).t_lo
+    assert PROFILE.quality_loss_points(floor) <= 2.0
+    plant = Plant(PROFILE, spec, replicas=1)
+    for rate in [1.0, 30.0, 30.0, 2.0, 50.0, 0.1]:
+        assert plant.step(rate).routing_temperature >= floor
+
+
+def test_memory_round_trips_through_json_and_a_restart_decides_the_same() -> None:
+    plant = Plant(PROFILE, make_spec(), replicas=3, capacity_scale=1.2)
+    settle(plant, 5.0, 20)
+    assert plant.memory is not None
+    assert plant.memory["version"] == MEMORY_VERSION
+    stored = json.loads(json.dumps(plant.memory))
+    observation = plant.observe(7.0)
+    first = decide(observation, plant.spec, plant.memory, plant.now, profile=PROFILE)
+    again = decide(observation, plant.spec, stored, plant.now, profile=PROFILE)
+    assert first == again
+
+
+def test_unknown_memory_version_resets_and_says_so() -> None:
+    plant = Plant(PROFILE, make_spec(), replicas=2)
+    decision = decide(plant.observe(3.0), plant.spec, {"version": 99, "x": 1}, 0.0, profile=PROFILE)
+    assert decision.memory_reset
+    assert "reset" in decision.reason
+    assert decision.memory["version"] == MEMORY_VERSION
+
+
+def test_online_correction_converges_when_replicas_are_slower_than_the_profile() -> None:
+    plant = Plant(PROFILE, make_spec(), replicas=3, capacity_scale=1.25)
+    errors = []
+    for _ in range(240):  # an hour of 15 s periods at steady load
+        plant.step(5.0)
+        assert plant.memory is not None
+        errors.append(plant.memory["latency_error"])
+    assert errors[-1] < errors[5] / 3
+    assert plant.memory["capacity_scale"] == pytest.approx(1.25, rel=0.1)
+
+
+def test_decision_before_any_ready_replica_keeps_temperature() -> None:
+    spec = make_spec()
+    observation = Observation(
+        time=0.0, routing_temperature=0.8, replicas=2, ready_replicas=0, latency_s=1.0, request_rate=2.0
+    )
+    decision = decide(observation, spec, None, 0.0, profile=PROFILE)
+    assert decision.routing_temperature == pytest.approx(0.8)
+    assert decision.replicas >= 2
