@@ -83,15 +83,32 @@ async def _throughput(session: aiohttp.ClientSession, url: str, shape: RequestSh
     return requests / (time.monotonic() - start)
 
 
-async def measure_capacity(processes: ProcessTable, *, shape: RequestShape, requests_each: int = 8,
-                           model_args: list[str] | None = None, ready_timeout_s: float = 300) -> Capacity:  # fmt: skip
+async def measure_capacity(
+    processes: ProcessTable,
+    *,
+    shape: RequestShape,
+    requests_each: int = 8,
+    model_args: list[str] | None = None,
+    ready_timeout_s: float = 300,
+) -> Capacity:
     """Start one replica, measure at T = 1 and T_min, stop it (see the module docstring)."""
     with tempfile.TemporaryDirectory(prefix="thermostat-capacity-") as scratch:
         temperature_file = Path(scratch) / "routing_temperature"
         temperature_file.write_text("1.0\n")
         port = free_port()
-        argv = [sys.executable, "-m", "thermostat_runtime", "serve", "--host", "127.0.0.1", "--port", str(port),
-                "--routing-temperature-file", str(temperature_file), *(model_args or [])]  # fmt: skip
+        argv = [
+            sys.executable,
+            "-m",
+            "thermostat_runtime",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--routing-temperature-file",
+            str(temperature_file),
+            *(model_args or []),
+        ]
         child = processes.start("capacity-runtime", argv, env=runtime_env({}))
         url = f"http://127.0.0.1:{port}"
         try:

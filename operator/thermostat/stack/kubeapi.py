@@ -45,14 +45,22 @@ class KubeApi:
             raise RuntimeError("use KubeApi as an async context manager")
         return self._session
 
-    async def request(self, method: str, path: str, *, body: Any = None, content_type: str = "application/json",
-                      params: dict[str, str] | None = None) -> Any:  # fmt: skip
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        content_type: str = "application/json",
+        params: dict[str, str] | None = None,
+    ) -> Any:
         """One call; the decoded JSON reply, or :class:`KubeApiError`."""
         data = json.dumps(body) if body is not None else None
         headers = {"Content-Type": content_type, "Accept": "application/json"}
         timeout = aiohttp.ClientTimeout(total=30)
-        async with self.session.request(method, self.base_url + path, data=data, headers=headers, params=params,
-                                        timeout=timeout) as response:  # fmt: skip
+        async with self.session.request(
+            method, self.base_url + path, data=data, headers=headers, params=params, timeout=timeout
+        ) as response:
             text = await response.text()
             if response.status >= 400:
                 raise KubeApiError(response.status, _status_message(text))

@@ -40,8 +40,11 @@ def render_view(recorder: Recorder, *, phase: str, notes: list[str]) -> Panel:
     table.add_column(style="bold")
     table.add_column()
     table.add_row("time", f"{sample.t_s:.0f}s  ({phase})")
-    table.add_row("requests", f"sent {sample.sent}  ok {sample.ok}  rejected(429) {sample.rejected}  "
-                              f"failed {sample.failed}  in flight {sample.in_flight}")  # fmt: skip
+    table.add_row(
+        "requests",
+        f"sent {sample.sent}  ok {sample.ok}  rejected(429) {sample.rejected}  "
+        f"failed {sample.failed}  in flight {sample.in_flight}",
+    )
     table.add_row("latency", _latency_row(recorder, sample))
     table.add_row("power", _power_row(recorder, sample))
     table.add_row(

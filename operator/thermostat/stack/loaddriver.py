@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import time
 from dataclasses import dataclass, field
 
@@ -75,6 +76,11 @@ class LoadDriver:
         self.stats = LoadStats()
         self.started_at: float | None = None  # monotonic time of the first scheduled arrival
         self._tasks: set[asyncio.Task[None]] = set()
+        self._stopping = asyncio.Event()
+
+    def stop(self) -> None:
+        """Send nothing more; :meth:`run` then waits for the requests in flight and returns."""
+        self._stopping.set()
 
     async def run(self, load: OfferedLoad) -> None:
         """Send every arrival at its time, then wait for the last replies."""
@@ -83,16 +89,21 @@ class LoadDriver:
         async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
             self.started_at = time.monotonic()
             for arrival in load.arrivals:
-                delay = self.started_at + arrival.time_s - time.monotonic()
-                if delay > 0:
-                    await asyncio.sleep(delay)
+                if await self._stopped_within(self.started_at + arrival.time_s - time.monotonic()):
+                    break
                 task = asyncio.create_task(self._send(session, arrival))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
-            remaining = self.started_at + load.duration_s - time.monotonic()
-            if remaining > 0:
-                await asyncio.sleep(remaining)
+            else:
+                await self._stopped_within(self.started_at + load.duration_s - time.monotonic())
             await self.drain()
+
+    async def _stopped_within(self, delay_s: float) -> bool:
+        """Sleep ``delay_s`` unless :meth:`stop` comes first; True when stopped."""
+        if delay_s > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), timeout=delay_s)
+        return self._stopping.is_set()
 
     async def drain(self) -> None:
         """Wait for the requests still in flight (each ends by its own timeout at worst)."""

@@ -130,8 +130,11 @@ class NodeAgent:
         while len(self._slots) >= self.max_replicas:
             if not announced:
                 self._note(f"{key}: waiting: the local node runs at most {self.max_replicas} runtime replicas")
-                await pod.set_ready(False, message=f"Unschedulable: the local node runs at most {self.max_replicas} "
-                                    "runtime replicas (two cores)")  # fmt: skip
+                await pod.set_ready(
+                    False,
+                    message=f"Unschedulable: the local node runs at most {self.max_replicas} "
+                    "runtime replicas (two cores)",
+                )
                 announced = True
             await asyncio.sleep(1.0)
         self._slots.add(key)

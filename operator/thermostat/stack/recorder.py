@@ -98,8 +98,14 @@ class Recorder:
 
     async def sample(self, session: aiohttp.ClientSession) -> Sample:
         stats = self.driver.stats
-        sample = Sample(self.t_of(time.time()), stats.sent, stats.ok, stats.rejected, stats.failed,
-                        self.driver.pool.total_in_flight())  # fmt: skip
+        sample = Sample(
+            self.t_of(time.time()),
+            stats.sent,
+            stats.ok,
+            stats.rejected,
+            stats.failed,
+            self.driver.pool.total_in_flight(),
+        )
         await self._read_prometheus(session, sample)
         await self._read_kubernetes(sample)
         self.samples.append(sample)
@@ -140,10 +146,17 @@ class Recorder:
                 continue
             self._seen.add(key)
             wall = datetime.fromisoformat(record["time"].replace("Z", "+00:00")).timestamp()
-            self.decisions.append(DecisionLog(
-                self.t_of(wall), float(record["routingTemperature"]), int(record["replicas"]), record.get("reason", ""),
-                bool(record.get("applied", False)), observation.get("latencySeconds"), observation.get("requestRate"),
-            ))  # fmt: skip
+            self.decisions.append(
+                DecisionLog(
+                    self.t_of(wall),
+                    float(record["routingTemperature"]),
+                    int(record["replicas"]),
+                    record.get("reason", ""),
+                    bool(record.get("applied", False)),
+                    observation.get("latencySeconds"),
+                    observation.get("requestRate"),
+                )
+            )
 
     def as_json(self) -> dict[str, Any]:
         return {"samples": [asdict(s) for s in self.samples], "decisions": [asdict(d) for d in self.decisions]}

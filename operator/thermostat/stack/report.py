@@ -92,8 +92,14 @@ def _plot_quality(ax: Any, run: RunRecord) -> None:
     ax.set_ylabel("loss (points)")
 
 
-PLOTTERS = {"load": _plot_load, "latency": _plot_latency, "power": _plot_power,
-            "temperature": _plot_temperature, "replicas": _plot_replicas, "quality": _plot_quality}  # fmt: skip
+PLOTTERS = {
+    "load": _plot_load,
+    "latency": _plot_latency,
+    "power": _plot_power,
+    "temperature": _plot_temperature,
+    "replicas": _plot_replicas,
+    "quality": _plot_quality,
+}
 
 
 def _decorate(ax: Any, run: RunRecord) -> None:
@@ -169,8 +175,10 @@ def summary_markdown(run: RunRecord, summary: dict[str, Any]) -> str:
         "|---|---|---|---|---|---|",
     ]
     for d in run.decisions:
-        lines.append(f"| {d.t_s:.0f} | {d.routing_temperature:.2f} | {d.replicas} | {d.applied} | "
-                     f"{_fmt(d.observed_latency_s, 's')} | {d.reason} |")  # fmt: skip
+        lines.append(
+            f"| {d.t_s:.0f} | {d.routing_temperature:.2f} | {d.replicas} | {d.applied} | "
+            f"{_fmt(d.observed_latency_s, 's')} | {d.reason} |"
+        )
     if run.notes:
         lines += ["", "## Notes", "", *[f"- {note}" for note in run.notes]]
     return "\n".join(lines) + "\n"

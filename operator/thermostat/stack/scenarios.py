@@ -141,8 +141,13 @@ def diurnal_scenario(
     total = duration_s if duration_s is not None else max(60 * period_s, 300.0)
     night = 0.3 * capacity_exact_rps
     peak = burst_rate(capacity_exact_rps, capacity_tmin_rps)
-    fractions = (("night", 0.15, night, night), ("morning", 0.25, night, peak), ("peak", 0.2, peak, peak),
-                 ("evening", 0.25, peak, night), ("late night", 0.15, night, night))  # fmt: skip
+    fractions = (
+        ("night", 0.15, night, night),
+        ("morning", 0.25, night, peak),
+        ("peak", 0.2, peak, peak),
+        ("evening", 0.25, peak, night),
+        ("late night", 0.15, night, night),
+    )
     return Scenario("diurnal", tuple(Phase(n, f * total, a, b) for n, f, a, b in fractions), shape)
 
 
@@ -155,10 +160,19 @@ class OfferedLoad:
     duration_s: float
     burst_start_s: float | None
     description: str
+    phase_starts: tuple[tuple[float, str], ...] = ()
 
     @property
     def mean_rps(self) -> float:
         return len(self.arrivals) / self.duration_s if self.duration_s > 0 else 0.0
+
+    def phase_at(self, time_s: float) -> str:
+        """The name of the phase running at ``time_s`` (the load's name when it has no phases)."""
+        current = self.name
+        for start, name in self.phase_starts:
+            if time_s >= start:
+                current = name
+        return current if time_s < self.duration_s else "done"
 
 
 def scenario_load(scenario: Scenario, *, seed: int = 0) -> OfferedLoad:
@@ -171,6 +185,7 @@ def scenario_load(scenario: Scenario, *, seed: int = 0) -> OfferedLoad:
         scenario.phase_start_s("burst"),
         f"{scenario.name}: {phases}; {scenario.shape.prompt_tokens} prompt tokens, "
         f"<= {scenario.shape.max_tokens} generated",
+        tuple((scenario.phase_start_s(p.name) or 0.0, p.name) for p in scenario.phases),
     )
 
 

@@ -84,8 +84,9 @@ def _min(values: list[float | None]) -> float | None:
 def summarize(run: RunRecord) -> dict[str, Any]:
     """The figures of ``summary.json`` (the issue's keys first, then context)."""
     slo = run.spec.slo
-    attainment, windows = slo_attainment(run.samples, target_s=slo.target_seconds, window_s=slo.window_seconds,
-                                         end_s=run.load.duration_s)  # fmt: skip
+    attainment, windows = slo_attainment(
+        run.samples, target_s=slo.target_seconds, window_s=slo.window_seconds, end_s=run.load.duration_s
+    )
     burst = run.load.burst_start_s
     drop = first_temperature_drop(run.decisions, burst)
     scale_up = first_scale_up(run.decisions, burst)

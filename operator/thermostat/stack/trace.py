@@ -92,9 +92,12 @@ def trace_load(
         if duration_s is not None and time_s >= duration_s:
             break
         arrivals.append(
-            Arrival(time_s, max(min(request.context_tokens, max_prompt_tokens), 1),
-                    max(min(request.generated_tokens, max_tokens), 1))
-        )  # fmt: skip
+            Arrival(
+                time_s,
+                max(min(request.context_tokens, max_prompt_tokens), 1),
+                max(min(request.generated_tokens, max_tokens), 1),
+            )
+        )
     total = duration_s if duration_s is not None else requests[-1].offset_s / rate_scale
     description = (
         f"{name}: {len(arrivals)} requests over {total:.0f}s (rate scale {rate_scale:.4g}), "
