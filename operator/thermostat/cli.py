@@ -54,6 +54,39 @@ def validate(
 
 
 @app.command()
+def operator(
+    kubeconfig: Annotated[
+        Path | None, typer.Option(help="kubeconfig file (default: in-cluster, then $KUBECONFIG or ~/.kube/config).")
+    ] = None,
+    namespace: Annotated[
+        list[str] | None, typer.Option("--namespace", "-n", help="Namespace to watch (repeatable); all when omitted.")
+    ] = None,
+    prometheus_url: Annotated[
+        str | None, typer.Option(help="Default Prometheus URL (THERMOSTAT_PROMETHEUS_URL).")
+    ] = None,
+) -> None:
+    """Run the operator (Kopf) against a cluster or the emulated API server. Settings: THERMOSTAT_* variables."""
+    import os
+
+    if kubeconfig is not None:
+        if not kubeconfig.is_file():
+            typer.echo(f"kubeconfig {kubeconfig} does not exist: pass an existing file", err=True)
+            raise typer.Exit(code=2)
+        # Kopf's login and our client both read it from here.
+        os.environ["KUBECONFIG"] = str(kubeconfig.resolve())
+        os.environ["THERMOSTAT_KUBECONFIG"] = str(kubeconfig.resolve())
+    if prometheus_url:
+        os.environ["THERMOSTAT_PROMETHEUS_URL"] = prometheus_url
+    if namespace:
+        import json
+
+        os.environ["THERMOSTAT_NAMESPACES"] = json.dumps(namespace)
+    from thermostat.run import run_operator
+
+    run_operator()
+
+
+@app.command()
 def apiserver(
     port: Annotated[int, typer.Option(help="TCP port on 127.0.0.1 (0 picks a free one).")] = 0,
     kubeconfig: Annotated[

@@ -51,4 +51,8 @@ class OperatorSettings(BaseSettings):
     min_period_seconds: float = Field(
         1.0, gt=0, description="Floor on a RoutedModel's control period (protects Prometheus from 1 s loops at scale)."
     )
+    profile: Path | None = Field(
+        None,
+        description="Routing profile JSON the law plans with; the committed profile of the shipped model when unset.",
+    )
     retry_delay_seconds: float = Field(5.0, gt=0, description="Delay before retrying a failed apply of owned objects.")

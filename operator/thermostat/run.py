@@ -1,0 +1,38 @@
+"""Start the operator in this process: ``thermostat operator`` and the in-process runner of tests.
+
+``run_operator()`` blocks until the process is told to stop (SIGINT/SIGTERM) or ``stop_flag`` is set;
+``ready_flag`` is set once Kopf watches the cluster. The settings come from ``THERMOSTAT_*``.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from thermostat.settings import OperatorSettings
+
+
+def run_operator(
+    settings: OperatorSettings | None = None,
+    *,
+    stop_flag: threading.Event | None = None,
+    ready_flag: threading.Event | None = None,
+) -> None:
+    """Run Kopf with the handlers of ``thermostat.handlers``."""
+    import kopf
+
+    import thermostat.handlers  # noqa: F401  (registers the handlers)
+
+    settings = settings or OperatorSettings()
+    options: dict[str, Any] = {
+        "standalone": settings.peering is None,
+        "peering_name": settings.peering,
+        "priority": settings.priority,
+        "liveness_endpoint": settings.liveness_endpoint or None,
+    }
+    if settings.namespaces:
+        options["namespaces"] = settings.namespaces
+    else:
+        options["clusterwide"] = True
+    kopf.configure(verbose=settings.log_level == "DEBUG")
+    kopf.run(stop_flag=stop_flag, ready_flag=ready_flag, **options)

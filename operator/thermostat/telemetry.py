@@ -1,0 +1,74 @@
+"""The operator's own observability: Prometheus metrics about its loop, and JSON logs.
+
+Metric names follow Prometheus conventions (``_total``, ``_seconds``) under ``thermostat_operator_``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from typing import Any
+
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
+
+DECISIONS = Counter(
+    "thermostat_operator_decisions_total", "Control decisions made", ["namespace", "routedmodel", "mode", "held"]
+)
+ACTUATIONS = Counter(
+    "thermostat_operator_actuations_total", "Changes applied to a knob", ["namespace", "routedmodel", "knob"]
+)
+QUERY_ERRORS = Counter(
+    "thermostat_operator_metrics_query_errors_total",
+    "Signals that could not be read",
+    ["namespace", "routedmodel", "reason"],
+)
+LOOP_DURATION = Histogram(
+    "thermostat_operator_loop_duration_seconds",
+    "Duration of one control run (observe, decide, apply, status)",
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+SINCE_GOOD_OBSERVATION = Gauge(
+    "thermostat_operator_seconds_since_good_observation",
+    "Seconds since the last run with every needed signal fresh",
+    ["namespace", "routedmodel"],
+)
+
+
+def serve_metrics(port: int, host: str) -> None:
+    """Expose the operator's /metrics (port 0: not served)."""
+    if port:
+        start_http_server(port, addr=host)
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, and Kopf's object reference if any."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        k8s = getattr(record, "k8s_ref", None)
+        if isinstance(k8s, dict):
+            entry["object"] = {key: k8s.get(key) for key in ("namespace", "name", "kind") if k8s.get(key)}
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+def configure_logging(*, json_logs: bool, level: str) -> None:
+    """Route every logger (Kopf's included) to stderr, as JSON lines or plain text."""
+    handler = logging.StreamHandler(sys.stderr)
+    formatter: logging.Formatter = (
+        JsonFormatter() if json_logs else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    )
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    # The Kubernetes client logs every request at DEBUG; keep it quiet unless asked.
+    logging.getLogger("urllib3").setLevel(logging.WARNING)
