@@ -21,11 +21,12 @@ from pathlib import Path
 import aiohttp
 
 from thermostat.stack.loaddriver import prompt_text
-from thermostat.stack.podspec import runtime_env
+from thermostat.stack.podspec import local_frame_args, runtime_env
 from thermostat.stack.ports import free_port
 from thermostat.stack.processes import ProcessTable
 from thermostat.stack.scenarios import RequestShape
 
+LOCAL_FRAME_FLAGS = local_frame_args([])
 TEMPERATURE_GAUGE = re.compile(r"^thermostat_routing_temperature(?:\{[^}]*\})?\s+([0-9.eE+-]+)", re.MULTILINE)
 
 
@@ -107,6 +108,7 @@ async def measure_capacity(
             str(port),
             "--routing-temperature-file",
             str(temperature_file),
+            *LOCAL_FRAME_FLAGS,
             *(model_args or []),
         ]
         child = processes.start("capacity-runtime", argv, env=runtime_env({}))

@@ -4,7 +4,7 @@ The first container runs ``thermostat-runtime serve ...`` (command and args), it
 is the API and metrics port, and its ``env`` carries the routing ConfigMap's name and the downward-API
 fields. On this machine the process listens on 127.0.0.1 at a port of its own (two replicas cannot
 share the container port), runs from this Python with the package of this tree, uses one torch
-thread (two cores are the frame, DESIGN §6), and reaches the API server through the stack's kubeconfig
+thread at batch 1 (two cores are the frame, DESIGN §6), and reaches the API server through the stack's kubeconfig
 as an in-cluster pod would through its service account.
 """
 
@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 RUNTIME_PROGRAM = "thermostat-runtime"
+# The local frame (DESIGN §6): one torch thread per replica, batch 1 (where skipping saves wall time).
+LOCAL_FRAME_ARGS = {"--threads": "1", "--max-batch": "1"}
 ROUTEDMODEL_LABEL = "thermostat.dev/routedmodel"
 
 
@@ -66,7 +68,17 @@ def _rewrite_args(args: list[str], port: int) -> list[str]:
         if arg.startswith(("--host=", "--port=")):
             continue
         out.append(arg)
-    return [*out, "--host", "127.0.0.1", "--port", str(port)]
+    out += ["--host", "127.0.0.1", "--port", str(port)]
+    return out + local_frame_args(out)
+
+
+def local_frame_args(args: list[str]) -> list[str]:
+    """The local frame's flags that ``args`` does not set already."""
+    extra: list[str] = []
+    for flag, value in LOCAL_FRAME_ARGS.items():
+        if not any(a == flag or a.startswith(f"{flag}=") for a in args):
+            extra += [flag, value]
+    return extra
 
 
 def _field_value(pod: dict[str, Any], path: str) -> str:
