@@ -140,6 +140,9 @@ def up(  # noqa: PLR0917 (typer reads options from parameters)
         api_port=api_port, prometheus_port=prometheus_port, start_delay_s=start_delay,
         capacity_requests=capacity_requests,
     )  # fmt: skip
+    import logging
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     console = Console()
     try:
         asyncio.run(run_up(options, console))

@@ -11,6 +11,7 @@ default rate scale is taken from the first.
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import sys
 import tempfile
@@ -26,6 +27,7 @@ from thermostat.stack.ports import free_port
 from thermostat.stack.processes import ProcessTable
 from thermostat.stack.scenarios import RequestShape
 
+log = logging.getLogger(__name__)
 LOCAL_FRAME_FLAGS = local_frame_args([])
 TEMPERATURE_GAUGE = re.compile(r"^thermostat_routing_temperature(?:\{[^}]*\})?\s+([0-9.eE+-]+)", re.MULTILINE)
 
@@ -60,15 +62,36 @@ async def _wait_ready(session: aiohttp.ClientSession, url: str, timeout_s: float
     raise TimeoutError(f"the runtime at {url} was not ready after {timeout_s:.0f}s")
 
 
-async def _wait_temperature(session: aiohttp.ClientSession, url: str, target: float, timeout_s: float = 30) -> None:
+async def _applied_temperature(
+    session: aiohttp.ClientSession, url: str, previous: float, timeout_s: float = 15
+) -> float:
+    """The routing temperature the runtime applies once it has read the new file (its gauge).
+
+    The runtime clamps into [T_min, 1] on its own, so the value it applies is read back rather than assumed.
+    """
     deadline = time.monotonic() + timeout_s
+    value = previous
     while time.monotonic() < deadline:
         async with session.get(f"{url}/metrics") as response:
             match = TEMPERATURE_GAUGE.search(await response.text())
-        if match and abs(float(match.group(1)) - target) < 1e-6:
-            return
+        if match:
+            value = float(match.group(1))
+            if abs(value - previous) > 1e-9:
+                return value
         await asyncio.sleep(0.25)
-    raise TimeoutError(f"the runtime did not switch to routing temperature {target} within {timeout_s:.0f}s")
+    log.warning("the runtime kept routing temperature %s after the file changed (clamped at its T_min)", value)
+    return value
+
+
+async def published_t_min(session: aiohttp.ClientSession, url: str) -> float:
+    """The runtime's T_min from its profile; 1 (nothing to lower) when it serves none (no routers)."""
+    async with session.get(f"{url}/v1/routing/profile") as response:
+        if response.status == 404:
+            log.warning("the runtime serves no routing profile (no routers): T_min = 1, routing cannot save compute")
+            return 1.0
+        if response.status != 200:
+            raise RuntimeError(f"GET /v1/routing/profile answered {response.status}: {await response.text()}")
+        return float((await response.json())["t_min"])
 
 
 async def _throughput(session: aiohttp.ClientSession, url: str, shape: RequestShape, requests: int) -> float:
@@ -116,12 +139,13 @@ async def measure_capacity(
         try:
             async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120)) as session:
                 await _wait_ready(session, url, ready_timeout_s, child.alive)
-                async with session.get(f"{url}/v1/routing/profile") as response:
-                    t_min = float((await response.json())["t_min"])
+                t_min = await published_t_min(session, url)
                 exact = await _throughput(session, url, shape, requests_each)
-                temperature_file.write_text(f"{t_min}\n")
-                await _wait_temperature(session, url, t_min)
-                tmin = await _throughput(session, url, shape, requests_each)
+                tmin = exact
+                if t_min < 1.0:
+                    temperature_file.write_text(f"{t_min}\n")
+                    t_min = await _applied_temperature(session, url, previous=1.0)
+                    tmin = await _throughput(session, url, shape, requests_each)
         except Exception as error:
             log_tail = child.log_tail()
             raise RuntimeError(f"capacity measurement failed: {error}\n--- runtime log ---\n{log_tail}") from error

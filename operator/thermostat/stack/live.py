@@ -53,7 +53,8 @@ def render_view(recorder: Recorder, *, phase: str, notes: list[str]) -> Panel:
     table.add_row("replicas", f"{_fmt(sample.replicas, 'd')} desired, {_fmt(sample.ready_replicas, 'd')} ready")
     quality = None if sample.quality_agreement is None else 100 * (1 - sample.quality_agreement)
     table.add_row("quality loss", _fmt(quality, ".2f", " points"))
-    last = recorder.decisions[-1] if recorder.decisions else None
-    table.add_row("decisions", f"{len(recorder.decisions)}; latest: {last.reason if last else '-'}")
+    last = next((d for d in reversed(recorder.decisions) if d.changed), None)
+    latest = f"at {last.t_s:.0f}s: {last.reason}" if last else "-"
+    table.add_row("decisions", f"{len(recorder.decisions)}; latest change {latest}")
     body = Group(table, Text("\n".join(notes[-4:]), style="dim"))
     return Panel(body, title=f"thermostat up: {recorder.namespace}/{recorder.name}", border_style="blue")

@@ -58,12 +58,18 @@ class Sample:
 
 @dataclass
 class DecisionLog:
-    """A decision from the status history, with the observation status carried when it was seen."""
+    """One control run, read from status: what the law recommended, on which observation, and why.
+
+    The status history keeps only changes of advice; every control run, changed or not, writes a new
+    ``status.observation``, so one entry is logged per observation time. ``reason`` is the history's
+    reason when this run changed the advice, and empty otherwise (``changed`` False).
+    """
 
     t_s: float
     routing_temperature: float
     replicas: int
     reason: str
+    changed: bool
     applied: bool
     observed_latency_s: float | None
     observed_request_rate: float | None
@@ -83,7 +89,7 @@ class Recorder:
     decisions: list[DecisionLog] = field(default_factory=list)
     status: dict[str, Any] = field(default_factory=dict)
     load_start_wall: float | None = None
-    _seen: set[tuple[str, str]] = field(default_factory=set)
+    _seen: set[str] = field(default_factory=set)
 
     def t_of(self, wall: float) -> float:
         return wall - self.load_start_wall if self.load_start_wall is not None else 0.0
@@ -140,26 +146,32 @@ class Recorder:
 
     def _log_decisions(self) -> None:
         observation = self.status.get("observation") or {}
-        for record in self.status.get("decisions") or []:
-            key = (record.get("time", ""), record.get("reason", ""))
-            if key in self._seen:
-                continue
-            self._seen.add(key)
-            wall = datetime.fromisoformat(record["time"].replace("Z", "+00:00")).timestamp()
-            self.decisions.append(
-                DecisionLog(
-                    self.t_of(wall),
-                    float(record["routingTemperature"]),
-                    int(record["replicas"]),
-                    record.get("reason", ""),
-                    bool(record.get("applied", False)),
-                    observation.get("latencySeconds"),
-                    observation.get("requestRate"),
-                )
+        recommended = self.status.get("recommended") or {}
+        stamp = observation.get("time")
+        if not stamp or stamp in self._seen or recommended.get("routingTemperature") is None:
+            return
+        self._seen.add(stamp)
+        history = {record.get("time"): record for record in self.status.get("decisions") or []}
+        record = history.get(stamp)
+        self.decisions.append(
+            DecisionLog(
+                t_s=self.t_of(_epoch(stamp)),
+                routing_temperature=float(recommended["routingTemperature"]),
+                replicas=int(recommended.get("replicas") or 0),
+                reason=record.get("reason", "") if record else "",
+                changed=record is not None,
+                applied=bool(record.get("applied")) if record else False,
+                observed_latency_s=observation.get("latencySeconds"),
+                observed_request_rate=observation.get("requestRate"),
             )
+        )
 
     def as_json(self) -> dict[str, Any]:
         return {"samples": [asdict(s) for s in self.samples], "decisions": [asdict(d) for d in self.decisions]}
+
+
+def _epoch(stamp: str) -> float:
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
 
 
 async def _query(session: aiohttp.ClientSession, url: str, promql: str) -> tuple[float | None, dict[str, str]]:

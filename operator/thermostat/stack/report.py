@@ -169,12 +169,12 @@ def summary_markdown(run: RunRecord, summary: dict[str, Any]) -> str:
         "",
         "![overview](overview.png)",
         "",
-        "## Decisions",
+        f"## Decisions that changed the advice ({sum(d.changed for d in run.decisions)} of {len(run.decisions)})",
         "",
         "| t (s) | T | replicas | applied | observed latency | reason |",
         "|---|---|---|---|---|---|",
     ]
-    for d in run.decisions:
+    for d in (d for d in run.decisions if d.changed):
         lines.append(
             f"| {d.t_s:.0f} | {d.routing_temperature:.2f} | {d.replicas} | {d.applied} | "
             f"{_fmt(d.observed_latency_s, 's')} | {d.reason} |"

@@ -68,7 +68,7 @@ async def _show(stack: Stack, recorder: Recorder, load: OfferedLoad, agent: Node
     last_status = 0.0
     while True:
         await asyncio.sleep(1.0)
-        for decision in recorder.decisions[seen:]:
+        for decision in (d for d in recorder.decisions[seen:] if d.changed):
             stack.console.print(
                 f"[{decision.t_s:5.0f}s] decision: T={decision.routing_temperature:.2f} "
                 f"replicas={decision.replicas}: {decision.reason}"

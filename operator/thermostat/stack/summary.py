@@ -90,7 +90,9 @@ def summarize(run: RunRecord) -> dict[str, Any]:
     burst = run.load.burst_start_s
     drop = first_temperature_drop(run.decisions, burst)
     scale_up = first_scale_up(run.decisions, burst)
-    temperatures = [s.temperature for s in run.samples] + [d.routing_temperature for d in run.decisions if d.applied]
+    temperatures = [s.temperature for s in run.samples] + [
+        d.routing_temperature for d in run.decisions if d.changed and d.applied
+    ]
     replicas = [s.replicas for s in run.samples if s.replicas is not None] + [d.replicas for d in run.decisions]
     latencies = [s.latency_s for s in run.samples if s.latency_s is not None]
     budget = run.spec.budget.power_watts if run.spec.budget else None

@@ -188,13 +188,17 @@ async def _apply(kube: KubeApi, manifest: dict[str, Any]) -> None:
 
 async def _wait_first_replica(stack: Stack, spec: Any) -> bool:
     """Until one replica is ready; an operator that exits meanwhile ends the run with its log."""
-    deadline = time.monotonic() + stack.options.start_delay_s + spec.model.startup_seconds
+    limit_s = stack.options.start_delay_s + spec.model.startup_seconds
+    deadline = time.monotonic() + limit_s
     stack.console.print("waiting for the first replica (start delay, model load, first routing temperature read)...")
     while not stack.pool.ready():
         if stack.operator is not None and not stack.operator.alive():
             raise RuntimeError(f"the operator exited:\n{stack.operator.log_tail()}")
         if time.monotonic() > deadline:
-            raise TimeoutError(f"no replica ready after {deadline:.0f}s; see the logs in the report directory")
+            tail = stack.operator.log_tail(1500) if stack.operator else ""
+            raise TimeoutError(
+                f"no replica ready after {limit_s:.0f}s (logs in the report directory); operator log:\n{tail}"
+            )
         await asyncio.sleep(0.5)
     stack.console.print(f"first replica ready: {stack.pool.ready()[0].pod}")
     return True
