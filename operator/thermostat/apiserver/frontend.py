@@ -27,7 +27,7 @@ Dispatch = Callable[[rendering.Request, Route, Any], Awaitable[aiohttp.web.Strea
 def _action(route: Route, method: str, query: dict[str, str]) -> enums.action | None:
     if route.plural is None:
         return None
-    if method == "GET" and query.get("watch") in ("true", "1"):
+    if method == "GET" and query.get("watch", "").lower() in ("true", "1"):
         return enums.action.WATCH
     if route.name is None:
         return {"GET": enums.action.LIST, "POST": enums.action.CREATE}.get(method)
@@ -43,12 +43,12 @@ def _decode(raw: bytes, content_type: str) -> Any:
     if not raw:
         return None
     if "protobuf" in content_type or "cbor" in content_type:
-        # Clients (kubectl's typed commands) retry in JSON after a 415; protobuf needs the Go types.
+        # Decoding protobuf needs the Go API types' field numbers, which this server does not carry.
         raise ApiError(
             415,
             "UnsupportedMediaType",
-            f"the body of the request was in an unknown format - "
-            f"{content_type} is not served by the emulated API server; send application/json",
+            f"the emulated API server reads JSON and YAML bodies, not {content_type} (what kubectl's "
+            "`create <kind>` generators send): write the object as YAML and use `kubectl apply -f FILE`",
         )
     try:
         if "yaml" in content_type:

@@ -17,7 +17,7 @@ from typing import Any
 import aiohttp.web
 
 from thermostat.apiserver import errors, tables
-from thermostat.apiserver.patching import apply_patch
+from thermostat.apiserver.patching import APPLY_PATCH, apply_patch
 from thermostat.apiserver.resources import ResourceType
 from thermostat.apiserver.routing import Route
 from thermostat.apiserver.selectors import field_selector, label_selector, selector_string
@@ -130,7 +130,11 @@ def replace_object(store: Store, req: ApiRequest) -> Reply:
 def patch_object(store: Store, req: ApiRequest) -> Reply:
     assert req.route.name is not None
     content_type = req.headers.get("Content-Type", "application/merge-patch+json")
-    current = store.get(req.rt, req.namespace, req.route.name)
+    current = store.find(req.rt, req.namespace, req.route.name)
+    if current is None and content_type.startswith(APPLY_PATCH) and req.route.subresource is None:
+        return create_object(store, req)  # server-side apply creates what does not exist yet
+    if current is None:
+        raise errors.not_found(req.rt.plural, req.route.name, req.rt.group)
     if req.route.subresource == "scale":
         scale = apply_patch(content_type, _scale_of(req.rt, current), req.body)
         return 200, _write_scale(store, req, scale)
@@ -275,7 +279,7 @@ async def _stream(
     deadline = time.monotonic() + timeout
     for event in replay:
         if matches(event.obj):
-            await response.write(json.dumps({"type": event.type, "object": event.obj}).encode() + b"\n")
+            await response.write(_encode(store, req, event))
     while (remaining := deadline - time.monotonic()) > 0:
         try:
             event = await asyncio.wait_for(queue.get(), timeout=min(remaining, 30.0))
@@ -289,4 +293,12 @@ async def _stream(
                 await response.write(json.dumps({"type": "BOOKMARK", "object": bookmark}).encode() + b"\n")
             continue
         if matches(event.obj):
-            await response.write(json.dumps({"type": event.type, "object": event.obj}).encode() + b"\n")
+            await response.write(_encode(store, req, event))
+
+
+def _encode(store: Store, req: ApiRequest, event: Event) -> bytes:
+    """One watch event as a JSON line; a one-row Table when the client asked for tables (``get -w``)."""
+    obj = event.obj
+    if tables.wants_table(req.headers.get("Accept", "")):
+        obj = tables.table(req.rt, [obj], str(event.rv), include_object=req.params.get("includeObject", "Metadata"))
+    return json.dumps({"type": event.type, "object": obj}).encode() + b"\n"

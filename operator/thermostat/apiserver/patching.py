@@ -3,7 +3,8 @@
 JSON merge patch (RFC 7386) and JSON patch (RFC 6902, with ``test``) are exact; the strategic merge
 patch that ``kubectl apply`` sends for built-in kinds merges the well-known keyed lists
 (containers by ``name``, ports by ``containerPort``/``port``, conditions by ``type``...) and honours
-the ``$patch``, ``$setElementOrder`` and ``$deleteFromPrimitiveList`` directives.
+the ``$patch``, ``$setElementOrder`` and ``$deleteFromPrimitiveList`` directives. Server-side apply
+is approximated by the same merge (no field ownership), and creates a missing object as it should.
 """
 
 from __future__ import annotations
@@ -136,14 +137,16 @@ def apply_patch(content_type: str, target: dict[str, Any], patch: Any) -> dict[s
         result = merge_patch(target, patch)
     elif kind == JSON_PATCH:
         result = json_patch(target, patch)
-    elif kind == STRATEGIC_PATCH:
+    elif kind in (STRATEGIC_PATCH, APPLY_PATCH):
+        # Server-side apply is approximated as a strategic merge of the applied configuration: fields
+        # it sets win; field ownership (and removing fields a manager stops applying) is not tracked.
         result = strategic_merge_patch(target, patch)
     else:
         raise ApiError(
             415,
             "UnsupportedMediaType",
             f"the body of the request was in an unknown format - accepted media types include: "
-            f"{JSON_PATCH}, {MERGE_PATCH}, {STRATEGIC_PATCH} (server-side apply is not emulated)",
+            f"{JSON_PATCH}, {MERGE_PATCH}, {STRATEGIC_PATCH}, {APPLY_PATCH}",
         )
     if not isinstance(result, dict):
         raise ApiError(422, "Invalid", "the patched object is not an object")

@@ -168,7 +168,7 @@ class ApiServer:
                 "NotFound",
                 f"the server could not find the requested resource ({req.rt.plural}/{req.route.subresource})",
             )
-        if req.method == "GET" and req.params.get("watch") in ("true", "1"):
+        if req.method == "GET" and req.params.get("watch", "").lower() in ("true", "1"):
             return await handlers.watch_objects(self.store, req)
         verbs = {
             ("GET", False): handlers.list_objects,

@@ -72,6 +72,24 @@ def _namespace_cells(obj: Obj) -> list[Any]:
     return [obj.get("status", {}).get("phase", "Active")]
 
 
+def _event_cells(obj: Obj) -> list[Any]:
+    involved = obj.get("involvedObject") or {}
+    last = obj.get("lastTimestamp") or obj.get("eventTime") or obj["metadata"].get("creationTimestamp")
+    return [
+        human_age(last[:19] + "Z" if last else None),
+        obj.get("type", ""),
+        obj.get("reason", ""),
+        f"{str(involved.get('kind', '')).lower()}/{involved.get('name', '')}",
+        obj.get("message", ""),
+    ]
+
+
+def _service_cells(obj: Obj) -> list[Any]:
+    spec = obj.get("spec", {})
+    ports = ",".join(f"{p.get('port')}/{p.get('protocol', 'TCP')}" for p in spec.get("ports") or [])
+    return [spec.get("type", "ClusterIP"), spec.get("clusterIP", "<none>"), "<none>", ports or "<none>"]
+
+
 def _column(name: str, kind: str = "string", priority: int = 0) -> dict[str, Any]:
     return {"name": name, "type": kind, "format": "", "description": name, "priority": priority}
 
@@ -83,6 +101,11 @@ BUILTIN_COLUMNS: dict[str, tuple[list[dict[str, Any]], Callable[[Obj], list[Any]
         _deployment_cells,
     ),
     "configmaps": ([_column("Data", "integer")], _configmap_cells),
+    "events": (
+        [_column("Last Seen"), _column("Type"), _column("Reason"), _column("Object"), _column("Message")],
+        _event_cells,
+    ),
+    "services": ([_column("Type"), _column("Cluster-IP"), _column("External-IP"), _column("Port(s)")], _service_cells),
     "namespaces": ([_column("Status")], _namespace_cells),
 }
 

@@ -69,7 +69,8 @@ async def test_a_watch_from_a_compacted_resource_version_gets_410() -> None:
             obj = api.store.get(cms, "default", "cm")
             obj["data"]["v"] = str(value)
             api.store.update(cms, "default", "cm", obj)
-        url = f"{api.url}/api/v1/namespaces/default/configmaps?watch=true&resourceVersion={first['metadata']['resourceVersion']}"
+        since = first["metadata"]["resourceVersion"]
+        url = f"{api.url}/api/v1/namespaces/default/configmaps?watch=true&resourceVersion={since}"
         (event,) = await _events(url, count=1)
     assert event["type"] == "ERROR"
     assert (event["object"]["code"], event["object"]["reason"]) == (410, "Expired")
@@ -100,3 +101,16 @@ async def test_a_stale_resource_version_is_a_409_and_json_patch_test_a_422(api: 
             url, json={"data": {"v": None}}, headers={"Content-Type": "application/merge-patch+json"}
         ) as response:
             assert (await response.json()).get("data", {}) == {}  # merge-patch null deletes the key
+
+
+async def test_server_side_apply_creates_then_merges(api: ApiServer) -> None:
+    url = f"{api.url}/api/v1/namespaces/default/configmaps/applied?fieldManager=thermostat"
+    headers = {"Content-Type": "application/apply-patch+yaml"}
+    async with aiohttp.ClientSession() as session:
+        first = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: applied}\ndata: {a: '1'}\n"
+        async with session.patch(url, data=first, headers=headers) as response:
+            assert response.status == 201
+        second = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: applied}\ndata: {b: '2'}\n"
+        async with session.patch(url, data=second, headers=headers) as response:
+            assert response.status == 200
+            assert (await response.json())["data"] == {"a": "1", "b": "2"}

@@ -1,0 +1,106 @@
+"""One structured JSON log line per request, and ``replay``: re-running a logged request offline.
+
+Every answered request (any status) writes one JSON object on one line to the logger
+``thermostat_runtime.requests`` (stderr by default) and, with ``--request-log FILE``, appends it to
+FILE. A served request's line holds what replay needs: the request body as received, the sampling
+settings and seed, the routing temperature it started at and any mid-request change
+(``routing_changes``: [token index, T]), and a sha256 of its generated token ids. Replay re-encodes the
+prompt, runs the same routing and sampling at batch 1 (gates never depend on batch neighbours) and
+reports whether the tokens match the logged hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from thermostat_runtime.engine import Engine
+
+log = logging.getLogger("thermostat_runtime.requests")
+
+
+def tokens_sha256(token_ids: list[int]) -> str:
+    return "sha256:" + hashlib.sha256(json.dumps(token_ids).encode()).hexdigest()
+
+
+class RequestLog:
+    """Writes request records as JSON lines (to the logger and, optionally, a file)."""
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+
+    def write(self, record: dict[str, Any]) -> None:
+        line = json.dumps({"ts": round(time.time(), 3), **record}, separators=(",", ":"), default=str)
+        log.info(line)
+        if self.path is not None:
+            with self._lock, self.path.open("a") as out:
+                out.write(line + "\n")
+
+
+def read_record(path: Path, request_id: str | None) -> dict[str, Any]:
+    """The logged record with this id (the last served one when None)."""
+    chosen: dict[str, Any] | None = None
+    for line in path.read_text().splitlines():
+        if not line.strip():
+            continue
+        record = json.loads(line)
+        if record.get("code") != 200:
+            continue
+        if request_id is None or record.get("request_id") == request_id:
+            chosen = record
+    if chosen is None:
+        raise LookupError(f"no served request {request_id or ''} in {path}".replace("  ", " "))
+    return chosen
+
+
+@dataclass
+class ReplayResult:
+    token_ids: list[int]
+    text: str
+    executed_fraction: float
+    matches: bool
+
+
+def replay(engine: Engine, record: dict[str, Any]) -> ReplayResult:
+    """Generate again what ``record`` logged, with its routing temperature schedule and seed."""
+    import torch
+
+    from thermostat_runtime.sampling import new_generator, sample_token
+
+    prompt_ids = list(record["prompt_ids"]) if "prompt_ids" in record else _encode(engine, record["body"])
+    changes = {int(i): float(t) for i, t in record.get("routing_changes", [])}
+    state = engine.new_sequence(routing_temperature=float(record["routing_temperature"]), seed=record["routing_seed"])
+    generator = new_generator(int(record["routing_seed"]))
+    tokens: list[int] = []
+    row = prompt_ids
+    with torch.inference_mode():
+        while len(tokens) < int(record["max_tokens"]):
+            if len(tokens) in changes and tokens:
+                state.routing_temperature = changes[len(tokens)]
+            logits = engine.forward([state], [row]).logits[0]
+            token = sample_token(logits, temperature=record["temperature"], top_p=record["top_p"], generator=generator)
+            if token in engine.stop_ids or len(tokens) >= int(record["completion_tokens"]):
+                break
+            tokens.append(token)
+            row = [token]
+    matches = tokens_sha256(tokens) == record.get("completion_sha256")
+    return ReplayResult(tokens, engine.decode(tokens), state.executed_fraction, matches)
+
+
+def _encode(engine: Engine, body: dict[str, Any]) -> list[int]:
+    if "messages" in body:
+        from thermostat_runtime.openai_api import parse_chat
+
+        return engine.encode_chat(parse_chat(body).messages or [])
+    prompt = body["prompt"]
+    if isinstance(prompt, list) and prompt and isinstance(prompt[0], int):
+        return [int(i) for i in prompt]
+    return engine.encode_text(prompt[0] if isinstance(prompt, list) else prompt)

@@ -1,0 +1,90 @@
+"""Shadow quality (KL 0 and full agreement at exact, KL > 0 at T_min), the metrics contract on a live
+server, and replay of a logged request with its recorded routing."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from thermostat_runtime.request_log import read_record, replay
+
+pytestmark = [pytest.mark.model, pytest.mark.slow]
+
+openai = pytest.importorskip("openai")
+MODEL = "SmolLM2-135M-Instruct"
+
+
+def _shadow(samples: dict) -> tuple[float, float, float]:  # type: ignore[type-arg]
+    return tuple(samples[(f"thermostat_shadow_{n}_total", ())] for n in ("tokens", "agree_tokens", "kl_nats"))  # type: ignore[return-value]
+
+
+def test_shadow_kl_is_zero_at_exact_and_positive_at_t_min(start_server, scrape, server_engine) -> None:  # type: ignore[no-untyped-def]
+    running = start_server(temperature=1.0, shadow_fraction=1.0)
+    client = openai.OpenAI(base_url=running.v1, api_key="unused", max_retries=0, timeout=120)
+    prompt = "The history of the Roman empire begins"
+    reply = client.completions.create(model=MODEL, prompt=prompt, max_tokens=12, temperature=0, seed=1)
+    tokens, agree, kl = _shadow(scrape(running.url))
+    assert tokens == reply.usage.completion_tokens + (reply.choices[0].finish_reason == "stop")  # type: ignore[union-attr]
+    assert agree == tokens
+    assert kl < 1e-9
+
+    running.set_temperature(server_engine.t_min)
+    client.completions.create(model=MODEL, prompt=prompt, max_tokens=12, temperature=0, seed=1)
+    tokens_2, agree_2, kl_2 = _shadow(scrape(running.url))
+    assert tokens_2 > tokens
+    assert kl_2 - kl > 0.0
+    assert agree_2 - agree <= tokens_2 - tokens
+
+
+CONTRACT = {
+    "thermostat_request_duration_seconds": "histogram",
+    "thermostat_time_to_first_token_seconds": "histogram",
+    "thermostat_time_per_output_token_seconds": "histogram",
+    "thermostat_requests": "counter",
+    "thermostat_tokens": "counter",
+    "thermostat_requests_in_flight": "gauge",
+    "thermostat_queue_depth": "gauge",
+    "thermostat_routing_temperature": "gauge",
+    "thermostat_flops_executed": "counter",
+    "thermostat_flops_full": "counter",
+    "thermostat_gpu_power_watts": "gauge",
+    "thermostat_gpu_energy_joules": "counter",
+    "thermostat_shadow_tokens": "counter",
+    "thermostat_shadow_agree_tokens": "counter",
+    "thermostat_shadow_kl_nats": "counter",
+    "thermostat_routing_config_stale": "gauge",
+}
+
+
+def test_live_metrics_parse_and_carry_the_contract_names(start_server) -> None:  # type: ignore[no-untyped-def]
+    import urllib.request
+
+    running = start_server(temperature=0.5)
+    with urllib.request.urlopen(running.url + "/metrics", timeout=30) as response:
+        families = {f.name: f for f in text_string_to_metric_families(response.read().decode())}
+    assert {name: families[name].type for name in CONTRACT} == CONTRACT
+    assert families["thermostat_routing_temperature"].samples[0].value == 0.5
+    power = families["thermostat_gpu_power_watts"].samples
+    assert power and all(s.labels["source"] in ("nvml", "estimate") and "gpu" in s.labels for s in power)
+    for family in families.values():
+        for sample in family.samples:
+            assert not {"namespace", "pod", "routedmodel"} & set(sample.labels)
+
+
+def test_replay_reproduces_a_logged_routed_request(start_server, server_engine, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    log = tmp_path / "requests.jsonl"
+    running = start_server(temperature=server_engine.t_min, request_log=log)
+    client = openai.OpenAI(base_url=running.v1, api_key="unused", max_retries=0, timeout=120)
+    reply = client.chat.completions.create(
+        model=MODEL, messages=[{"role": "user", "content": "Name a colour."}], max_tokens=10, temperature=0.8, seed=42
+    )
+    record = read_record(log, reply.id)
+    assert record["routing_temperature"] == server_engine.t_min and record["routing_seed"] == 42
+    assert json.loads(log.read_text().splitlines()[-1])["executed_fraction"] < 1.0
+    result = replay(server_engine, record)
+    assert result.matches
+    assert result.text == reply.choices[0].message.content
+    assert result.executed_fraction == pytest.approx(reply.usage.model_dump()["executed_fraction"])  # type: ignore[union-attr]
