@@ -39,8 +39,7 @@ from thermostat_runtime.routing import (
     ROUTER_CONFIG_FILE,
     Routers,
     clamp_temperature,
-    execute_mask,
-    gate_uniforms,
+    gate_thresholds,
     load_routers,
     logit_temperature,
 )
@@ -89,18 +88,15 @@ class StepOutput:
 
 @dataclass
 class _Rows:
-    """Per-row bookkeeping of one forward call."""
+    """Per-row bookkeeping of one forward call (rows = all new tokens of all sequences, concatenated)."""
 
     positions: torch.Tensor
     seq_index: torch.Tensor
-    logit_t: torch.Tensor
-    routed: torch.Tensor
-    seeds: list[int]
     starts: list[int]
     lengths: list[int]
-    pos_np: np.ndarray
-    exec_counts: torch.Tensor
-    extra_flops: torch.Tensor
+    routed: list[bool]
+    thresholds: torch.Tensor | None  # [N, n_routed] float64; None: no sequence routes in this call
+    runs: list[torch.Tensor] = field(default_factory=list)
 
 
 class RoutedLlama:
@@ -272,31 +268,15 @@ class RoutedLlama:
     ) -> tuple[torch.Tensor, int]:
         """MLP output of the rows that run it, the skip path's for the rest; (output, rows executed)."""
         routers = self.routers
-        if routers is None or layer not in routers.slot or not bool(rows.routed.any()):
+        if routers is None or rows.thresholds is None or layer not in routers.slot:
             return self.mlp(layer, h), h.shape[0]
         slot = routers.slot[layer]
-        uniforms = torch.from_numpy(
-            np.concatenate(
-                [
-                    gate_uniforms(seed, rows.pos_np[s : s + n], layer)
-                    for seed, s, n in zip(rows.seeds, rows.starts, rows.lengths, strict=True)
-                ]
-            )
-        ).to(h.device)
-        run = execute_mask(
-            routers.score(slot, h),
-            rows.logit_t,
-            uniforms,
-            rows.positions,
-            gate_noise=routers.config.gate_noise,
-        )
+        run = routers.score(slot, h).double() > rows.thresholds[:, slot]
+        rows.runs.append(run)
         if masks is not None:
             masks[layer] = run
-        rows.exec_counts.index_add_(0, rows.seq_index, run.long())
-        router_flops, adapter_flops = routers.flops_per_row()
-        rows.extra_flops.index_add_(
-            0, rows.seq_index, (rows.routed * router_flops + ~run * adapter_flops).double()
-        )
+        if h.shape[0] == 1:  # batch-1 decode: run the MLP or not, no gather
+            return (self.mlp(layer, h), 1) if bool(run[0]) else (routers.skip_output(slot, h), 0)
         executed = int(run.sum())
         if executed == h.shape[0]:
             return self.mlp(layer, h), executed
@@ -310,25 +290,30 @@ class RoutedLlama:
     def _rows(self, states: Sequence[SequenceState], token_lists: Sequence[Sequence[int]]) -> _Rows:
         lengths = [len(t) for t in token_lists]
         starts = list(np.cumsum([0, *lengths[:-1]]).tolist())
-        pos_np = np.concatenate(
-            [np.arange(s.length, s.length + n) for s, n in zip(states, lengths, strict=True)]
-        )
+        positions = [np.arange(s.length, s.length + n) for s, n in zip(states, lengths, strict=True)]
         temps = [1.0 if self.routers is None else self.clamp(s.routing_temperature) for s in states]
-        logit_t = torch.tensor([logit_temperature(t) for t in temps], dtype=torch.float64, device=self.device)
-        seq_index = torch.repeat_interleave(
-            torch.arange(len(states), device=self.device), torch.tensor(lengths, device=self.device)
-        )
+        routed = [t < 1.0 for t in temps]
+        thresholds = None
+        if self.routers is not None and any(routed):
+            layers, noise = self.routers.config.layers, self.routers.config.gate_noise
+            thresholds = torch.from_numpy(
+                np.concatenate(
+                    [
+                        gate_thresholds(s.seed, pos, layers, logit_temperature(t), gate_noise=noise)
+                        if t < 1.0
+                        else np.full((len(pos), len(layers)), -np.inf)
+                        for s, pos, t in zip(states, positions, temps, strict=True)
+                    ]
+                )
+            ).to(self.device)
+        seq_index = torch.repeat_interleave(torch.arange(len(states)), torch.tensor(lengths))
         return _Rows(
-            positions=torch.from_numpy(pos_np).to(self.device),
-            seq_index=seq_index,
-            logit_t=logit_t[seq_index],
-            routed=torch.isfinite(logit_t[seq_index]),
-            seeds=[s.seed for s in states],
-            starts=starts,
-            lengths=lengths,
-            pos_np=pos_np,
-            exec_counts=torch.zeros(len(states), dtype=torch.long, device=self.device),
-            extra_flops=torch.zeros(len(states), dtype=torch.float64, device=self.device),
+            torch.from_numpy(np.concatenate(positions)).to(self.device),
+            seq_index,
+            starts,
+            lengths,
+            routed,
+            thresholds,
         )
 
     @torch.inference_mode()
@@ -374,19 +359,18 @@ class RoutedLlama:
         )
         full_logits = x @ self.lm_head.T if all_logits else None
         logits = full_logits[last] if full_logits is not None else x[last] @ self.lm_head.T
-        n_routed = len(self.routers.slot) if self.routers is not None else 0
+        per_seq_runs, per_seq_routed = self._routed_counts(rows, len(states))
+        router_flops, adapter_flops = self.routers.flops_per_row() if self.routers is not None else (0, 0)
         totals = [0.0, 0.0]
         for i, (state, n) in enumerate(zip(states, rows.lengths, strict=True)):
             heads = n if all_logits else 1
             full = n * self.config.n_layers * (self.attn_flops + self.mlp_flops) + heads * self.head_flops
-            ran = (
-                n * (self.config.n_layers - n_routed) + int(rows.exec_counts[i])
-                if bool(rows.routed[rows.starts[i]])
-                else n * self.config.n_layers
+            skipped = per_seq_routed[i] - per_seq_runs[i]
+            done = (
+                full - skipped * self.mlp_flops + per_seq_routed[i] * router_flops + skipped * adapter_flops
             )
-            done = full - (n * self.config.n_layers - ran) * self.mlp_flops + float(rows.extra_flops[i])
             state.length += n
-            state.mlp_rows_executed += ran
+            state.mlp_rows_executed += n * self.config.n_layers - skipped
             state.mlp_rows_full += n * self.config.n_layers
             state.flops_full += full
             state.flops_executed += done
@@ -402,6 +386,15 @@ class RoutedLlama:
             all_logits=split,
             exec_masks=masks,
         )
+
+    def _routed_counts(self, rows: _Rows, n_seqs: int) -> tuple[list[int], list[int]]:
+        """Per sequence: routed MLP rows that ran, and routed rows decided (only sequences with T < 1)."""
+        if not rows.runs:
+            return [0] * n_seqs, [0] * n_seqs
+        ran_rows = torch.stack(rows.runs).sum(0)
+        ran = torch.zeros(n_seqs, dtype=torch.long).index_add_(0, rows.seq_index, ran_rows.cpu())
+        decided = [n * len(rows.runs) if r else 0 for n, r in zip(rows.lengths, rows.routed, strict=True)]
+        return [int(v) if r else 0 for v, r in zip(ran.tolist(), rows.routed, strict=True)], decided
 
     # --- dense forward (training, teacher logits) ---
     def forward_dense(self, ids: torch.Tensor, mlp_hook: MlpHook | None = None) -> torch.Tensor:

@@ -121,6 +121,22 @@ def gate_uniforms(seed: int, positions: np.ndarray, layer: int) -> np.ndarray:
     return uniforms
 
 
+def gate_thresholds(
+    seed: int, positions: np.ndarray, layers: list[int], logit_t: float, *, gate_noise: float
+) -> np.ndarray:
+    """Per position and routed layer, the router score above which the MLP runs: [n, len(layers)].
+
+    ``u < sigmoid(s + logit T)``  <=>  ``s > logit(u) - logit T``: one comparison per row at run time.
+    The attention sinks get ``-inf`` (always run).
+    """
+    u = np.stack([gate_uniforms(seed, positions, layer) for layer in layers], axis=1)
+    u = 0.5 + gate_noise * (u - 0.5)
+    with np.errstate(divide="ignore"):
+        thresholds: np.ndarray = np.log(u) - np.log1p(-u) - logit_t
+    thresholds[positions < ALWAYS_RUN_POSITIONS] = -np.inf
+    return thresholds
+
+
 def execute_mask(
     scores: torch.Tensor,
     logit_t: torch.Tensor,

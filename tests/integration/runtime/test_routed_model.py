@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import pytest
 import torch
@@ -186,3 +187,19 @@ def test_temperature_out_of_range_is_clamped_not_refused(
     assert state.routing_temperature == routed_model.t_min
     assert "clamped" in caplog.text
     assert routed_model.new_sequence(routing_temperature=7.0).routing_temperature == 1.0
+
+
+@pytest.mark.slow
+def test_quick_profile_command_writes_a_valid_profile(tmp_path: Path, routed_model: RoutedLlama) -> None:
+    from thermostat_runtime.profile import ProfileSettings, measure_profile, validate_profile
+
+    profile, bench = measure_profile(routed_model, ProfileSettings.quick())
+    validate_profile(profile)
+    temps = [p["routing_temperature"] for p in profile["points"]]
+    assert temps[0] == routed_model.t_min
+    assert temps[-1] == 1.0
+    exact = profile["points"][-1]
+    assert exact["top1_agreement"] == 1.0
+    assert exact["kl_nats"] == 0.0
+    assert profile["points"][0]["flops_fraction"] < 1.0
+    assert len(bench) == len(temps)

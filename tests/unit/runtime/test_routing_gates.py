@@ -15,6 +15,7 @@ from thermostat_runtime.routing import (
     Routers,
     clamp_temperature,
     execute_mask,
+    gate_thresholds,
     gate_uniforms,
     load_routers,
     logit_temperature,
@@ -82,3 +83,22 @@ def test_router_files_round_trip_with_their_hash(tmp_path: Path) -> None:
     (tmp_path / "router.pt").write_bytes(b"tampered")
     with pytest.raises(ValueError, match="hash"):
         load_routers(tmp_path)
+
+
+def test_precomputed_thresholds_decide_like_the_sigmoid_rule() -> None:
+    generator = torch.Generator().manual_seed(1)
+    positions = np.arange(0, 500)
+    layers = [2, 7]
+    for noise in (0.0, 0.5, 1.0):
+        for t in (0.1, 0.5, 0.8):
+            thresholds = torch.from_numpy(
+                gate_thresholds(3, positions, layers, logit_temperature(t), gate_noise=noise)
+            )
+            for column, layer in enumerate(layers):
+                scores = torch.randn(500, generator=generator, dtype=torch.float64)
+                uniforms = torch.from_numpy(gate_uniforms(3, positions, layer))
+                logit_t = torch.full((500,), logit_temperature(t), dtype=torch.float64)
+                expected = execute_mask(
+                    scores, logit_t, uniforms, torch.from_numpy(positions), gate_noise=noise
+                )
+                assert torch.equal(scores > thresholds[:, column], expected)
