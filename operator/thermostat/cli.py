@@ -154,5 +154,43 @@ def up(  # noqa: PLR0917 (typer reads options from parameters)
         raise typer.Exit(code=130) from None
 
 
+@app.command()
+def simulate(
+    *,
+    trace: Annotated[
+        str,
+        typer.Option(help="Trace CSV (TIMESTAMP,ContextTokens,GeneratedTokens) or 'synthetic' for the built-in one."),
+    ],
+    spec: Annotated[
+        Path, typer.Option(help="RoutedModel YAML whose spec (SLO, budget, quality, replicas) is simulated.")
+    ],
+    controller: Annotated[
+        str, typer.Option(help="thermostat, hpa, hpa-tuned, keda, static, temperature-only, oracle, all.")
+    ] = "all",
+    profile: Annotated[Path | None, typer.Option(help="Routing profile JSON; the committed one when unset.")] = None,
+    rate_scale: Annotated[float, typer.Option(help="Multiply the trace's request rate by this.")] = 1.0,
+    perturb: Annotated[bool, typer.Option(help="Move the ground truth away from the law's assumptions.")] = False,
+    seed: Annotated[int, typer.Option(help="Seed of rate scaling, the synthetic trace and calibration.")] = 0,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the results as JSON here.")] = None,
+    plots: Annotated[Path | None, typer.Option(help="Write one plot per controller into this directory.")] = None,
+) -> None:
+    """What-if: replay a trace under a RoutedModel spec with our law and the baselines; print a table."""
+    from thermostat.sim.cli import run_simulate
+
+    code = run_simulate(
+        trace=trace,
+        spec_path=spec,
+        controller=controller,
+        profile_path=profile,
+        rate_scale=rate_scale,
+        perturb=perturb,
+        seed=seed,
+        json_out=json_out,
+        plots=plots,
+    )
+    if code:
+        raise typer.Exit(code=code)
+
+
 def main() -> None:
     app()

@@ -166,7 +166,7 @@ def test_online_correction_converges_when_replicas_are_slower_than_the_profile()
         assert plant.memory is not None
         errors.append(plant.memory["latency_error"])
     assert errors[-1] < errors[5] / 3
-    assert plant.memory["capacity_scale"] == pytest.approx(1.25, rel=0.1)
+    assert plant.memory["latency_scale"] > 1.1  # slower replicas read as higher latency
 
 
 def test_decision_before_any_ready_replica_keeps_temperature() -> None:

@@ -139,7 +139,7 @@ def _learn(mem: LawMemory, obs: Observation, profile: Profile, spec: RoutedModel
             error = abs(math.log(ratio))
             ewma = error if mem.latency_error is None else 0.8 * mem.latency_error + 0.2 * error
             mem = replace(
-                mem, capacity_scale=blend(mem.capacity_scale, ratio), latency_error=ewma, samples=mem.samples + 1
+                mem, latency_scale=blend(mem.latency_scale, ratio), latency_error=ewma, samples=mem.samples + 1
             )
     if obs.power_w is not None and ready > 0:
         idle = model.power.idle_w * max(obs.replicas, ready)
@@ -154,7 +154,7 @@ def _learn(mem: LawMemory, obs: Observation, profile: Profile, spec: RoutedModel
 def _model(profile: Profile, mem: LawMemory, spec: RoutedModelSpec) -> ResponseModel:
     return ResponseModel(
         profile,
-        capacity_scale=mem.capacity_scale,
+        latency_scale=mem.latency_scale,
         power_scale=mem.power_scale,
         tokens_per_request=mem.tokens_per_request,
         metric=str(spec.slo.metric),
@@ -171,7 +171,14 @@ def _act(
     target_s = spec.slo.target_seconds * (1.0 - spec.slo.margin_fraction)
     limit_w = power_limit_w(spec, demand, model.tokens_per_request)
     plan = plan_replicas(
-        model, demand, bounds=bounds, target_s=target_s, limit_w=limit_w, spec=spec, reserve=BURST_RESERVE
+        model,
+        demand,
+        bounds=bounds,
+        target_s=target_s,
+        limit_w=limit_w,
+        spec=spec,
+        reserve=BURST_RESERVE,
+        current=obs.replicas,
     )
     window = max(
         spec.behavior.scale_up.stabilization_window_seconds, spec.behavior.scale_down.stabilization_window_seconds

@@ -21,7 +21,7 @@ HISTORY_LIMIT = 64  # replica recommendations kept for the stabilization windows
 class LawMemory:
     """The learned corrections and the recent recommendations."""
 
-    capacity_scale: float = 1.0  # observed/profile time per token; 1.25 = 20% less capacity
+    latency_scale: float = 1.0  # observed over predicted latency quantile
     power_scale: float = 1.0  # observed/profile dynamic power
     tokens_per_request: float = 256.0  # generated tokens per request, learned from the token rate
     latency_error: float | None = None  # EWMA of |log(observed / predicted latency)|
@@ -57,7 +57,7 @@ def load_memory(memory: dict[str, Any] | None) -> tuple[LawMemory, str | None]:
         last_time, last_t, since = memory.get("last_time"), memory.get("last_temperature"), memory.get("since")
         return (
             LawMemory(
-                capacity_scale=_bounded(float(memory.get("capacity_scale", 1.0))),
+                latency_scale=_bounded(float(memory.get("latency_scale", 1.0))),
                 power_scale=_bounded(float(memory.get("power_scale", 1.0))),
                 tokens_per_request=max(1.0, float(memory.get("tokens_per_request", 256.0))),
                 latency_error=None if error is None else float(error),

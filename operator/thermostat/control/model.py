@@ -1,8 +1,11 @@
 """The law's per-replica response model: latency, capacity and power as functions of T and load.
 
-Seeded from the routing profile and scaled by two corrections learned online (``LawMemory``):
-``capacity_scale`` (>1 means replicas are slower than the profile says) and ``power_scale`` (on
-the dynamic part of power). The shapes, stated once:
+Seeded from the routing profile and scaled by corrections learned online (``LawMemory``):
+``latency_scale`` (observed over predicted latency quantile: prefill, metric interpolation and a
+slower device all land there) and ``power_scale`` (on the dynamic part of power).
+``capacity_scale`` (>1: replicas slower than the profile) is a parameter of the model, not learned,
+because one latency signal cannot tell a slower replica from a wider latency spread; tests use it
+to stand for a different truth. The shapes, stated once:
 
 - A replica is a continuous-batching server. Under a per-replica demand of ``x`` tokens/s it runs
   at the batch ``b`` whose throughput matches ``x`` (Little's law); ``ρ = x / tokens_per_s(T, b_max)``.
@@ -39,6 +42,7 @@ class ResponseModel:
 
     profile: Profile
     capacity_scale: float = 1.0
+    latency_scale: float = 1.0
     power_scale: float = 1.0
     tokens_per_request: float = 256.0
     metric: str = "RequestLatency"  # the SLO's metric (SloMetric value)
@@ -61,9 +65,9 @@ class ResponseModel:
         step_s = batch / self.profile.tokens_per_s(temperature, batch) * self.capacity_scale
         knee = 1.0 + rho**4 / (1.0 - rho)
         if self.metric == "TimePerOutputToken":
-            return step_s * knee
+            return self.latency_scale * step_s * knee
         steps = PREFILL_STEPS if self.metric == "TimeToFirstToken" else self.tokens_per_request
-        return QUANTILE_SPREAD * steps * step_s * knee
+        return self.latency_scale * QUANTILE_SPREAD * steps * step_s * knee
 
     def _batch_for(self, tokens_per_s: float, temperature: float) -> float:
         """Batch size whose throughput (profile units) equals ``tokens_per_s``; at least 1.

@@ -19,6 +19,9 @@ if TYPE_CHECKING:
     from thermostat.control.law import Bounds
 
 
+DOWNSCALE_HYSTERESIS = 0.85  # plan scale-downs for 85% of the (margined) target
+
+
 @dataclass(frozen=True)
 class Plan:
     """The replicas the slow path wants, whether everything can hold, and why."""
@@ -52,19 +55,31 @@ def plan_replicas(
     limit_w: float | None,
     spec: RoutedModelSpec,
     reserve: float,
+    current: int,
 ) -> Plan:
-    """Fewest replicas carrying ``demand`` at T_op with ``reserve`` in hand down to the floor; budget checked."""
+    """Fewest replicas carrying ``demand`` at T_op with ``reserve`` in hand down to the floor; budget checked.
+
+    Scale-downs are planned against ``DOWNSCALE_HYSTERESIS`` of the target: the model is corrected
+    where the replicas run now, and is least sure about the fewer replicas it has not seen.
+    """
     cap_op = model.capacity(bounds.t_op, target_s)
     cap_lo = model.capacity(bounds.t_lo, target_s)
+    wanted = _replicas_for(demand, cap_op, cap_lo, reserve, bounds.n_max)
+    if wanted < current:
+        strict = _replicas_for(
+            demand,
+            model.capacity(bounds.t_op, target_s * DOWNSCALE_HYSTERESIS),
+            model.capacity(bounds.t_lo, target_s * DOWNSCALE_HYSTERESIS),
+            reserve,
+            bounds.n_max,
+        )
+        wanted = min(current, max(wanted, strict))
     if cap_lo <= 0:
         return Plan(
             bounds.n_max,
             c.verdict(c.FALSE, c.SLO_UNREACHABLE, "no load meets the SLO target"),
             "SLO below a lone request's latency",
         )
-    wanted = max(
-        math.ceil(demand / cap_op - 1e-9) if cap_op > 0 else bounds.n_max, math.ceil(reserve * demand / cap_lo - 1e-9)
-    )
     slo_replicas = min(max(wanted, bounds.n_min), bounds.n_max)
     why = f"plan {slo_replicas} replicas at T_op {bounds.t_op:.2f} (floor {bounds.t_lo:.2f})"
     if demand > bounds.n_max * cap_lo:
@@ -80,6 +95,13 @@ def plan_replicas(
     return _budget_conflict(
         model, demand, bounds=bounds, limit_w=limit_w, spec=spec, slo_replicas=slo_replicas, why=why
     )
+
+
+def _replicas_for(demand: float, cap_op: float, cap_lo: float, reserve: float, n_max: int) -> int:
+    """Replicas carrying ``demand`` at T_op and ``reserve`` × demand at the floor."""
+    if cap_op <= 0 or cap_lo <= 0:
+        return n_max
+    return max(math.ceil(demand / cap_op - 1e-9), math.ceil(reserve * demand / cap_lo - 1e-9))
 
 
 def _budget_conflict(

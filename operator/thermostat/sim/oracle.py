@@ -1,0 +1,107 @@
+"""The clairvoyant replica oracle, and the peak provisioning the static baseline uses.
+
+The oracle knows the arrivals and their sizes. It counts work in decode-token equivalents
+(generated tokens, plus prompt tokens weighted by peak decode over prefill throughput) and needs
+one number, a replica's capacity in work per second while every 1-minute window keeps the SLO at
+T = 1, which it measures on the simulator itself (bisection on a steady Poisson load with the
+trace's own token mix, on two replicas, with the SLO's margin kept, as the law keeps it).
+At each period it runs the fewest replicas that carry the heaviest 1-minute window from now until
+a replica started now would be ready (one cold start plus a period ahead): each replica is started
+one cold start before it is needed and stopped as soon as it is not. It is the lower bound on
+energy of any replica policy at exact quality, up to the capacity measurement's resolution.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from thermostat.api.spec import RoutedModelSpec
+from thermostat.control import Observation, Profile
+from thermostat.sim.controllers import StaticController
+from thermostat.sim.trace import Trace
+from thermostat.sim.truth import Truth
+
+CALIBRATION_S = 900.0
+CALIBRATION_REPLICAS = 2
+
+
+def calibrate_capacity(
+    trace: Trace, spec: RoutedModelSpec, profile: Profile, config: object, *, seed: int = 0
+) -> float:
+    """Generated tokens/s one replica carries with every 1-minute window within the SLO at T = 1."""
+    from thermostat.sim.run import SimConfig, simulate
+
+    assert isinstance(config, SimConfig)
+    rng = np.random.default_rng(seed)
+    mean_tokens = float(work_units(trace, profile, config.truth).mean())
+    peak = profile.tokens_per_s(1.0, profile.max_batch) * config.truth.capacity_factor
+    lo, hi = 0.0, peak * CALIBRATION_REPLICAS / mean_tokens  # requests/s over all calibration replicas
+    for _ in range(8):
+        rate = 0.5 * (lo + hi)
+        n = rng.poisson(rate * CALIBRATION_S)
+        pick = rng.integers(0, len(trace), n)
+        arrival = np.sort(rng.uniform(0.0, CALIBRATION_S, n))
+        steady = Trace(arrival, trace.context_tokens[pick], trace.generated_tokens[pick], "calibration")
+        # The oracle keeps the same margin under the target as the law: a steady Poisson load is
+        # smoother than a real trace within a minute.
+        slo = spec.slo.model_copy(update={"target_seconds": spec.slo.target_seconds * (1.0 - spec.slo.margin_fraction)})
+        bounds = spec.replicas.model_copy(update={"max": CALIBRATION_REPLICAS})
+        run_spec = spec.model_copy(update={"replicas": bounds, "slo": slo})
+        result = simulate(
+            steady, run_spec, profile, StaticController(CALIBRATION_REPLICAS), replace(config, initial_replicas=2)
+        )
+        ok = result.metrics["slo_attainment_windows"] >= 1.0 and result.metrics["requests_shed"] == 0
+        lo, hi = (rate, hi) if ok else (lo, rate)
+    return lo * mean_tokens / CALIBRATION_REPLICAS
+
+
+@dataclass
+class OracleController:
+    """Knows the arrivals; see the module docstring."""
+
+    needs: np.ndarray  # replicas needed for the 1-minute window starting at each second
+    horizon_s: float  # cold start + one period
+    name: str = "oracle"
+
+    def decide(self, observation: Observation, now: float) -> tuple[int, float]:
+        start = max(0, int(now))
+        window = self.needs[start : start + math.ceil(self.horizon_s) + 1]
+        return (int(window.max()) if len(window) else 1), 1.0
+
+
+def work_units(trace: Trace, profile: Profile, truth: Truth) -> np.ndarray:
+    """Each request's work in decode-token equivalents at T = 1."""
+    prompt_weight = profile.tokens_per_s(1.0, profile.max_batch) / truth.prefill_tokens_per_s
+    return np.asarray(trace.generated_tokens + prompt_weight * trace.context_tokens)
+
+
+def replica_needs(
+    trace: Trace, capacity_tokens_per_s: float, spec: RoutedModelSpec, profile: Profile, truth: Truth
+) -> np.ndarray:
+    """Replicas needed for the 1-minute window starting at each second of the trace."""
+    work = work_units(trace, profile, truth)
+    seconds = math.ceil(trace.duration_s) + 1
+    per_second = np.bincount(trace.arrival_s.astype(np.int64), weights=work, minlength=seconds)
+    cumulative = np.concatenate([[0.0], np.cumsum(per_second)])
+    ends = np.minimum(np.arange(seconds) + 60, seconds)
+    # Windows cut by the end of the trace are rates over what is left (at least 15 s), not over 60 s.
+    span = np.maximum(ends - np.arange(seconds), 15).astype(np.float64)
+    window_rate = (cumulative[ends] - cumulative[:seconds]) / span
+    needs = np.ceil(window_rate / capacity_tokens_per_s - 1e-9).astype(np.int64)
+    return np.asarray(np.clip(needs, spec.replicas.min, spec.replicas.max), dtype=np.int64)
+
+
+def oracle(
+    trace: Trace, spec: RoutedModelSpec, capacity_tokens_per_s: float, profile: Profile, truth: Truth
+) -> OracleController:
+    """The oracle for this trace."""
+    needs = replica_needs(trace, capacity_tokens_per_s, spec, profile, truth)
+    return OracleController(needs, horizon_s=truth.cold_start_s + spec.behavior.period_seconds)
+
+
+def peak_replicas(trace: Trace, spec: RoutedModelSpec, capacity: float, profile: Profile, truth: Truth) -> int:
+    """Static peak provisioning: the most replicas any 1-minute window of the trace needs."""
+    return int(replica_needs(trace, capacity, spec, profile, truth).max())

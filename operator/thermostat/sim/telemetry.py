@@ -1,0 +1,102 @@
+"""The metrics pipeline as the operator sees it: Prometheus scrapes every 15 s, rate and
+histogram_quantile over windows, so observations are late and smoothed as in a real cluster."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from thermostat.control.types import Observation
+from thermostat.sim.engine import LATENCY_BUCKETS_S, TPOT_BUCKETS_S, Cluster
+
+RATE_WINDOW_S = 60.0  # rate(...[1m])
+
+
+@dataclass(frozen=True)
+class Scrape:
+    """Counter and gauge values at one scrape."""
+
+    time: float
+    requests: float  # completed + shed (thermostat_requests_total over all codes)
+    tokens: float
+    energy_j: float
+    histograms: dict[str, np.ndarray]
+    queue_depth: int
+    temperature: float
+    replicas: int
+    ready: int
+
+
+def histogram_quantile(q: float, counts: np.ndarray, bounds: np.ndarray) -> float | None:
+    """Prometheus' histogram_quantile: linear interpolation inside the bucket; None without samples."""
+    total = float(counts.sum())
+    if total <= 0:
+        return None
+    cumulative = np.cumsum(counts)
+    rank = q * total
+    index = int(np.searchsorted(cumulative, rank, side="left"))
+    if index >= len(bounds):  # in the +Inf bucket: Prometheus answers the highest finite bound
+        return float(bounds[-1])
+    lower = 0.0 if index == 0 else float(bounds[index - 1])
+    below = 0.0 if index == 0 else float(cumulative[index - 1])
+    inside = float(counts[index])
+    return lower + (float(bounds[index]) - lower) * (rank - below) / inside if inside else lower
+
+
+@dataclass
+class Telemetry:
+    """Scrapes the cluster and answers queries the way the operator's PromQL would."""
+
+    scrape_interval_s: float = 15.0
+    scrapes: list[Scrape] = field(default_factory=list)
+
+    def scrape(self, cluster: Cluster, now: float) -> None:
+        replicas, ready = cluster.counts()
+        self.scrapes.append(
+            Scrape(
+                time=now,
+                requests=float(cluster.served + cluster.shed_count),
+                tokens=cluster.generated_tokens,
+                energy_j=cluster.energy_j,
+                histograms={k: v.copy() for k, v in cluster.histograms.items()},
+                queue_depth=cluster.queue_depth(),
+                temperature=cluster.temperature,
+                replicas=replicas,
+                ready=ready,
+            )
+        )
+
+    def _at_or_before(self, t: float) -> Scrape:
+        for scrape in reversed(self.scrapes):
+            if scrape.time <= t + 1e-9:
+                return scrape
+        return self.scrapes[0]
+
+    def observe(self, cluster: Cluster, now: float, *, quantile: float, window_s: float, metric: str) -> Observation:
+        """The Observation the operator would build at ``now`` from the latest scrape."""
+        last = self._at_or_before(now)
+        rate_from = self._at_or_before(last.time - RATE_WINDOW_S)
+        span = last.time - rate_from.time
+        win_from = self._at_or_before(last.time - window_s)
+        bounds = TPOT_BUCKETS_S if metric == "TimePerOutputToken" else LATENCY_BUCKETS_S
+        latency = histogram_quantile(quantile, last.histograms[metric] - win_from.histograms[metric], bounds)
+        power_from = self._at_or_before(last.time - self.scrape_interval_s)
+        power_span = last.time - power_from.time
+        missing = {} if latency is not None else {"latency": "missing"}
+        if span <= 0:
+            missing["requestRate"] = "missing"
+        replicas, ready = cluster.counts()
+        return Observation(
+            time=last.time,
+            routing_temperature=cluster.temperature,
+            replicas=replicas,
+            ready_replicas=ready,
+            latency_s=latency,
+            request_rate=(last.requests - rate_from.requests) / span if span > 0 else None,
+            token_rate=(last.tokens - rate_from.tokens) / span if span > 0 else None,
+            power_w=(last.energy_j - power_from.energy_j) / power_span if power_span > 0 else None,
+            power_source="estimate",
+            queue_depth=float(last.queue_depth),
+            missing=missing,
+        )
