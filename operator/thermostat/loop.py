@@ -91,8 +91,8 @@ class Controller:
     def _event_on_ready_change(self, subject: Subject, status: RoutedModelStatus) -> None:
         before = next((c for c in (subject.previous.conditions if subject.previous else []) if c.type == READY), None)
         after = next((c for c in status.conditions if c.type == READY), None)
-        if after is None or after.status == "True":
-            return
+        if after is None or after.status == "True" or after.reason == "WaitingForReplicas":
+            return  # pods starting is normal; Events are for what a person must fix
         if before is None or (before.reason, before.message) != (after.reason, after.message):
             self.kube.post_event(subject.ref, reason=after.reason, message=after.message, warning=True)
 
@@ -226,7 +226,11 @@ class Controller:
 
     def _report_missing_deployment(self, subject: Subject, spec: RoutedModelSpec, now: float) -> None:
         name = target_deployment_name(subject.name, spec)
-        health = Health(target_missing=f"{subject.namespace}/{name}") if spec.target_ref else Health()
+        health = (
+            Health(target_missing=f"{subject.namespace}/{name}")
+            if spec.target_ref
+            else Health(apply_error=None, replicas=spec.replicas.min)
+        )
         current = subject.previous.current if subject.previous and subject.previous.current else Settings()
         self.write_status(
             subject, spec, RunOutcome(now=now, generation=subject.generation, current=current, health=health)

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import threading
 from typing import Any
 
@@ -36,3 +37,26 @@ def run_operator(
         options["clusterwide"] = True
     kopf.configure(verbose=settings.log_level == "DEBUG")
     kopf.run(stop_flag=stop_flag, ready_flag=ready_flag, **options)
+
+
+def operator_command(kubeconfig: str | None = None) -> list[str]:
+    """The command line starting the operator as a process (the one the local stack and tests use)."""
+    import sys
+
+    command = [sys.executable, "-m", "thermostat", "operator"]
+    return [*command, "--kubeconfig", kubeconfig] if kubeconfig else command
+
+
+def spawn_operator(kubeconfig: str, *, env: dict[str, str], log_path: str) -> subprocess.Popen[bytes]:
+    """Start ``thermostat operator`` against ``kubeconfig`` with extra ``THERMOSTAT_*`` variables in ``env``.
+
+    Its logs (JSON lines unless ``THERMOSTAT_LOG_FORMAT=text``) go to ``log_path``. Stop it with
+    ``terminate()``: Kopf stops its daemons and exits within a few seconds.
+    """
+    import os
+
+    log = open(log_path, "ab")  # noqa: SIM115  (handed to the child; closed when this process exits)
+    return subprocess.Popen(
+        operator_command(kubeconfig), env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+    )  # fmt: skip

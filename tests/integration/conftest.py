@@ -1,53 +1,23 @@
-"""Fixtures for integration tests: a real Prometheus (``thermostat.promserver``) and exporters of the
-runtime's metric contract (DESIGN §3) whose series a test sets directly.
+"""Fixtures for integration tests: a real Prometheus (``thermostat.promserver``) scraping an exporter
+of the runtime's metric contract, and the emulated API server as a process (``thermostat apiserver``).
 
 ``runtime_exporter`` serves the contract's series on a free loopback port; ``prometheus`` scrapes it
 every 0.5 s with the scoping labels of the test's RoutedModel (namespace ``it``, routedmodel ``chat``).
-Other suites reuse ``PrometheusServer`` and ``SeriesExporter`` as they are.
+``emulated_api`` runs ``python -m thermostat apiserver`` from this tree and yields its kubeconfig.
+Helpers live in ``integration_support``.
 """
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from integration_support import SCOPE_LABELS, EmulatedApi, SeriesExporter, child_env, wait_for_kubeconfig
 
-from thermostat.promserver import PrometheusServer, ScrapeTarget, free_port
-
-LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 20, 30, 60)
-TPOT_BUCKETS = (0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.2, 0.5, 1)
-SCOPE_LABELS = {"namespace": "it", "routedmodel": "chat"}
-
-
-class SeriesExporter:
-    """The runtime's /metrics series (names and labels of DESIGN §3), set by the test, on a free port."""
-
-    def __init__(self) -> None:
-        self.registry = CollectorRegistry()
-        r = self.registry
-        self.request_duration = Histogram(
-            "thermostat_request_duration_seconds", "Request latency", buckets=LATENCY_BUCKETS, registry=r
-        )
-        self.ttft = Histogram("thermostat_time_to_first_token_seconds", "TTFT", buckets=LATENCY_BUCKETS, registry=r)
-        self.tpot = Histogram("thermostat_time_per_output_token_seconds", "TPOT", buckets=TPOT_BUCKETS, registry=r)
-        self.requests = Counter("thermostat_requests", "Requests", ["code"], registry=r)
-        self.tokens = Counter("thermostat_tokens", "Tokens", ["kind"], registry=r)
-        self.queue_depth = Gauge("thermostat_queue_depth", "Queued requests", registry=r)
-        self.power = Gauge("thermostat_gpu_power_watts", "GPU power", ["gpu", "source"], registry=r)
-        self.energy = Counter("thermostat_gpu_energy_joules", "GPU energy", ["gpu", "source"], registry=r)
-        self.shadow = Counter("thermostat_shadow_tokens", "Shadow tokens", registry=r)
-        self.shadow_agree = Counter("thermostat_shadow_agree_tokens", "Agreeing shadow tokens", registry=r)
-        self.port = free_port()
-        self.server, self.thread = start_http_server(self.port, addr="127.0.0.1", registry=r)
-
-    @property
-    def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+from thermostat.promserver import PrometheusServer, ScrapeTarget
 
 
 @pytest.fixture
@@ -64,3 +34,22 @@ def prometheus(runtime_exporter: SeriesExporter) -> Iterator[PrometheusServer]:
     with PrometheusServer(targets=[target], scrape_interval_s=0.5) as server:
         server.wait_for_series('up{routedmodel="chat"} == 1', timeout_s=30)
         yield server
+
+
+@pytest.fixture
+def emulated_api(tmp_path: Path) -> Iterator[EmulatedApi]:
+    """The emulated API server (Pods turn Ready 0.5 s after creation), as a child process."""
+    kubeconfig, log = tmp_path / "kubeconfig", tmp_path / "apiserver.log"
+    command = [sys.executable, "-m", "thermostat", "apiserver", "--port", "0", "--kubeconfig", str(kubeconfig)]
+    with log.open("wb") as out:
+        process = subprocess.Popen([*command, "--pod-ready-delay", "0.5"], env=child_env(), stdout=out, stderr=out)
+    try:
+        url = wait_for_kubeconfig(kubeconfig, process, log, timeout_s=60)
+        yield EmulatedApi(kubeconfig, url, process, log)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

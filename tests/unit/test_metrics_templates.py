@@ -34,7 +34,10 @@ def test_latency_is_the_slo_quantile_of_the_slo_metric_over_its_window() -> None
 
 
 def test_runtime_and_dcgm_power_and_energy() -> None:
-    assert promql(Signal.POWER, spec()) == 'sum by (source) (thermostat_gpu_power_watts{namespace="prod",routedmodel="chat"})'
+    assert (
+        promql(Signal.POWER, spec())
+        == 'sum by (source) (thermostat_gpu_power_watts{namespace="prod",routedmodel="chat"})'
+    )
     dcgm = spec(metrics={"powerSource": "DCGM"})
     assert promql(Signal.POWER, dcgm).startswith("sum(DCGM_FI_DEV_POWER_USAGE{")
     assert promql(Signal.ENERGY, dcgm).endswith("[60s])) / 1000")  # millijoules -> joules

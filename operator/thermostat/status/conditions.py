@@ -102,7 +102,7 @@ def ready_verdict(health: Health) -> Verdict:
     if health.apply_error:
         return Verdict(FALSE, APPLY_FAILED, health.apply_error)
     if health.ready_replicas < 1:
-        return Verdict(FALSE, WAITING_FOR_REPLICAS, f"0 of {health.replicas} replicas ready")
+        return Verdict(FALSE, WAITING_FOR_REPLICAS, f"0 of {health.replicas} replicas ready yet")
     notes = [f"{health.ready_replicas} of {health.replicas} replicas ready"]
     if health.conflict:
         notes.append(f"replicas left alone: {health.conflict}")

@@ -1,0 +1,224 @@
+"""Helpers shared by the integration tests (and reusable by other suites): exporters of the runtime's
+metric contract (DESIGN §3) set by the test, a load driver, the emulated API server and the operator
+as child processes of this tree, polling reads of the emulated cluster.
+
+pytest puts this folder on ``sys.path`` (rootdir-relative imports, no ``__init__.py``), so tests and
+conftest import it as ``integration_support``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import threading
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+from thermostat.kube import Kube, load_api_client
+from thermostat.promserver import free_port
+from thermostat.run import spawn_operator
+
+LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 20, 30, 60)
+TPOT_BUCKETS = (0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.2, 0.5, 1)
+SCOPE_LABELS = {"namespace": "it", "routedmodel": "chat"}
+
+
+class SeriesExporter:
+    """The runtime's /metrics series (names and labels of DESIGN §3), set by the test, on a free port."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.request_duration = Histogram(
+            "thermostat_request_duration_seconds", "Request latency", buckets=LATENCY_BUCKETS, registry=r
+        )
+        self.ttft = Histogram("thermostat_time_to_first_token_seconds", "TTFT", buckets=LATENCY_BUCKETS, registry=r)
+        self.tpot = Histogram("thermostat_time_per_output_token_seconds", "TPOT", buckets=TPOT_BUCKETS, registry=r)
+        self.requests = Counter("thermostat_requests", "Requests", ["code"], registry=r)
+        self.tokens = Counter("thermostat_tokens", "Tokens", ["kind"], registry=r)
+        self.queue_depth = Gauge("thermostat_queue_depth", "Queued requests", registry=r)
+        self.power = Gauge("thermostat_gpu_power_watts", "GPU power", ["gpu", "source"], registry=r)
+        self.energy = Counter("thermostat_gpu_energy_joules", "GPU energy", ["gpu", "source"], registry=r)
+        self.shadow = Counter("thermostat_shadow_tokens", "Shadow tokens", registry=r)
+        self.shadow_agree = Counter("thermostat_shadow_agree_tokens", "Agreeing shadow tokens", registry=r)
+        # Children exist from the start, at zero, as a runtime's do: the first rate is of real traffic.
+        self.requests.labels(code="200")
+        self.tokens.labels(kind="generated")
+        self.port = free_port()
+        self.server, self.thread = start_http_server(self.port, addr="127.0.0.1", registry=r)
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    """Environment for a child process running this tree's packages (not an installed checkout)."""
+    path = os.pathsep.join([str(REPO / "operator"), str(REPO / "runtime"), os.environ.get("PYTHONPATH", "")])
+    return {**os.environ, "PYTHONPATH": path.rstrip(os.pathsep), **extra}
+
+
+@dataclass
+class EmulatedApi:
+    """A running ``thermostat apiserver`` process."""
+
+    kubeconfig: Path
+    url: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+
+def wait_for_kubeconfig(path: Path, process: subprocess.Popen[bytes], log: Path, timeout_s: float) -> str:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"thermostat apiserver exited: {log.read_text(errors='replace')[-2000:]}")
+        if path.exists():
+            config = yaml.safe_load(path.read_text()) or {}
+            clusters = config.get("clusters") or []
+            if clusters:
+                url = str(clusters[0]["cluster"]["server"])
+                with urllib.request.urlopen(f"{url}/version", timeout=2):
+                    return url
+        time.sleep(0.1)
+    raise TimeoutError(
+        f"thermostat apiserver wrote no kubeconfig in {timeout_s:.0f}s: {log.read_text(errors='replace')[-2000:]}"
+    )
+
+
+T = TypeVar("T")
+NAMESPACE, NAME = "it", "chat"
+
+
+class LoadDriver(threading.Thread):
+    """Feeds the exporter as a runtime under load would: completions at ``rate`` per second, each
+    taking ``latency_s`` and generating ``tokens`` tokens, and a GPU power figure."""
+
+    def __init__(self, exporter: SeriesExporter) -> None:
+        super().__init__(daemon=True)
+        self.exporter = exporter
+        self.rate, self.latency_s, self.tokens, self.power_w = 0.0, 1.0, 200, 150.0
+        self._due = 0.0
+        self._stop = threading.Event()
+
+    def set(self, *, rate: float, latency_s: float) -> None:
+        self.rate, self.latency_s = rate, latency_s
+
+    def run(self) -> None:
+        step = 0.25
+        while not self._stop.wait(step):
+            self._due += self.rate * step
+            done, self._due = int(self._due), self._due - int(self._due)
+            for _ in range(done):
+                self.exporter.request_duration.observe(self.latency_s)
+                self.exporter.requests.labels(code="200").inc()
+                self.exporter.tokens.labels(kind="generated").inc(self.tokens)
+            self.exporter.power.labels(gpu="0", source="estimate").set(self.power_w)
+            self.exporter.energy.labels(gpu="0", source="estimate").inc(self.power_w * step)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+def wait_until(check: Callable[[], T | None], *, timeout_s: float, what: str) -> T:
+    """Poll ``check`` until it returns something truthy; fail naming ``what`` otherwise."""
+    deadline = time.monotonic() + timeout_s
+    last: T | None = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(0.25)
+    raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what} (last: {last!r})")
+
+
+class Cluster:
+    """Reads and writes on the emulated API the scenarios need."""
+
+    def __init__(self, kubeconfig: Path) -> None:
+        self.kube = Kube(load_api_client(kubeconfig))
+        self.kubeconfig = kubeconfig
+
+    def create_namespace(self, name: str = NAMESPACE) -> None:
+        self.kube.core.create_namespace({"metadata": {"name": name}}, _preload_content=False)
+
+    def create_routedmodel(self, spec: dict[str, Any], *, name: str = NAME) -> dict[str, Any]:
+        body = {
+            "apiVersion": "thermostat.dev/v1alpha1",
+            "kind": "RoutedModel",
+            "metadata": {"name": name},
+            "spec": spec,
+        }
+        response = self.kube.custom.create_namespaced_custom_object(
+            "thermostat.dev", "v1alpha1", NAMESPACE, "routedmodels", body, _preload_content=False
+        )
+        created: dict[str, Any] = json.loads(response.data)
+        return created
+
+    def routedmodel(self, name: str = NAME) -> dict[str, Any]:
+        return self.kube.read_routedmodel(NAMESPACE, name) or {}
+
+    def status(self, name: str = NAME) -> dict[str, Any]:
+        return self.routedmodel(name).get("status") or {}
+
+    def condition(self, type_: str, name: str = NAME) -> dict[str, Any]:
+        return next((c for c in self.status(name).get("conditions", []) if c["type"] == type_), {})
+
+    def temperature(self) -> str | None:
+        configmap = self.kube.read("ConfigMap", NAMESPACE, f"{NAME}-routing") or {}
+        return (configmap.get("data") or {}).get("routing_temperature")
+
+    def replicas(self) -> int | None:
+        deployment = self.kube.read("Deployment", NAMESPACE, NAME)
+        return None if deployment is None else int(deployment["spec"].get("replicas", 1))
+
+    def events(self, reason: str | None = None) -> list[dict[str, Any]]:
+        response = self.kube.core.list_namespaced_event(NAMESPACE, _preload_content=False)
+        items: list[dict[str, Any]] = json.loads(response.data)["items"]
+        return [e for e in items if reason is None or e.get("reason") == reason]
+
+
+class OperatorProcess:
+    """``thermostat operator`` as a child process against the emulated API, restartable."""
+
+    def __init__(self, kubeconfig: Path, prometheus_url: str, log: Path) -> None:
+        self.kubeconfig, self.log = kubeconfig, log
+        self.env = child_env(
+            THERMOSTAT_PROMETHEUS_URL=prometheus_url,
+            THERMOSTAT_METRICS_PORT="0",
+            THERMOSTAT_LIVENESS_ENDPOINT="",
+            THERMOSTAT_LOG_FORMAT="json",
+            THERMOSTAT_PROMETHEUS_TIMEOUT_SECONDS="1",
+        )
+        self.process = spawn_operator(str(kubeconfig), env=self.env, log_path=str(log))
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except Exception:
+                self.process.kill()
+                self.process.wait()
+
+    def restart(self) -> None:
+        self.stop()
+        self.process = spawn_operator(str(self.kubeconfig), env=self.env, log_path=str(self.log))
+
+    def log_tail(self, chars: int = 3000) -> str:
+        return self.log.read_text(errors="replace")[-chars:] if self.log.exists() else ""
