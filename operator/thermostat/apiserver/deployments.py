@@ -26,6 +26,7 @@ from thermostat.apiserver.store import Event, Obj, Store, timestamp
 DEPLOYMENTS = ResourceType("apps", "v1", "deployments", "Deployment", subresources=("status", "scale"))
 DELETION_COST = "controller.kubernetes.io/pod-deletion-cost"
 HASH_LABEL = "pod-template-hash"
+EVENTS = ResourceType("", "v1", "events", "Event")
 
 
 def template_hash(deployment: Obj) -> str:
@@ -138,16 +139,49 @@ class DeploymentController:
         current = [p for p in pods if p["metadata"].get("labels", {}).get(HASH_LABEL) == pod_hash]
         old = [p for p in pods if p not in current]
         desired = int(deployment.get("spec", {}).get("replicas", 1))
-        for _ in range(desired - len(current)):
-            current.append(self._store.create(PODS, namespace, new_pod(deployment, pod_hash)))
+        added = [
+            self._store.create(PODS, namespace, new_pod(deployment, pod_hash)) for _ in range(desired - len(current))
+        ]
+        current += added
         surplus = deletion_order(current)[: max(0, len(current) - desired)]
         ready_new = sum(1 for p in current if is_ready(p) and p not in surplus)
         keep_old = max(0, desired - ready_new)
         surplus += deletion_order(old)[: max(0, len(old) - keep_old)]
         for pod in surplus:
             self._store.delete(PODS, namespace, pod["metadata"]["name"])
+        if added or surplus:
+            self._post_event(
+                deployment,
+                f"Pods: {len(added)} created, {len(surplus)} deleted ({desired} desired, template {pod_hash})",
+            )
         remaining = [p for p in old + current if p not in surplus]
         self._write_status(deployment, remaining, [p for p in current if p not in surplus])
+
+    def _post_event(self, deployment: Obj, message: str) -> None:
+        """An Event on the Deployment, as the controller posts one, for ``kubectl describe``."""
+        meta = deployment["metadata"]
+        now = timestamp()
+        self._store.create(
+            EVENTS,
+            meta["namespace"],
+            {
+                "metadata": {"name": f"{meta['name']}.{secrets.token_hex(8)}"},
+                "involvedObject": {
+                    "apiVersion": "apps/v1",
+                    "kind": "Deployment",
+                    "name": meta["name"],
+                    "namespace": meta["namespace"],
+                    "uid": meta["uid"],
+                },
+                "reason": "ScalingPods",
+                "message": message,
+                "type": "Normal",
+                "count": 1,
+                "firstTimestamp": now,
+                "lastTimestamp": now,
+                "source": {"component": "deployment-controller"},
+            },
+        )
 
     def _write_status(self, deployment: Obj, pods: list[Obj], updated: list[Obj]) -> None:
         ready = sum(1 for p in pods if is_ready(p))

@@ -114,6 +114,9 @@ async def test_a_deployment_scales_turns_ready_and_its_pods_go_with_it(api: ApiS
     assert all(p["metadata"]["ownerReferences"][0]["kind"] == "Deployment" for p in pods)
     table = (await kubectl("get", "deployment", "web")).stdout.splitlines()
     assert table[1].split()[:4] == ["web", "3/3", "3", "3"]
+    described = (await kubectl("describe", "deployment", "web")).stdout
+    assert "ScalingPods" in described
+    assert "2 created" in described  # the scale from 1 to 3
     await kubectl("delete", "deployment", "web")
     remaining = json.loads((await kubectl("get", "pods", "-o", "json")).stdout)["items"]
     assert remaining == []
@@ -190,3 +193,15 @@ async def test_lists_carry_kind_and_short_names_are_on_the_resource_only(api: Ap
     assert (listing["kind"], listing["apiVersion"]) == ("ConfigMapList", "v1")
     assert [r["name"] for r in resources if "rm" in r.get("shortNames", [])] == ["routedmodels"]
     assert "routedmodels/status" in [r["name"] for r in resources]
+
+
+async def test_kubectl_create_generators_for_simple_kinds(kubectl: Any) -> None:
+    await kubectl("create", "namespace", "team")
+    await kubectl("-n", "team", "create", "configmap", "cfg", "--from-literal=routing_temperature=0.7")
+    await kubectl("-n", "team", "create", "secret", "generic", "s", "--from-literal=password=hunter2")
+    cm = json.loads((await kubectl("-n", "team", "get", "configmap", "cfg", "-o", "json")).stdout)
+    assert cm["data"] == {"routing_temperature": "0.7"}
+    secret = json.loads((await kubectl("-n", "team", "get", "secret", "s", "-o", "json")).stdout)
+    assert secret["data"] == {"password": "aHVudGVyMg=="}
+    refused = await kubectl("create", "deployment", "web", "--image=nginx", check=False)
+    assert "kubectl apply -f" in refused.stderr
