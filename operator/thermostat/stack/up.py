@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import shutil
 import signal
 import sys
@@ -53,12 +54,14 @@ class Stack:
     prometheus: PrometheusServer | None = None
     operator: ChildProcess | None = None
     stop: asyncio.Event = field(default_factory=asyncio.Event)
+    ports: set[int] = field(default_factory=set)
 
     @property
     def kubeconfig(self) -> Path:
         return self.options.kubeconfig or self.workdir / "kubeconfig"
 
     def set_targets(self, targets: list[Target]) -> None:
+        self.ports.update(int(t.address.rsplit(":", 1)[1]) for t in targets)
         if self.prometheus is not None:
             self.prometheus.set_targets([ScrapeTarget(t.address, dict(t.labels)) for t in targets])
 
@@ -84,7 +87,7 @@ async def run_up(options: UpOptions, console: Console) -> dict[str, Any] | None:
     """Run the stack; returns the report's summary (None when the run ended before the load)."""
     manifest, api_port, prometheus_port = _preflight(options)
     workdir = Path(tempfile.mkdtemp(prefix="thermostat-up-"))
-    stack = Stack(options, console, workdir, ProcessTable(workdir / "logs"))
+    stack = Stack(options, console, workdir, ProcessTable(workdir / "logs"), ports={api_port, prometheus_port})
     report_dir = options.report_dir or default_report_dir()
     _install_signal_handlers(stack)
     try:
@@ -223,6 +226,18 @@ async def _stop_operator(stack: Stack) -> None:
         await stack.operator.stop_async(grace_s=10)
 
 
+def _write_lifecycle(stack: Stack, report_dir: Path) -> None:
+    """Record every process and port the run used, so that a test can check none is left."""
+    pids = [child.pid for child in stack.processes.processes]
+    ports = list(stack.ports)
+    if stack.prometheus is not None and stack.prometheus.process is not None:
+        pids.append(stack.prometheus.process.pid)
+    record = {"pids": pids, "ports": ports, "workdir": str(stack.workdir), "kubeconfig": str(stack.kubeconfig)}
+    with contextlib.suppress(OSError):
+        report_dir.mkdir(parents=True, exist_ok=True)
+        (report_dir / "lifecycle.json").write_text(json.dumps(record, indent=1) + "\n")
+
+
 def _install_signal_handlers(stack: Stack) -> None:
     """First Ctrl-C (or SIGTERM): end the load and write the report; the second: stop at once."""
     loop = asyncio.get_running_loop()
@@ -246,6 +261,7 @@ async def _teardown(stack: Stack, report_dir: Path) -> None:
     await asyncio.to_thread(stack.processes.stop_all, 10.0)
     if stack.prometheus is not None:
         await asyncio.to_thread(stack.prometheus.stop)
+    _write_lifecycle(stack, report_dir)
     logs = stack.workdir / "logs"
     if logs.is_dir():
         with contextlib.suppress(OSError):
