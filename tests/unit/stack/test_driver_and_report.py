@@ -158,3 +158,39 @@ def test_the_report_has_every_plot_and_the_summary_keys(tmp_path: Path) -> None:
     for name in ("load", "latency", "power", "temperature", "replicas", "quality", "overview"):
         assert (tmp_path / f"{name}.png").stat().st_size > 1000
     assert "estimated" in (tmp_path / "summary.md").read_text()
+
+
+@pytest.mark.fast
+def test_the_live_view_shows_latency_against_the_slo_and_estimated_power() -> None:
+    from rich.console import Console
+
+    from thermostat.stack.live import render_view
+    from thermostat.stack.recorder import Recorder
+
+    spec = parse_spec(yaml.safe_load(example_path().read_text()))
+    recorder = Recorder(None, "http://unused", "default", "chat", spec, LoadDriver(EndpointPool()))  # type: ignore[arg-type]
+    recorder.samples.append(
+        Sample(
+            12.0,
+            10,
+            8,
+            1,
+            0,
+            1,
+            latency_s=6.0,
+            power_w=650.0,
+            power_source="estimate",
+            temperature=0.6,
+            pod_temperature=0.6,
+            replicas=2,
+            ready_replicas=1,
+        )
+    )
+    recorder.decisions.append(DecisionLog(11.0, 0.6, 2, "p90 6.0s > SLO: temperature 1.00→0.60", True, True, 6.0, 1.0))
+    console = Console(width=160, record=True)
+    console.print(render_view(recorder, phase="burst", notes=["pod ready"]))
+    text = console.export_text()
+    assert "6.00s / SLO 5s (p90)" in text
+    assert "650.0W / budget 1200W (estimated)" in text
+    assert "2 desired, 1 ready" in text
+    assert "temperature 1.00→0.60" in text
