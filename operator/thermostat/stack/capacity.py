@@ -145,7 +145,9 @@ async def measure_capacity(
                 if t_min < 1.0:
                     temperature_file.write_text(f"{t_min}\n")
                     t_min = await _applied_temperature(session, url, previous=1.0)
-                    tmin = await _throughput(session, url, shape, requests_each)
+                    # Clamped back to exact (a runtime without routers): nothing else to measure.
+                    if t_min < 1.0:
+                        tmin = await _throughput(session, url, shape, requests_each)
         except Exception as error:
             log_tail = child.log_tail()
             raise RuntimeError(f"capacity measurement failed: {error}\n--- runtime log ---\n{log_tail}") from error
