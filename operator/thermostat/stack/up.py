@@ -40,6 +40,7 @@ from thermostat.stack.scenarios import OfferedLoad, RequestShape
 from thermostat.stack.setup import SetupError, UpOptions, build_load, check_load_options, load_manifest, parse_spec
 
 SCRAPE_INTERVAL_S = 1.0
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 
 
 @dataclass
@@ -55,6 +56,7 @@ class Stack:
     operator: ChildProcess | None = None
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     ports: set[int] = field(default_factory=set)
+    other_pids: list[int] = field(default_factory=list)
 
     @property
     def kubeconfig(self) -> Path:
@@ -115,6 +117,8 @@ async def _run(
     _print_plan(console, capacity, load)
     stack.prometheus = PrometheusServer(port=prometheus_port, scrape_interval_s=SCRAPE_INTERVAL_S)
     await asyncio.to_thread(stack.prometheus.start)
+    if stack.prometheus.process is not None:
+        stack.other_pids.append(stack.prometheus.process.pid)
     agent = NodeAgent(
         stack.processes,
         stack.pool,
@@ -186,7 +190,12 @@ async def _apply(kube: KubeApi, manifest: dict[str, Any]) -> None:
             "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}
         )
     path = f"/apis/thermostat.dev/v1alpha1/namespaces/{namespace}/routedmodels"
-    await kube.request("POST", path, body=manifest, params={"fieldValidation": "Strict"})
+    # Recorded as `kubectl apply` records it, so a later `kubectl apply -f` merges cleanly.
+    applied = {**manifest, "metadata": {**manifest["metadata"]}}
+    annotations = dict(applied["metadata"].get("annotations") or {})
+    annotations[LAST_APPLIED] = json.dumps(manifest, separators=(",", ":"))
+    applied["metadata"]["annotations"] = annotations
+    await kube.request("POST", path, body=applied, params={"fieldValidation": "Strict"})
 
 
 async def _wait_first_replica(stack: Stack, spec: Any) -> bool:
@@ -228,10 +237,8 @@ async def _stop_operator(stack: Stack) -> None:
 
 def _write_lifecycle(stack: Stack, report_dir: Path) -> None:
     """Record every process and port the run used, so that a test can check none is left."""
-    pids = [child.pid for child in stack.processes.processes]
-    ports = list(stack.ports)
-    if stack.prometheus is not None and stack.prometheus.process is not None:
-        pids.append(stack.prometheus.process.pid)
+    pids = [child.pid for child in stack.processes.processes] + stack.other_pids
+    ports = sorted(stack.ports)
     record = {"pids": pids, "ports": ports, "workdir": str(stack.workdir), "kubeconfig": str(stack.kubeconfig)}
     with contextlib.suppress(OSError):
         report_dir.mkdir(parents=True, exist_ok=True)
