@@ -6,9 +6,11 @@ Steps (``thermostat-runtime train-router``):
    measurement is saved in the router config, ``extra.layer_skip_kl``).
 2. Initialise each routed layer's skip adapter bias to that layer's mean MLP output (the best constant
    replacement) and each router to "almost always run".
+   With ``fit_chunks`` > 0, routers and adapters start from the closed-form fit of ``router_fit``.
 3. Train routers and adapters with the base model frozen. Per batch a routing temperature ``T`` is drawn
-   from ``[t_low, t_high]``; gates are hard samples ``u < p_exec`` with straight-through gradients;
-   loss = KL(teacher || student) per token + ``compute_weight`` × the expected MLP FLOP share executed.
+   from ``[t_low, t_high]``; gates are hard ``u < p_exec`` (the served rule, sampled or thresholded)
+   with straight-through gradients; loss = KL(teacher || student) per token + ``compute_weight`` × the
+   expected MLP FLOP share executed.
 
 Resumable: a checkpoint (router and optimizer state, step, tokens trained, RNG) is written to
 ``out_dir/checkpoint.pt`` every few steps and picked up on restart. Only the training split of
@@ -32,7 +34,7 @@ import torch.nn.functional as F  # noqa: N812 - the torch convention
 
 from thermostat_runtime.corpus import token_chunks
 from thermostat_runtime.model import RoutedLlama
-from thermostat_runtime.routing import ALWAYS_RUN_POSITIONS, RouterConfig, Routers, save_routers
+from thermostat_runtime.routing import ALWAYS_RUN_POSITIONS, RouterConfig, Routers, load_routers, save_routers
 
 log = logging.getLogger(__name__)
 CHECKPOINT = "checkpoint.pt"
@@ -56,6 +58,9 @@ class TrainConfig:
     checkpoint_every: int = 5
     seed: int = 0
     max_minutes: float = 1e9
+    fit_chunks: int = 0  # > 0: start from the closed-form fit (router_fit) on this many training chunks
+    skip_at_half: float = 0.15
+    init_dir: str | None = None  # start from these routers (e.g. a closed-form fit) instead
 
 
 def kl_per_token(teacher_logp: torch.Tensor, student_logits: torch.Tensor) -> torch.Tensor:
@@ -98,7 +103,8 @@ def _gate_hook(
         if slot is None:
             return out
         p = torch.sigmoid(routers.score(slot, h) + logit_t)
-        u = torch.rand(p.shape, generator=generator)
+        # The served gate rule (routing.gate_noise): 0 thresholds p at 1/2, 1 samples it.
+        u = 0.5 + routers.config.gate_noise * (torch.rand(p.shape, generator=generator) - 0.5)
         hard = (u < p).float()
         hard[:, :ALWAYS_RUN_POSITIONS] = 1.0
         gate = (hard + p - p.detach()).unsqueeze(-1)
@@ -170,6 +176,15 @@ def initial_routers(model: RoutedLlama, cfg: TrainConfig, calib: torch.Tensor) -
     return routers
 
 
+def _fit_chunks(model: RoutedLlama, cfg: TrainConfig) -> torch.Tensor:
+    """Training-split chunks after the ones the training steps read (fit data never overlaps them)."""
+    total = cfg.calib_chunks + cfg.steps * cfg.batch + cfg.fit_chunks
+    chunks = token_chunks(
+        model.tokenizer.encode, held_out=False, seq_len=cfg.seq_len, separator=0, max_chunks=total
+    )
+    return torch.from_numpy(chunks[-cfg.fit_chunks :])
+
+
 def train_routers(cfg: TrainConfig, model: RoutedLlama | None = None) -> Path:
     """Train (or resume) routers into ``cfg.out_dir``; returns the directory with router.pt/json."""
     torch.manual_seed(cfg.seed)
@@ -187,7 +202,17 @@ def train_routers(cfg: TrainConfig, model: RoutedLlama | None = None) -> Path:
     )
     calib, train = chunks[: cfg.calib_chunks], chunks[cfg.calib_chunks :]
     state = _resume(out_dir)
-    routers = Routers(RouterConfig(**state["config"])) if state else initial_routers(model, cfg, calib)
+    if state:
+        routers = Routers(RouterConfig(**state["config"]))
+    elif cfg.init_dir is not None:
+        routers = load_routers(Path(cfg.init_dir))[0].requires_grad_(True)
+    else:
+        routers = initial_routers(model, cfg, calib)
+    if not state and cfg.init_dir is None and cfg.fit_chunks > 0:
+        from thermostat_runtime.router_fit import fit_routers
+
+        fit_routers(model, routers, _fit_chunks(model, cfg), skip_at_half=cfg.skip_at_half)
+        log.info("routers fitted in closed form on %d chunks", cfg.fit_chunks)
     optimizer = torch.optim.Adam(routers.parameters(), lr=cfg.lr)
     generator = torch.Generator().manual_seed(cfg.seed)
     step, tokens = 0, 0
