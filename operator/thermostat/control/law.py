@@ -28,7 +28,7 @@ from thermostat.control.planning import Plan, budget_verdict, plan_replicas, pow
 from thermostat.control.profile import Profile
 from thermostat.control.types import Decision, Observation, Signal
 
-BURST_RESERVE = 1.3  # capacity kept in hand over the planned load: the knob's range first, then replicas
+BURST_RESERVE = 1.15  # capacity kept in hand over the planned load: the knob's range first, then replicas
 MIN_REQUESTS_TO_LEARN = 20  # fewer completions in the SLO window make a too noisy quantile
 LEARN_BELOW_UTILISATION = 0.9  # near saturation the latency is too steep to attribute errors
 

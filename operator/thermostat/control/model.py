@@ -10,7 +10,7 @@ to stand for a different truth. The shapes, stated once:
 - A replica is a continuous-batching server. Under a per-replica demand of ``x`` tokens/s it runs
   at the batch ``b`` whose throughput matches ``x`` (Little's law); ``ρ = x / tokens_per_s(T, b_max)``.
 - Mean request latency = tokens per request × step time at ``b``; the SLO quantile is that times a
-  spread factor (the tail of the token-count distribution), times a queueing knee ``1 + ρ⁴/(1 − ρ)``.
+  spread factor (the tail of the token-count distribution), times a queueing knee ``1 + ρ⁸/(1 − ρ)``.
 - Power = idle + (TDP − idle) × power_scale × u^γ, with u the FLOP rate over the replica's peak
   (H100 SXM: idle ~90 W, TDP 700 W; see docs/simulator.md for sources).
 """
@@ -24,6 +24,7 @@ from thermostat.control.profile import Profile
 
 QUANTILE_SPREAD = 2.2  # p95 over mean of generated tokens per request, a prior the correction refines
 PREFILL_STEPS = 8.0  # time to first token in decode steps (prefill + scheduling), a prior for TTFT SLOs
+KNEE_POWER = 8  # a many-slot batching server queues only near saturation (Erlang-C-like), not from ρ ≈ 0.5
 OVERLOAD_LATENCY_S = 1e6  # what "the queue grows without bound" predicts
 
 
@@ -63,7 +64,7 @@ class ResponseModel:
             return OVERLOAD_LATENCY_S
         batch = self._batch_for(rate * self.tokens_per_request * self.capacity_scale, temperature)
         step_s = batch / self.profile.tokens_per_s(temperature, batch) * self.capacity_scale
-        knee = 1.0 + rho**4 / (1.0 - rho)
+        knee = 1.0 + rho**KNEE_POWER / (1.0 - rho)
         if self.metric == "TimePerOutputToken":
             return self.latency_scale * step_s * knee
         steps = PREFILL_STEPS if self.metric == "TimeToFirstToken" else self.tokens_per_request

@@ -61,6 +61,7 @@ class Cluster:
         n = len(self.trace)
         self.outcomes = Outcomes(np.full(n, np.nan), np.full(n, np.nan), np.zeros(n, dtype=bool))
         self.power_w = 0.0
+        self.in_system_s = 0.0  # ∫ (queued + in service) dt, for Little's law
         self.next_arrival = 0
         # Cumulative histogram counts (last entry: +Inf) of request latency, TTFT and TPOT.
         self.histograms = {
@@ -122,6 +123,7 @@ class Cluster:
         self.status[starting & (self.ready_at <= now)] = READY
         self._arrive(now + dt)
         self._admit(now)
+        self.in_system_s += (self.queue_depth() + int(np.count_nonzero(self.slot_req >= 0))) * dt
         self._serve(now, dt)
         self._retire_drained()
 

@@ -2,12 +2,12 @@
 
 The oracle knows the arrivals and their sizes. It counts work in decode-token equivalents
 (generated tokens, plus prompt tokens weighted by peak decode over prefill throughput) and needs
-one number, a replica's capacity in work per second while every 1-minute window keeps the SLO at
-T = 1, which it measures on the simulator itself (bisection on a steady Poisson load with the
-trace's own token mix, on two replicas, with the SLO's margin kept, as the law keeps it).
+one number, a replica's capacity in work per second, which it finds by replaying the trace itself
+(``calibrate_capacity``).
 At each period it runs the fewest replicas that carry the heaviest 1-minute window from now until
 a replica started now would be ready (one cold start plus a period ahead): each replica is started
-one cold start before it is needed and stopped as soon as it is not. It is the lower bound on
+one cold start before it is needed and stopped once the requests it served are done (one SLO
+target after the window's arrivals). It is the lower bound on
 energy of any replica policy at exact quality, up to the capacity measurement's resolution.
 """
 
@@ -20,42 +20,33 @@ import numpy as np
 
 from thermostat.api.spec import RoutedModelSpec
 from thermostat.control import Observation, Profile
-from thermostat.sim.controllers import StaticController
 from thermostat.sim.trace import Trace
 from thermostat.sim.truth import Truth
 
-CALIBRATION_S = 900.0
-CALIBRATION_REPLICAS = 2
+CALIBRATION_STEPS = 6  # bisection steps: capacity resolved to 1/64 of the search range
 
 
-def calibrate_capacity(
-    trace: Trace, spec: RoutedModelSpec, profile: Profile, config: object, *, seed: int = 0
-) -> float:
-    """Generated tokens/s one replica carries with every 1-minute window within the SLO at T = 1."""
+def calibrate_capacity(trace: Trace, spec: RoutedModelSpec, profile: Profile, config: object) -> float:
+    """The largest per-replica capacity (work/s) at which the oracle still meets every window of ``trace``.
+
+    Clairvoyance includes this: the oracle is tuned on the very arrivals it serves (bisection on
+    the capacity; fewer replicas as it grows), so no replica policy at T = 1 meets every window
+    with less energy, up to the bisection's resolution.
+    """
     from thermostat.sim.run import SimConfig, simulate
 
     assert isinstance(config, SimConfig)
-    rng = np.random.default_rng(seed)
-    mean_tokens = float(work_units(trace, profile, config.truth).mean())
     peak = profile.tokens_per_s(1.0, profile.max_batch) * config.truth.capacity_factor
-    lo, hi = 0.0, peak * CALIBRATION_REPLICAS / mean_tokens  # requests/s over all calibration replicas
-    for _ in range(8):
-        rate = 0.5 * (lo + hi)
-        n = rng.poisson(rate * CALIBRATION_S)
-        pick = rng.integers(0, len(trace), n)
-        arrival = np.sort(rng.uniform(0.0, CALIBRATION_S, n))
-        steady = Trace(arrival, trace.context_tokens[pick], trace.generated_tokens[pick], "calibration")
-        # The oracle keeps the same margin under the target as the law: a steady Poisson load is
-        # smoother than a real trace within a minute.
-        slo = spec.slo.model_copy(update={"target_seconds": spec.slo.target_seconds * (1.0 - spec.slo.margin_fraction)})
-        bounds = spec.replicas.model_copy(update={"max": CALIBRATION_REPLICAS})
-        run_spec = spec.model_copy(update={"replicas": bounds, "slo": slo})
-        result = simulate(
-            steady, run_spec, profile, StaticController(CALIBRATION_REPLICAS), replace(config, initial_replicas=2)
-        )
+    lo, hi = 0.2 * peak, 1.2 * peak
+    for _ in range(CALIBRATION_STEPS):
+        capacity = 0.5 * (lo + hi)
+        needs = replica_needs(trace, capacity, spec, profile, config.truth)
+        first = int(needs[: int(config.truth.cold_start_s) + 1].max())
+        controller = oracle(trace, spec, capacity, profile, config.truth)
+        result = simulate(trace, spec, profile, controller, replace(config, initial_replicas=first))
         ok = result.metrics["slo_attainment_windows"] >= 1.0 and result.metrics["requests_shed"] == 0
-        lo, hi = (rate, hi) if ok else (lo, rate)
-    return lo * mean_tokens / CALIBRATION_REPLICAS
+        lo, hi = (capacity, hi) if ok else (lo, capacity)
+    return lo
 
 
 @dataclass
@@ -64,11 +55,12 @@ class OracleController:
 
     needs: np.ndarray  # replicas needed for the 1-minute window starting at each second
     horizon_s: float  # cold start + one period
+    lookback_s: float  # requests that arrived this long ago may still be in service
     name: str = "oracle"
 
     def decide(self, observation: Observation, now: float) -> tuple[int, float]:
-        start = max(0, int(now))
-        window = self.needs[start : start + math.ceil(self.horizon_s) + 1]
+        start = max(0, int(now - self.lookback_s))
+        window = self.needs[start : int(now) + math.ceil(self.horizon_s) + 1]
         return (int(window.max()) if len(window) else 1), 1.0
 
 
@@ -99,7 +91,9 @@ def oracle(
 ) -> OracleController:
     """The oracle for this trace."""
     needs = replica_needs(trace, capacity_tokens_per_s, spec, profile, truth)
-    return OracleController(needs, horizon_s=truth.cold_start_s + spec.behavior.period_seconds)
+    return OracleController(
+        needs, horizon_s=truth.cold_start_s + spec.behavior.period_seconds, lookback_s=spec.slo.target_seconds
+    )
 
 
 def peak_replicas(trace: Trace, spec: RoutedModelSpec, capacity: float, profile: Profile, truth: Truth) -> int:

@@ -29,6 +29,7 @@ class SimConfig:
     scrape_interval_s: float = 15.0
     control_offset_s: float = 5.0  # control runs this long after a scrape: observations are that old or older
     initial_replicas: int | None = None
+    calibration_s: float = 900.0  # length of each oracle capacity-calibration run
 
 
 @dataclass

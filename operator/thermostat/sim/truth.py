@@ -8,9 +8,10 @@ Mappings, stated once (docs/simulator.md shows results as they vary):
   The exact step time at batch ``b`` is ``b / tokens_per_s(T=1, b)`` from the profile.
 - **FLOPs → power.** ``P = P_idle + (P_max − P_idle) · u^γ`` with ``u`` the FLOP rate over the
   replica's peak (decode at the largest batch at T = 1, or prefill, counts as 1). H100 SXM5:
-  ``P_max`` = 700 W, its TDP (NVIDIA H100 Tensor Core GPU datasheet); ``P_idle`` = 90 W, within
-  the 70–100 W reported for idle H100s by nvidia-smi in published measurements; ``γ`` = 0.7,
-  power concave in utilisation as measured for GPUs under partial load.
+  ``P_max`` = 700 W, its TDP ("up to 700 W (configurable)", NVIDIA H100 Tensor Core GPU
+  datasheet); ``P_idle`` = 90 W, inside the 70–100 W idle range that DESIGN §1 and issue 5 give
+  (not measured here); ``γ`` = 0.7, an assumption (power concave in load, as DESIGN §1 states);
+  docs/simulator.md shows the results at γ = 0.5 and 1.0.
 - **Prefill** runs at ``prefill_tokens_per_s`` (16k/s at T = 1, compute-bound), before decoding.
 
 ``--perturb`` moves this truth away from what the law assumes: capacity −20%, a steeper step time

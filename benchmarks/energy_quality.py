@@ -1,0 +1,73 @@
+"""Our energy against time-averaged quality loss as the quality floor is swept, and how results move
+with the simulator's FLOPs→time and FLOPs→power mappings (docs/BENCHMARKS.md, issue 5).
+
+    python benchmarks/energy_quality.py --trace ../shared/data/traces/azure_llm_conv_2023.csv
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT / "operator"), str(ROOT / "runtime")]
+
+from thermostat.profiles import load_profile  # noqa: E402
+from thermostat.sim.compare import prepare, run  # noqa: E402
+from thermostat.sim.report import load_spec  # noqa: E402
+from thermostat.sim.run import SimConfig  # noqa: E402
+from thermostat.sim.trace import load_azure_trace, scale_rate  # noqa: E402
+from thermostat.sim.truth import Truth  # noqa: E402
+
+FLOORS = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0, None)  # maxQualityLossPoints; None = the runtime's T_min
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trace", required=True)
+    parser.add_argument("--spec", default=str(ROOT / "benchmarks" / "chat-azure.yaml"))
+    parser.add_argument("--rate-scale", type=float, default=3.0)
+    args = parser.parse_args()
+    profile = load_profile()
+    base = load_spec(Path(args.spec))
+    trace = scale_rate(load_azure_trace(args.trace), args.rate_scale)
+    print(f"profile sha256 {profile.sha256}")
+    setting = prepare(trace, base, profile, SimConfig())
+    hpa = run("hpa", setting).metrics["energy_kwh"]
+    oracle = run("oracle", setting).metrics["energy_kwh"]
+    print(f"hpa {hpa:.3f} kWh, oracle {oracle:.3f} kWh")
+    print("| floor (loss pts) | T floor | windows in SLO | energy kWh | vs hpa | vs oracle | quality loss pts |")
+    print("|---|---|---|---|---|---|---|")
+    for floor in FLOORS:
+        quality = base.quality.model_copy(update={"max_quality_loss_points": floor})
+        spec = base.model_copy(update={"quality": quality})
+        from thermostat.control import temperature_bounds
+
+        t_lo = temperature_bounds(spec, profile).t_lo
+        m = run("thermostat", replace(setting, spec=spec)).metrics
+        label = "T_min" if floor is None else f"{floor:g}"
+        print(
+            f"| {label} | {t_lo:.2f} | {m['slo_attainment_windows']:.2%} | {m['energy_kwh']:.3f} | "
+            f"{m['energy_kwh'] / hpa:.2f}x | {m['energy_kwh'] / oracle:.2f}x | {m['quality_loss_mean']:.2f} |"
+        )
+    print()
+    print("| truth | hpa kWh | oracle kWh | thermostat kWh | thermostat windows | thermostat vs hpa |")
+    print("|---|---|---|---|---|---|")
+    for label, truth in (
+        ("alpha 0.0 (time ∝ FLOPs)", Truth(flops_time_alpha=0.0)),
+        ("alpha 0.6 (time mostly fixed)", Truth(flops_time_alpha=0.6)),
+        ("power exponent 0.5", Truth(power_exponent=0.5)),
+        ("power exponent 1.0 (linear)", Truth(power_exponent=1.0)),
+    ):
+        varied = prepare(trace, base, profile, SimConfig(truth=truth))
+        h, o, t = (run(n, varied).metrics for n in ("hpa", "oracle", "thermostat"))
+        print(
+            f"| {label} | {h['energy_kwh']:.3f} | {o['energy_kwh']:.3f} | {t['energy_kwh']:.3f} | "
+            f"{t['slo_attainment_windows']:.2%} | {t['energy_kwh'] / h['energy_kwh']:.2f}x |"
+        )
+
+
+if __name__ == "__main__":
+    main()
