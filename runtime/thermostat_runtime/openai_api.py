@@ -35,6 +35,7 @@ class _Common(BaseModel):
     stream_options: dict[str, bool] | None = None
     stop: str | list[str] | None = None
     n: Literal[1] = 1
+    ignore_eos: bool = False
 
 
 class CompletionBody(_Common):
@@ -81,6 +82,7 @@ class ParsedRequest:
     stream: bool
     include_usage: bool
     stop: list[str]
+    ignore_eos: bool = False
 
 
 def _message(error: ValidationError) -> str:
@@ -101,6 +103,7 @@ def _common(body: dict[str, Any], model: _Common) -> dict[str, Any]:
         "stream": model.stream,
         "include_usage": bool((model.stream_options or {}).get("include_usage", False)),
         "stop": stop,
+        "ignore_eos": model.ignore_eos,
     }
 
 
@@ -157,7 +160,9 @@ def finish_reason(result: GenerationResult, stopped_by_string: bool) -> str:
     return "stop" if stopped_by_string or result.finish_reason == "stop" else "length"
 
 
-def response_body(request_id: str, model: str, kind: str, text: str, reason: str, result: GenerationResult) -> dict[str, Any]:
+def response_body(
+    request_id: str, model: str, kind: str, *, text: str, reason: str, result: GenerationResult
+) -> dict[str, Any]:
     """A whole (non-streaming) completion or chat completion."""
     if kind == "chat":
         choice: dict[str, Any] = {"index": 0, "message": {"role": "assistant", "content": text}}
@@ -170,7 +175,9 @@ def response_body(request_id: str, model: str, kind: str, text: str, reason: str
             "choices": [choice], "usage": usage(result)}  # fmt: skip
 
 
-def chunk_body(request_id: str, model: str, kind: str, text: str | None, reason: str | None, *, first: bool) -> dict[str, Any]:
+def chunk_body(
+    request_id: str, model: str, kind: str, text: str | None, reason: str | None, *, first: bool
+) -> dict[str, Any]:
     """One streamed chunk: a text delta, or (with ``reason``) the finishing chunk."""
     if kind == "chat":
         delta: dict[str, Any] = {} if text is None else {"content": text}

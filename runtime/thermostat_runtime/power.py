@@ -52,7 +52,7 @@ def load_nvml() -> Any | None:
         pynvml.nvmlInit()
         return pynvml
     except Exception as error:  # ImportError, NVMLError_LibraryNotFound, NVMLError_DriverNotLoaded...
-        log.info("NVML unavailable (%s): GPU power is estimated, source=\"estimate\"", error)
+        log.info('NVML unavailable (%s): GPU power is estimated, source="estimate"', error)
         return None
 
 

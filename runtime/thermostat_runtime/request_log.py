@@ -87,7 +87,8 @@ def replay(engine: Engine, record: dict[str, Any]) -> ReplayResult:
                 state.routing_temperature = changes[len(tokens)]
             logits = engine.forward([state], [row]).logits[0]
             token = sample_token(logits, temperature=record["temperature"], top_p=record["top_p"], generator=generator)
-            if token in engine.stop_ids or len(tokens) >= int(record["completion_tokens"]):
+            stop = token in engine.stop_ids and not record["body"].get("ignore_eos", False)
+            if stop or len(tokens) >= int(record["completion_tokens"]):
                 break
             tokens.append(token)
             row = [token]

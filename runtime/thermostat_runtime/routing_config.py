@@ -50,7 +50,9 @@ class RoutingSetting:
             log.error("routing_temperature from %s is not a number: %r; keeping %s", source, text, self.value)
             return False
         if not math.isfinite(value) or value <= 0.0:
-            log.error("routing_temperature from %s must be a number in (0, 1]: %r; keeping %s", source, text, self.value)
+            log.error(
+                "routing_temperature from %s must be a number in (0, 1]: %r; keeping %s", source, text, self.value
+            )
             return False
         if value != self.value:
             log.info("routing_temperature %s -> %s (from %s)", self.value, value, source)
@@ -138,9 +140,9 @@ class ConfigMapSource:
 
         if self._api_client is None:
             try:
-                config.load_incluster_config()
+                config.load_incluster_config()  # type: ignore[no-untyped-call]
             except config.ConfigException:
-                config.load_kube_config()
+                config.load_kube_config()  # type: ignore[no-untyped-call]
             self._api_client = client.ApiClient()
         return client.CoreV1Api(self._api_client)
 
@@ -158,6 +160,8 @@ class ConfigMapSource:
             except Exception as error:
                 if self._stop.is_set():
                     return
+                if getattr(error, "status", None) == 410:  # resourceVersion too old: re-list at once
+                    continue
                 log.warning("routing ConfigMap watch down (%s); retrying in %ss", error, self.retry_s)
                 self.setting.set_stale(True)
                 self._stop.wait(self.retry_s)
@@ -173,13 +177,15 @@ class ConfigMapSource:
         if not listing.items:
             log.error("ConfigMap %s/%s not found; waiting for it", self.namespace, self.name)
         self.setting.set_stale(False)
-        self._watch = watch.Watch()
+        self._watch = watch.Watch()  # type: ignore[no-untyped-call]
         for event in self._watch.stream(
             api.list_namespaced_config_map,
             self.namespace,
             field_selector=selector,
             resource_version=listing.metadata.resource_version,
             timeout_seconds=self.watch_timeout_s,
+            # A connection that dies silently would otherwise block the watch forever.
+            _request_timeout=self.watch_timeout_s + 10,
         ):
             if self._stop.is_set():
                 return

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
 import threading
 import time
@@ -56,6 +57,7 @@ class GenerationRequest:
     top_p: float
     seed: int
     shadow: bool = False
+    ignore_eos: bool = False  # generate max_tokens whatever the model says (benchmarks; vLLM's name)
     arrival_s: float = field(default_factory=time.monotonic)
 
 
@@ -102,10 +104,9 @@ class RequestHandle:
         self.cancelled = True
 
     def post(self, event: Event) -> None:
-        try:
+        # RuntimeError: the loop closed under us at shutdown, nobody is listening any more.
+        with contextlib.suppress(RuntimeError):
             self._loop.call_soon_threadsafe(self.events.put_nowait, event)
-        except RuntimeError:  # the loop closed under us at shutdown: nobody is listening any more
-            pass
 
 
 @dataclass
@@ -213,7 +214,8 @@ class Scheduler:
         out = self.engine.forward(states, rows)
         self.busy_s += time.monotonic() - start
         self._account_flops(before)
-        self._emit(out.logits)
+        # Sampling and shadow comparison run on CPU with per-request CPU generators.
+        self._emit(out.logits.float().cpu())
 
     def _clamped(self, raw: float) -> float:
         """Clamp into [T_min, 1], once per new value (the engine logs each clamp)."""
@@ -277,7 +279,7 @@ class Scheduler:
     def _take_token(self, item: _Active, logits: torch.Tensor, now: float) -> None:
         request = item.handle.request
         token = sample_token(logits, temperature=request.temperature, top_p=request.top_p, generator=item.generator)
-        if token in self.engine.stop_ids:
+        if token in self.engine.stop_ids and not request.ignore_eos:
             self._finish(item, "stop")
             return
         if item.tokens:
@@ -323,17 +325,7 @@ class Scheduler:
 
     def _abandon(self) -> None:
         """At stop: whatever is left (only after a drain timed out) finishes as an error."""
-        leftovers = [*self._active, *(_Active(h, new_generator(0)) for h in self._waiting)]
+        self._active.extend(_Active(handle, new_generator(0)) for handle in self._waiting)
         self._waiting.clear()
-        self._active = list(leftovers)
-        for item in leftovers:
-            self._active_remove_and_post(item)
-
-    def _active_remove_and_post(self, item: _Active) -> None:
-        self._active.remove(item)
-        request = item.handle.request
-        item.handle.post(
-            FinishEvent(
-                GenerationResult(item.tokens, "error", len(request.prompt_ids), 1.0, request.seed, 1.0, 0, 0, [], None)
-            )
-        )
+        for item in list(self._active):
+            self._finish(item, "error")  # the condition's lock is re-entrant

@@ -178,8 +178,10 @@ class RuntimeServer:
         except BadRequestError as error:
             return self.refuse(400, str(error), record)
         seed = parsed.seed if parsed.seed is not None else random.randrange(2**31)
-        work = GenerationRequest(request_id, prompt_ids, max_tokens, parsed.temperature, parsed.top_p, seed,
-                                 shadow=self.shadow.choose(), arrival_s=arrival)  # fmt: skip
+        work = GenerationRequest(
+            request_id, prompt_ids, max_tokens, parsed.temperature, parsed.top_p, seed,
+            shadow=self.shadow.choose(), ignore_eos=parsed.ignore_eos, arrival_s=arrival,
+        )  # fmt: skip
         try:
             handle = self.scheduler.submit(work, asyncio.get_running_loop())
         except QueueFullError as full:
@@ -207,8 +209,10 @@ class RuntimeServer:
                 f"max_tokens {max_tokens} exceeds this server's limit {self.settings.max_tokens_limit}; ask for fewer"
             )
         if max_tokens > room:
-            raise BadRequestError(f"prompt ({len(ids)} tokens) + max_tokens ({max_tokens}) exceeds the context "
-                                  f"length {self.engine.context_length}; shorten the prompt or lower max_tokens")  # fmt: skip
+            raise BadRequestError(
+                f"prompt ({len(ids)} tokens) + max_tokens ({max_tokens}) exceeds the context "
+                f"length {self.engine.context_length}; shorten the prompt or lower max_tokens"
+            )
         return ids, max_tokens
 
     def refuse(
@@ -241,13 +245,26 @@ def _prompt_ids(engine: Engine, parsed: ParsedRequest) -> list[int]:
 
 
 def load_profile(path: Path | None, engine: Engine) -> dict[str, Any] | None:
-    """The routing profile to serve: ``path``, else the packaged one for this model and router."""
-    if path is not None:
-        return dict(json.loads(path.read_text()))
+    """The routing profile to serve: ``path``, else the packaged one of this model (its router's first).
+
+    Raises ValueError naming the file when the profile does not validate against the shared schema.
+    """
     directory = Path(__file__).parent / "profiles"
-    candidates = [json.loads(p.read_text()) for p in sorted(directory.glob("*.json"))] if directory.is_dir() else []
-    for wanted in (lambda p: p.get("router_hash") == engine.router_hash, lambda p: p.get("model") == engine.name):
-        for profile in candidates:
-            if wanted(profile) and profile.get("model") == engine.name:
-                return dict(profile)
-    return None
+    if path is not None:
+        chosen: tuple[Path, dict[str, Any]] | None = (path, dict(json.loads(path.read_text())))
+    else:
+        files = sorted(directory.glob("*.json")) if directory.is_dir() else []
+        mine = [(f, p) for f in files if (p := json.loads(f.read_text())).get("model") == engine.name]
+        # The profile measured with these very routers first; another one of the same model otherwise.
+        mine.sort(key=lambda item: item[1].get("router_hash") != engine.router_hash)
+        chosen = mine[0] if mine else None
+    if chosen is None:
+        return None
+    import jsonschema
+
+    schema = json.loads((Path(__file__).parent / "schemas" / "profile.schema.json").read_text())
+    try:
+        jsonschema.validate(chosen[1], schema)
+    except jsonschema.ValidationError as error:
+        raise ValueError(f"routing profile {chosen[0]} is invalid: {error.message}") from error
+    return chosen[1]

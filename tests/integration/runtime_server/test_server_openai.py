@@ -23,9 +23,12 @@ def test_the_openai_client_lists_completes_chats_and_streams(start_server) -> No
     models = client.models.list()
     assert [m.id for m in models.data] == ["SmolLM2-135M-Instruct"]
 
-    completion = client.completions.create(model=MODEL, prompt="The capital of France is", max_tokens=5, temperature=0, seed=7)
+    completion = client.completions.create(
+        model=MODEL, prompt="The capital of France is", max_tokens=5, temperature=0, seed=7
+    )
     assert completion.choices[0].text
-    assert completion.usage is not None and completion.usage.completion_tokens <= 5
+    assert completion.usage is not None
+    assert completion.usage.completion_tokens <= 5
     usage = completion.usage.model_dump()
     assert {field: usage[field] for field in ROUTING_FIELDS} == {
         "routing_temperature": 1.0, "routing_seed": 7, "executed_fraction": 1.0}  # fmt: skip
@@ -39,14 +42,19 @@ def test_the_openai_client_lists_completes_chats_and_streams(start_server) -> No
 
     chunks = list(
         client.chat.completions.create(
-            model=MODEL, messages=[{"role": "user", "content": "Count to five."}], max_tokens=6, temperature=0, stream=True,
+            model=MODEL,
+            messages=[{"role": "user", "content": "Count to five."}],
+            max_tokens=6,
+            temperature=0,
+            stream=True,
             stream_options={"include_usage": True},
-        )  # fmt: skip
+        )
     )
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text
     final = chunks[-1]
-    assert final.choices == [] and final.usage is not None
+    assert final.choices == []
+    assert final.usage is not None
     assert all(field in final.usage.model_dump() for field in ROUTING_FIELDS)
     assert 1 <= final.usage.completion_tokens <= 6
 
@@ -65,15 +73,18 @@ def test_a_file_change_moves_executed_fraction_without_restart(start_server, ser
     running = start_server(temperature=1.0)
     client = _client(running)
 
-    def executed_fraction() -> float:
+    def routed() -> tuple[float, float]:
         reply = client.completions.create(model=MODEL, prompt="Once upon a time", max_tokens=16, temperature=0, seed=3)
-        return float(reply.usage.model_dump()["executed_fraction"])  # type: ignore[union-attr]
+        usage = reply.usage.model_dump()  # type: ignore[union-attr]
+        return float(usage["executed_fraction"]), float(usage["routing_temperature"])
 
-    assert executed_fraction() == 1.0
-    running.set_temperature(server_engine.t_min)
-    low = executed_fraction()
+    assert routed() == (1.0, 1.0)
+    running.set_temperature(server_engine.t_min / 10)  # below T_min: clamped, still served
+    low, applied = routed()
+    assert applied == server_engine.t_min
     running.set_temperature(0.5)
-    middle = executed_fraction()
+    middle, applied = routed()
+    assert applied == 0.5
     assert low < middle < 1.0
 
 
@@ -81,7 +92,9 @@ def test_counters_move_by_exactly_what_n_requests_did(start_server, scrape) -> N
     running = start_server()
     client = _client(running)
     before = scrape(running.url)
-    replies = [client.completions.create(model=MODEL, prompt=f"Item {i}:", max_tokens=3 + i, temperature=0) for i in range(3)]
+    replies = [
+        client.completions.create(model=MODEL, prompt=f"Item {i}:", max_tokens=3 + i, temperature=0) for i in range(3)
+    ]
     after = scrape(running.url)
 
     def delta(name: str, **labels: str) -> float:

@@ -66,9 +66,12 @@ def test_sigterm_finishes_the_in_flight_request_then_exits(tmp_path: Path) -> No
     try:
         assert _get(url + "/readyz")[0] == 200
         reply: dict[str, Any] = {}
-        worker = threading.Thread(
-            target=lambda: reply.update(zip(("status", "body"), _post(url + "/v1/completions",
-                                            {"prompt": "Once upon a time", "max_tokens": 40, "temperature": 0}))))  # fmt: skip
+        body = {"prompt": "Once upon a time", "max_tokens": 40, "temperature": 0}
+
+        def send() -> None:
+            reply["status"], reply["body"] = _post(url + "/v1/completions", body)
+
+        worker = threading.Thread(target=send)
         worker.start()
         while not _in_flight(url):
             time.sleep(0.02)
@@ -77,10 +80,13 @@ def test_sigterm_finishes_the_in_flight_request_then_exits(tmp_path: Path) -> No
             time.sleep(0.02)
         assert _get(url + "/readyz")[1]["reason"] == "draining"
         late_status, late = _post(url + "/v1/completions", {"prompt": "late", "max_tokens": 2})
-        assert late_status == 503 and "shutting down" in late["error"]["message"]
+        assert late_status == 503
+        assert "shutting down" in late["error"]["message"]
         worker.join(timeout=300)
         assert reply["status"] == 200
-        assert reply["body"]["usage"]["completion_tokens"] == 40 or reply["body"]["choices"][0]["finish_reason"] == "stop"
+        assert (
+            reply["body"]["usage"]["completion_tokens"] == 40 or reply["body"]["choices"][0]["finish_reason"] == "stop"
+        )
         assert process.wait(timeout=60) == 0
         assert any("drain complete" in line for line in lines)
     finally:

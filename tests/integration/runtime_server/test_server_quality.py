@@ -68,7 +68,8 @@ def test_live_metrics_parse_and_carry_the_contract_names(start_server) -> None: 
     assert {name: families[name].type for name in CONTRACT} == CONTRACT
     assert families["thermostat_routing_temperature"].samples[0].value == 0.5
     power = families["thermostat_gpu_power_watts"].samples
-    assert power and all(s.labels["source"] in ("nvml", "estimate") and "gpu" in s.labels for s in power)
+    assert power
+    assert all(s.labels["source"] in ("nvml", "estimate") and "gpu" in s.labels for s in power)
     for family in families.values():
         for sample in family.samples:
             assert not {"namespace", "pod", "routedmodel"} & set(sample.labels)
@@ -82,9 +83,32 @@ def test_replay_reproduces_a_logged_routed_request(start_server, server_engine, 
         model=MODEL, messages=[{"role": "user", "content": "Name a colour."}], max_tokens=10, temperature=0.8, seed=42
     )
     record = read_record(log, reply.id)
-    assert record["routing_temperature"] == server_engine.t_min and record["routing_seed"] == 42
+    assert record["routing_temperature"] == server_engine.t_min
+    assert record["routing_seed"] == 42
     assert json.loads(log.read_text().splitlines()[-1])["executed_fraction"] < 1.0
     result = replay(server_engine, record)
     assert result.matches
     assert result.text == reply.choices[0].message.content
     assert result.executed_fraction == pytest.approx(reply.usage.model_dump()["executed_fraction"])  # type: ignore[union-attr]
+
+
+def _profile(t_min: float) -> dict:  # type: ignore[type-arg]
+    point = {"flops_fraction": 1.0, "units_fraction": 1.0, "kl_nats": 0.0, "top1_agreement": 1.0,
+             "perplexity": {"mean": 10.0, "ci95": [9.0, 11.0]}, "tokens_per_s": {"1": 15.0}}  # fmt: skip
+    return {"schema_version": 1, "model": MODEL, "router_hash": "none", "device": "cpu: 2 cores",
+            "provenance": "assumed", "t_min": t_min,
+            "points": [{**point, "routing_temperature": t_min, "flops_fraction": 0.8},
+                       {**point, "routing_temperature": 1.0}]}  # fmt: skip
+
+
+def test_the_routing_profile_is_served(start_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import urllib.request
+
+    path = tmp_path / "profile.json"
+    path.write_text(json.dumps(_profile(0.05)))
+    running = start_server(profile_path=path)
+    with urllib.request.urlopen(running.url + "/v1/routing/profile", timeout=30) as response:
+        assert json.loads(response.read()) == _profile(0.05)
+    path.write_text(json.dumps({**_profile(0.05), "t_min": "low"}))
+    with pytest.raises(ValueError, match=r"profile\.json is invalid"):
+        start_server(profile_path=path)

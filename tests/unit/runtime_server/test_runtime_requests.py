@@ -22,10 +22,14 @@ pytestmark = pytest.mark.fast
 def test_a_completion_body_is_parsed_with_defaults() -> None:
     parsed = parse_completion({"prompt": "hi", "stream": True, "stream_options": {"include_usage": True}, "seed": 3})
     assert (parsed.prompt_text, parsed.max_tokens, parsed.temperature, parsed.seed) == ("hi", 16, 1.0, 3)
-    assert parsed.stream and parsed.include_usage and parsed.stop == []
+    assert parsed.stream
+    assert parsed.include_usage
+    assert parsed.stop == []
     assert parse_completion({"prompt": [1, 2, 3]}).prompt_ids == [1, 2, 3]
     chat = parse_chat({"messages": [{"role": "user", "content": [{"type": "text", "text": "a"}]}], "stop": "x"})
-    assert chat.messages == [{"role": "user", "content": "a"}] and chat.max_tokens is None and chat.stop == ["x"]
+    assert chat.messages == [{"role": "user", "content": "a"}]
+    assert chat.max_tokens is None
+    assert chat.stop == ["x"]
 
 
 @pytest.mark.parametrize(
@@ -61,18 +65,22 @@ def test_text_streams_hold_back_split_characters() -> None:
 def test_a_stop_string_split_over_tokens_is_never_sent() -> None:
     stream = TextStream(_decode, stop=["o wo"])
     sent = "".join(stream.push(i) for i in (1, 2, 3, 4))
-    assert stream.stopped and stream.text == "Hell" and sent + stream.flush() == "Hell"
+    assert stream.stopped
+    assert stream.text == "Hell"
+    assert sent + stream.flush() == "Hell"
 
 
 def test_the_routing_setting_keeps_the_last_good_value() -> None:
     setting = RoutingSetting()
     seen: list[float] = []
     setting.on_change.append(seen.append)
-    assert not setting.ready and setting.current() == 1.0
+    assert not setting.ready
+    assert setting.current() == 1.0
     assert setting.update(" 0.4\n", "test")
     for bad in ("abc", "0", "-1", "nan", "inf"):
         assert not setting.update(bad, "test")
-    assert setting.value == 0.4 and seen == [0.4]
+    assert setting.value == 0.4
+    assert seen == [0.4]
 
 
 def test_a_file_change_is_read_again(tmp_path: Path) -> None:
@@ -96,8 +104,11 @@ def test_shadow_compare_is_zero_on_identical_logits_and_positive_otherwise() -> 
     other = logits.clone()
     other[int(torch.argmax(logits))] -= 10
     agree, kl = compare(logits, other)
-    assert not agree and kl > 0 and math.isfinite(kl)
-    assert not ShadowSelector(0.0).choose() and ShadowSelector(1.0).choose()
+    assert not agree
+    assert kl > 0
+    assert math.isfinite(kl)
+    assert not ShadowSelector(0.0).choose()
+    assert ShadowSelector(1.0).choose()
     picks = ShadowSelector(0.25, seed=1)
     assert 150 < sum(picks.choose() for _ in range(1000)) < 350
 
