@@ -23,11 +23,12 @@ from thermostat.control import MEMORY_VERSION, Decision, Profile, decide
 from thermostat.control.types import Verdict
 from thermostat.kube import Kube, ObjectRef, list_pods, mark_for_removal, other_scalers
 from thermostat.observe import MetricsSources, Workload, build_observation
+from thermostat.overrides import OverrideTracker
 from thermostat.render import format_routing_temperature, routing_configmap_name
 from thermostat.scaledown import pods_to_remove
 from thermostat.settings import OperatorSettings
 from thermostat.status import Health, RunOutcome, build_status, conflict_verdict, parse_status, status_patch
-from thermostat.status.conditions import CONFLICT, READY
+from thermostat.status.conditions import CONFLICT, OTHER_SCALER, READY, REPLICAS_OVERRIDDEN
 from thermostat.telemetry import ACTUATIONS, DECISIONS, LOOP_DURATION, QUERY_ERRORS, SINCE_GOOD_OBSERVATION
 from thermostat.workload import configmap_temperature, target_deployment_name
 
@@ -64,6 +65,7 @@ class Controller:
         self.kube, self.settings, self.profile, self.clock = kube, settings, profile, clock
         self.sources = MetricsSources(kube, settings)
         self._last_good: dict[tuple[str, str], float] = {}
+        self.overrides = OverrideTracker()
 
     def period_s(self, spec: RoutedModelSpec | None) -> float:
         period = spec.behavior.period_seconds if spec else DEFAULT_PERIOD_S
@@ -102,6 +104,7 @@ class Controller:
         body = self.kube.read_routedmodel(namespace, name)
         if body is None or body["metadata"].get("deletionTimestamp"):
             self.sources.forget(namespace, name)
+            self.overrides.forget((namespace, name))
             return DEFAULT_PERIOD_S
         subject = Subject.from_body(body)
         spec, problem = self.validated_spec(subject)
@@ -136,8 +139,7 @@ class Controller:
             if previous and previous.routing_temperature
             else spec.quality.max_routing_temperature
         )
-        scalers = other_scalers(self.kube, subject.namespace, workload.name)
-        conflict = ", ".join(scalers) + " also scale(s) this Deployment" if scalers else None
+        conflict, conflict_reason = self._conflict(subject, previous, workload)
         self._report_manual_change(subject, previous, workload, conflict)
         signals = self.sources.observe(subject.namespace, subject.name, spec, now=now)
         for error in signals.errors.values():
@@ -166,7 +168,7 @@ class Controller:
             decision=decision,
             applied=enforce and not decision.held and (conflict is None or decision.replicas == workload.replicas),
             memory_version=MEMORY_VERSION,
-            verdicts={CONFLICT: conflict_verdict(conflict)},
+            verdicts={CONFLICT: conflict_verdict(conflict, reason=conflict_reason)},
         )
         self.write_status(subject, spec, run)
 
@@ -209,6 +211,21 @@ class Controller:
             )
             replicas = decision.replicas
         return new_t, replicas
+
+    def _conflict(self, subject: Subject, previous: Settings | None, workload: Workload) -> tuple[str | None, str]:
+        """Another scaler on the Deployment, or something undoing our replica changes (and which)."""
+        scalers = other_scalers(self.kube, subject.namespace, workload.name)
+        applied = [d for d in (subject.previous.decisions if subject.previous else []) if d.applied]
+        overridden = self.overrides.observe(
+            (subject.namespace, subject.name),
+            generation=subject.generation,
+            ours=applied[-1].replicas if applied else None,
+            previous=previous.replicas if previous else None,
+            live=workload.replicas,
+        )
+        if scalers:
+            return ", ".join(scalers) + " also scale(s) this Deployment", OTHER_SCALER
+        return overridden, REPLICAS_OVERRIDDEN
 
     def _report_manual_change(
         self, subject: Subject, previous: Settings | None, workload: Workload, conflict: str | None

@@ -196,15 +196,16 @@ class Cluster:
 class OperatorProcess:
     """``thermostat operator`` as a child process against the emulated API, restartable."""
 
-    def __init__(self, kubeconfig: Path, prometheus_url: str, log: Path) -> None:
+    def __init__(self, kubeconfig: Path, prometheus_url: str, log: Path, **settings: str) -> None:
         self.kubeconfig, self.log = kubeconfig, log
-        self.env = child_env(
-            THERMOSTAT_PROMETHEUS_URL=prometheus_url,
-            THERMOSTAT_METRICS_PORT="0",
-            THERMOSTAT_LIVENESS_ENDPOINT="",
-            THERMOSTAT_LOG_FORMAT="json",
-            THERMOSTAT_PROMETHEUS_TIMEOUT_SECONDS="1",
-        )
+        defaults = {
+            "THERMOSTAT_PROMETHEUS_URL": prometheus_url,
+            "THERMOSTAT_METRICS_PORT": "0",
+            "THERMOSTAT_LIVENESS_ENDPOINT": "",
+            "THERMOSTAT_LOG_FORMAT": "json",
+            "THERMOSTAT_PROMETHEUS_TIMEOUT_SECONDS": "1",
+        }
+        self.env = child_env(**{**defaults, **settings})
         self.process = spawn_operator(str(kubeconfig), env=self.env, log_path=str(log))
 
     def stop(self) -> None:

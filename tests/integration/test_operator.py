@@ -7,7 +7,9 @@ series Prometheus scrapes, as runtime pods under that load would. Control period
 from __future__ import annotations
 
 import subprocess
+import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +17,7 @@ from typing import Any
 import pytest
 from integration_support import NAME, NAMESPACE, Cluster, EmulatedApi, LoadDriver, OperatorProcess, wait_until
 
-from thermostat.promserver import PrometheusServer
+from thermostat.promserver import PrometheusServer, free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(240)]
 
@@ -106,10 +108,15 @@ def test_latency_past_the_slo_drops_temperature_then_adds_replicas(
         wait_until(lambda: float(cluster.temperature() or 1) < 1.0, timeout_s=60, what="temperature below 1")
         wait_until(lambda: (cluster.replicas() or 0) > 1, timeout_s=60, what="more replicas")
     finally:
-        print([d["reason"] for d in cluster.status()["decisions"]], cluster.status()["observation"], cluster.status()["conditions"])
+        print(
+            [d["reason"] for d in cluster.status()["decisions"]],
+            cluster.status()["observation"],
+            cluster.status()["conditions"],
+        )
     temperature_events = cluster.events("RoutingTemperatureChanged")
     replica_events = cluster.events("ReplicasChanged")
-    assert temperature_events and replica_events
+    assert temperature_events
+    assert replica_events
     assert "SLO" in replica_events[0]["message"]
     # The fast knob moved no later than the slow one: the first cooler decision precedes or is the first scale-up.
     decisions = cluster.status()["decisions"]
@@ -192,10 +199,11 @@ def test_another_scaler_raises_conflict_and_replicas_are_left_alone(
 ) -> None:
     cluster.create_routedmodel(chat_spec())
     settle_steady(cluster, load)
-    cluster.kube.api_client.call_api(
-        "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", "POST", body=SCALED_OBJECT_CRD,
-        header_params={"Content-Type": "application/json"}, _preload_content=False,
-    )  # fmt: skip
+    from kubernetes.client import ApiextensionsV1Api
+
+    ApiextensionsV1Api(cluster.kube.api_client).create_custom_resource_definition(
+        SCALED_OBJECT_CRD, _preload_content=False
+    )
     scaled = {"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject", "metadata": {"name": "chat-keda"},
               "spec": {"scaleTargetRef": {"name": NAME}, "triggers": []}}  # fmt: skip
     wait_until(lambda: _try_create(cluster, scaled), timeout_s=30, what="the ScaledObject CRD to be served")
@@ -278,3 +286,70 @@ def _quiet_for(cluster: Cluster, seconds: float) -> bool:
     count = len([e for e in cluster.events() if e["reason"] in ACTUATIONS])
     time.sleep(seconds)
     return count == len([e for e in cluster.events() if e["reason"] in ACTUATIONS])
+
+
+def test_a_tool_resetting_replicas_is_a_conflict(cluster: Cluster, operator: OperatorProcess, load: LoadDriver) -> None:
+    cluster.create_routedmodel(chat_spec())
+    settle_steady(cluster, load)
+    stop = threading.Event()
+
+    def self_heal() -> None:  # what Argo CD's self-heal does with a committed `replicas: 1`
+        while not stop.wait(0.3):
+            if cluster.replicas() != 1:
+                cluster.kube.scale_deployment(NAMESPACE, NAME, 1)
+
+    gitops = threading.Thread(target=self_heal, daemon=True)
+    gitops.start()
+    try:
+        load.set(rate=6.0, latency_s=30.0)
+        conflict = wait_until(
+            lambda: (c := cluster.condition("Conflict")).get("status") == "True" and c,
+            timeout_s=90,
+            what="Conflict=True",
+        )
+        assert conflict["reason"] == "ReplicasOverridden"
+        changes = len(cluster.events("ReplicasChanged"))
+        time.sleep(3)  # three more periods under load
+        assert len(cluster.events("ReplicasChanged")) == changes
+        assert cluster.replicas() == 1
+    finally:
+        stop.set()
+        gitops.join(timeout=5)
+
+
+def test_spec_edits_reach_the_deployment_and_the_operator_reports_on_itself(
+    emulated_api: EmulatedApi, prometheus: PrometheusServer, cluster: Cluster, load: LoadDriver, tmp_path: Path
+) -> None:
+    metrics_port, liveness_port = free_port(), free_port()
+    process = OperatorProcess(
+        emulated_api.kubeconfig,
+        prometheus.url,
+        tmp_path / "operator.log",
+        THERMOSTAT_METRICS_PORT=str(metrics_port),
+        THERMOSTAT_METRICS_HOST="127.0.0.1",
+        THERMOSTAT_LIVENESS_ENDPOINT=f"http://127.0.0.1:{liveness_port}/healthz",
+    )
+    try:
+        cluster.create_routedmodel(chat_spec())
+        settle_steady(cluster, load)
+        patch = {"spec": {"model": {"image": "thermostat/runtime:v2", "resources": {"gpus": 0}}}}
+        cluster.kube.custom.patch_namespaced_custom_object(
+            "thermostat.dev", "v1alpha1", NAMESPACE, "routedmodels", NAME, patch,
+            _content_type="application/merge-patch+json",
+        )  # fmt: skip
+        image = wait_until(
+            lambda: (d := cluster.kube.read("Deployment", NAMESPACE, NAME)) and
+            d["spec"]["template"]["spec"]["containers"][0]["image"] == "thermostat/runtime:v2",
+            timeout_s=30, what="the new image in the Deployment",
+        )  # fmt: skip
+        assert image
+        page = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).read().decode()
+        assert (
+            'thermostat_operator_decisions_total{held="false",mode="Enforce",namespace="it",routedmodel="chat"}' in page
+        )
+        assert "thermostat_operator_loop_duration_seconds_count" in page
+        with urllib.request.urlopen(f"http://127.0.0.1:{liveness_port}/healthz", timeout=5) as response:
+            assert response.status == 200
+    finally:
+        process.stop()
+        print(process.log_tail())

