@@ -88,11 +88,11 @@ def operator(
 
 @app.command()
 def apiserver(
-    port: Annotated[int, typer.Option(help="TCP port on 127.0.0.1 (0 picks a free one).")] = 0,
+    port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port on 127.0.0.1 (0 picks a free one).")] = 0,
     kubeconfig: Annotated[
         Path, typer.Option(help="Where to write the kubeconfig for kubectl and the operator.")
     ] = Path("kubeconfig"),
-    pod_ready_delay: Annotated[float, typer.Option(help="Seconds before a Pod turns Ready.")] = 1.0,
+    pod_ready_delay: Annotated[float, typer.Option(min=0.0, help="Seconds before a Pod turns Ready.")] = 1.0,
     audit_log: Annotated[Path | None, typer.Option(help="Append every served request here (JSON lines).")] = None,
 ) -> None:
     """Serve an emulated Kubernetes API (RoutedModel CRD, Deployments, Pods...) until interrupted."""
