@@ -3,9 +3,10 @@
 One replica is started alone (one torch thread, as in the stack) with its routing temperature read
 from a file, and fed requests of the run's shape one after another (batch 1, where skipping saves
 wall time): capacity is requests completed per second of wall time. The file is then rewritten to the
-runtime's published T_min (``GET /v1/routing/profile``), the runtime's gauge confirms the change, and
-the measurement repeats. The built-in burst is sized between the two figures, and the trace's
-default rate scale is taken from the first.
+runtime's published T_min (``GET /v1/routing/profile``), the runtime's gauge confirms the change (it
+clamps to what its routers allow), and the measurement repeats. The served profile is kept: the
+operator plans with the profile the runtime serves, as it would in a cluster. The built-in burst is
+sized between the two figures, and the trace's default rate scale is taken from the first.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
@@ -41,6 +43,7 @@ class Capacity:
     t_min: float
     shape: RequestShape
     requests_each: int
+    profile: dict[str, Any] | None = None  # the routing profile the runtime serves, if any
 
     @property
     def gain(self) -> float:
@@ -83,15 +86,16 @@ async def _applied_temperature(
     return value
 
 
-async def published_t_min(session: aiohttp.ClientSession, url: str) -> float:
-    """The runtime's T_min from its profile; 1 (nothing to lower) when it serves none (no routers)."""
+async def served_profile(session: aiohttp.ClientSession, url: str) -> dict[str, Any] | None:
+    """The routing profile the runtime serves (``GET /v1/routing/profile``); None when it serves none."""
     async with session.get(f"{url}/v1/routing/profile") as response:
         if response.status == 404:
             log.warning("the runtime serves no routing profile (no routers): T_min = 1, routing cannot save compute")
-            return 1.0
+            return None
         if response.status != 200:
             raise RuntimeError(f"GET /v1/routing/profile answered {response.status}: {await response.text()}")
-        return float((await response.json())["t_min"])
+        profile: dict[str, Any] = await response.json()
+        return profile
 
 
 async def _throughput(session: aiohttp.ClientSession, url: str, shape: RequestShape, requests: int) -> float:
@@ -139,7 +143,8 @@ async def measure_capacity(
         try:
             async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120)) as session:
                 await _wait_ready(session, url, ready_timeout_s, child.alive)
-                t_min = await published_t_min(session, url)
+                profile = await served_profile(session, url)
+                t_min = float(profile["t_min"]) if profile else 1.0
                 exact = await _throughput(session, url, shape, requests_each)
                 tmin = exact
                 if t_min < 1.0:
@@ -153,4 +158,4 @@ async def measure_capacity(
             raise RuntimeError(f"capacity measurement failed: {error}\n--- runtime log ---\n{log_tail}") from error
         finally:
             await child.stop_async(grace_s=10)
-    return Capacity(exact, tmin, t_min, shape, requests_each)
+    return Capacity(exact, tmin, t_min, shape, requests_each, profile)

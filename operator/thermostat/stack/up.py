@@ -129,7 +129,7 @@ async def _run(
     )
     async with ApiServer(port=api_port, pod_runner=agent) as api:
         api.write_kubeconfig(stack.kubeconfig)
-        stack.operator = _start_operator(stack)
+        stack.operator = _start_operator(stack, capacity)
         console.print(f"API server {api.url}, Prometheus {stack.prometheus.url}, operator pid {stack.operator.pid}")
         console.print(f"[bold]kubectl --kubeconfig {stack.kubeconfig} get rm[/]  (while it runs)")
         async with KubeApi(api.url) as kube:
@@ -160,9 +160,16 @@ def _print_plan(console: Console, capacity: Capacity, load: OfferedLoad) -> None
     )
 
 
-def _start_operator(stack: Stack) -> ChildProcess:
+def _start_operator(stack: Stack, capacity: Capacity) -> ChildProcess:
+    """The operator process, planning with the routing profile the runtime serves (when it serves one)."""
     assert stack.prometheus is not None
+    profile_env: dict[str, str] = {}
+    if capacity.profile is not None:
+        path = stack.workdir / "routing-profile.json"
+        path.write_text(json.dumps(capacity.profile))
+        profile_env["THERMOSTAT_PROFILE"] = str(path)
     env = {
+        **profile_env,
         **_base_env(),
         "THERMOSTAT_KUBECONFIG": str(stack.kubeconfig),
         "THERMOSTAT_PROMETHEUS_URL": stack.prometheus.url,
