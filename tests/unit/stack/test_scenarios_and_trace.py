@@ -96,3 +96,36 @@ def test_a_malformed_trace_is_refused_with_the_reason(tmp_path: Path, text: str,
     path.write_text(text)
     with pytest.raises(TraceError, match=message):
         read_trace(path)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"scenario": "spike"}, "burst or diurnal"),
+        ({"rate_scale": 2.0}, "--trace replay only"),
+        ({"duration_s": -1.0}, "positive"),
+        ({"max_tokens": 0}, "at least 1"),
+    ],
+)
+def test_contradictory_load_options_are_refused_before_anything_starts(
+    options: dict[str, object], message: str
+) -> None:
+    from thermostat.stack.setup import SetupError, UpOptions, check_load_options
+
+    with pytest.raises(SetupError, match=message):
+        check_load_options(UpOptions(**options))  # type: ignore[arg-type]
+
+
+def test_a_spec_beyond_the_local_frame_is_refused_with_the_fix(tmp_path: Path) -> None:
+    from thermostat.stack.setup import SetupError, load_manifest
+
+    path = tmp_path / "big.yaml"
+    path.write_text(
+        "apiVersion: thermostat.dev/v1alpha1\nkind: RoutedModel\nmetadata: {name: x}\n"
+        "spec:\n  model: {image: i}\n  slo: {targetSeconds: 1}\n  replicas: {min: 1, max: 4}\n"
+    )
+    with pytest.raises(SetupError, match=r"set replicas.max <= 2"):
+        load_manifest(path)
+    path.write_text("apiVersion: thermostat.dev/v1alpha1\nkind: RoutedModel\nmetadata: {name: x}\nspec: {}\n")
+    with pytest.raises(SetupError, match="thermostat validate"):
+        load_manifest(path)
