@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -60,7 +61,9 @@ def burst_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     except ModelNotFoundError as error:
         pytest.skip(str(error))
     out = tmp_path_factory.mktemp("stack")
-    report, kubeconfig = out / "report", out / "kubeconfig"
+    # The report is kept where a person looks after a failure (reports/ is git-ignored).
+    report, kubeconfig = ROOT / "reports" / "e2e-burst", out / "kubeconfig"
+    shutil.rmtree(report, ignore_errors=True)
     command = [
         sys.executable,
         "-m",
@@ -93,6 +96,8 @@ def burst_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
             process.terminate()
         returncode = process.wait(timeout=120)
     text = (out / "up.log").read_text()
+    if report.is_dir():
+        (report / "up.log").write_text(text)
     assert returncode == 0, text[-4000:]
     run = json.loads((report / "run.json").read_text())
     return {
