@@ -111,6 +111,23 @@ async def _throughput(session: aiohttp.ClientSession, url: str, shape: RequestSh
     return requests / (time.monotonic() - start)
 
 
+async def _measure(
+    session: aiohttp.ClientSession, url: str, temperature_file: Path, shape: RequestShape, requests_each: int
+) -> Capacity:
+    """Both measurements on a ready runtime; T_min is what the runtime applies after the file names it."""
+    profile = await served_profile(session, url)
+    t_min = float(profile["t_min"]) if profile else 1.0
+    exact = await _throughput(session, url, shape, requests_each)
+    tmin = exact
+    if t_min < 1.0:
+        temperature_file.write_text(f"{t_min}\n")
+        t_min = await _applied_temperature(session, url, previous=1.0)
+        # Clamped back to exact (a runtime without routers): nothing else to measure.
+        if t_min < 1.0:
+            tmin = await _throughput(session, url, shape, requests_each)
+    return Capacity(exact, tmin, t_min, shape, requests_each, profile)
+
+
 async def measure_capacity(
     processes: ProcessTable,
     *,
@@ -143,19 +160,9 @@ async def measure_capacity(
         try:
             async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120)) as session:
                 await _wait_ready(session, url, ready_timeout_s, child.alive)
-                profile = await served_profile(session, url)
-                t_min = float(profile["t_min"]) if profile else 1.0
-                exact = await _throughput(session, url, shape, requests_each)
-                tmin = exact
-                if t_min < 1.0:
-                    temperature_file.write_text(f"{t_min}\n")
-                    t_min = await _applied_temperature(session, url, previous=1.0)
-                    # Clamped back to exact (a runtime without routers): nothing else to measure.
-                    if t_min < 1.0:
-                        tmin = await _throughput(session, url, shape, requests_each)
+                return await _measure(session, url, temperature_file, shape, requests_each)
         except Exception as error:
             log_tail = child.log_tail()
             raise RuntimeError(f"capacity measurement failed: {error}\n--- runtime log ---\n{log_tail}") from error
         finally:
             await child.stop_async(grace_s=10)
-    return Capacity(exact, tmin, t_min, shape, requests_each, profile)
