@@ -103,22 +103,12 @@ async def _run(
 ) -> dict[str, Any] | None:
     console, options = stack.console, stack.options
     spec = parse_spec(manifest)
-    shape = RequestShape(options.max_prompt_tokens, options.max_tokens)
-    console.print(
-        f"[bold]Measuring one replica's capacity[/] at T=1 and T_min ({shape.prompt_tokens} prompt tokens, "
-        f"<= {shape.max_tokens} generated, {options.capacity_requests} requests each)..."
-    )
-    capacity = await _abortable(
-        stack, measure_capacity(stack.processes, shape=shape, requests_each=options.capacity_requests)
-    )
+    capacity = await _measure_capacity(stack)
     if capacity is None:
         return None
     load = build_load(options, spec, capacity)
     _print_plan(console, capacity, load)
-    stack.prometheus = PrometheusServer(port=prometheus_port, scrape_interval_s=SCRAPE_INTERVAL_S)
-    await asyncio.to_thread(stack.prometheus.start)
-    if stack.prometheus.process is not None:
-        stack.other_pids.append(stack.prometheus.process.pid)
+    stack.prometheus = await _start_prometheus(stack, prometheus_port)
     agent = NodeAgent(
         stack.processes,
         stack.pool,
@@ -145,6 +135,27 @@ async def _run(
     summary = write_report(run, report_dir)
     console.print(f"[bold]Report[/] in {report_dir}/ (summary.md, summary.json, overview.png and one PNG per plot)")
     return summary
+
+
+async def _measure_capacity(stack: Stack) -> Capacity | None:
+    options = stack.options
+    shape = RequestShape(options.max_prompt_tokens, options.max_tokens)
+    stack.console.print(
+        f"[bold]Measuring one replica's capacity[/] at T=1 and T_min ({shape.prompt_tokens} prompt tokens, "
+        f"<= {shape.max_tokens} generated, {options.capacity_requests} requests each)..."
+    )
+    work = measure_capacity(stack.processes, shape=shape, requests_each=options.capacity_requests)
+    capacity: Capacity | None = await _abortable(stack, work)
+    return capacity
+
+
+async def _start_prometheus(stack: Stack, port: int) -> PrometheusServer:
+    prometheus = PrometheusServer(port=port, scrape_interval_s=SCRAPE_INTERVAL_S)
+    stack.prometheus = prometheus  # stopped at teardown even if it fails to become ready
+    await asyncio.to_thread(prometheus.start)
+    if prometheus.process is not None:
+        stack.other_pids.append(prometheus.process.pid)
+    return prometheus
 
 
 def _print_plan(console: Console, capacity: Capacity, load: OfferedLoad) -> None:
