@@ -116,6 +116,7 @@ def summarize(run: RunRecord) -> dict[str, Any]:
         "slo_target_s": slo.target_seconds,
         "slo_quantile": slo.quantile,
         "slo_window_s": slo.window_seconds,
+        "slo_margin_fraction": slo.margin_fraction,
         "latency_quantile_max_s": max(latencies) if latencies else None,
         "latency_quantile_last_s": latencies[-1] if latencies else None,
         "power_budget_w": budget,
