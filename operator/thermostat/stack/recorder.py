@@ -33,6 +33,10 @@ SAMPLED_SIGNALS = {
     "quality_agreement": Signal.QUALITY,
 }
 TEMPERATURE_QUERY = "avg(thermostat_routing_temperature{{{selector}}})"
+# Shadow agreement since the pods started: steadier than the SLO-window ratio when shadows are few.
+CUMULATIVE_AGREEMENT_QUERY = (
+    "sum(thermostat_shadow_agree_tokens_total{{{selector}}}) / sum(thermostat_shadow_tokens_total{{{selector}}})"
+)
 
 
 @dataclass
@@ -50,6 +54,7 @@ class Sample:
     power_source: str | None = None
     request_rate: float | None = None
     quality_agreement: float | None = None
+    quality_agreement_cumulative: float | None = None
     pod_temperature: float | None = None
     temperature: float | None = None
     replicas: int | None = None

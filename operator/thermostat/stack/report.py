@@ -88,8 +88,10 @@ def _plot_replicas(ax: Any, run: RunRecord) -> None:
 
 def _plot_quality(ax: Any, run: RunRecord) -> None:
     t, agreement = _series(run, "quality_agreement")
-    ax.plot(t, 100 * (1 - agreement), color="tab:brown", label="quality loss (shadow)")
-    ax.set_ylabel("loss (points)")
+    ax.plot(t, 100 * (1 - agreement), ".", color="tab:brown", label=f"shadow, {run.spec.slo.window_seconds}s window")
+    t, cumulative = _series(run, "quality_agreement_cumulative")
+    ax.plot(t, 100 * (1 - cumulative), color="tab:olive", label="shadow, since pods started")
+    ax.set_ylabel("quality loss (points)")
 
 
 PLOTTERS = {
