@@ -85,12 +85,17 @@ def burst_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     ]
     with (out / "up.log").open("w") as log:
         process = subprocess.Popen(command, cwd=ROOT, env=_env(), stdout=log, stderr=subprocess.STDOUT)
-        table = ""
+        kubectl: dict[str, str] = {}
         deadline = time.monotonic() + 600
         while process.poll() is None and time.monotonic() < deadline:
-            if not table and kubeconfig.exists():
+            if "get" not in kubectl and kubeconfig.exists():
                 result = _kubectl(kubeconfig, "get", "rm")
-                table = result.stdout if result.returncode == 0 and "chat" in result.stdout else ""
+                if result.returncode == 0 and "chat" in result.stdout:
+                    kubectl["get"] = result.stdout
+                    kubectl["apply"] = _kubectl(
+                        kubeconfig, "apply", "-f", str(ROOT / "examples" / "local-stack.yaml")
+                    ).stdout
+                    kubectl["describe"] = _kubectl(kubeconfig, "describe", "rm", "chat").stdout
             time.sleep(2)
         if process.poll() is None:
             process.terminate()
@@ -103,7 +108,7 @@ def burst_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     return {
         "summary": json.loads((report / "summary.json").read_text()),
         "run": run,
-        "table": table,
+        "kubectl": kubectl,
         "lifecycle": json.loads((report / "lifecycle.json").read_text()),
         "report": report,
         "log": text,
@@ -124,10 +129,12 @@ def _burst_decisions(result: dict[str, Any]) -> tuple[list[dict[str, Any]], int]
     return decisions, seen
 
 
-def test_kubectl_shows_the_routedmodel_while_the_stack_runs(burst_run: dict[str, Any]) -> None:
-    assert "REPLICAS" in burst_run["table"]
-    assert "TEMPERATURE" in burst_run["table"]
-    assert "chat" in burst_run["table"]
+def test_kubectl_gets_describes_and_applies_while_the_stack_runs(burst_run: dict[str, Any]) -> None:
+    kubectl = burst_run["kubectl"]
+    assert "REPLICAS" in kubectl["get"]
+    assert "TEMPERATURE" in kubectl["get"]
+    assert "routedmodel.thermostat.dev/chat" in kubectl["apply"]
+    assert "Events:" in kubectl["describe"]
 
 
 def test_the_first_decision_that_sees_the_burst_lowers_the_temperature(burst_run: dict[str, Any]) -> None:

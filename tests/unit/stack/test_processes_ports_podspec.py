@@ -113,3 +113,12 @@ def test_the_endpoint_pool_spreads_requests_and_stops_sending_to_a_removed_pod()
     assert {pool.pick().pod for _ in range(3)} == {"b"}  # type: ignore[union-attr]
     pool.remove("b")
     assert pool.pick() is None
+
+
+def test_a_missing_prometheus_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    from thermostat.stack.setup import SetupError, UpOptions
+    from thermostat.stack.up import _preflight
+
+    monkeypatch.setenv("THERMOSTAT_PROMETHEUS_BINARY", "/nonexistent/prometheus")
+    with pytest.raises(SetupError, match="apt-get install prometheus"):
+        _preflight(UpOptions())
