@@ -134,6 +134,9 @@ class Recorder:
         sample.pod_temperature, _ = await _query(
             session, self.prometheus_url, TEMPERATURE_QUERY.format(selector=selector)
         )
+        sample.quality_agreement_cumulative, _ = await _query(
+            session, self.prometheus_url, CUMULATIVE_AGREEMENT_QUERY.format(selector=selector)
+        )
 
     async def _read_kubernetes(self, sample: Sample) -> None:
         base = f"/apis/thermostat.dev/v1alpha1/namespaces/{self.namespace}/routedmodels/{self.name}"

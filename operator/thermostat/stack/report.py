@@ -45,10 +45,11 @@ def _plot_load(ax: Any, run: RunRecord) -> None:
     end = run.load.duration_s
     t, offered = _rate([a.time_s for a in run.load.arrivals], end)
     ax.plot(t, offered, label="offered", color="tab:gray")
+    # Outcomes by the time they ended: a saturated replica shows as served load falling behind offered.
     for outcome, color in (("ok", "tab:green"), ("rejected", "tab:orange"), ("failed", "tab:red")):
-        times = [r.sent_s for r in run.stats.records if r.outcome == outcome]
+        times = [r.sent_s + r.latency_s for r in run.stats.records if r.outcome == outcome]
         if times or outcome == "ok":
-            ax.plot(*_rate(times, end), label=outcome, color=color)
+            ax.plot(*_rate(times, end), label=f"{outcome} (by completion)", color=color)
     ax.axhline(run.capacity.exact_rps, color="tab:blue", linestyle=":", label="1 replica at T=1")
     ax.axhline(
         run.capacity.tmin_rps, color="tab:purple", linestyle=":", label=f"1 replica at T_min={run.capacity.t_min:g}"
