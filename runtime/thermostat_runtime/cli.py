@@ -152,6 +152,9 @@ def train_router(  # noqa: PLR0917 - typer maps each parameter to an option
     adapter_rank: Annotated[int, typer.Option(help="Rank of each skip adapter.")] = 32,
     gate_noise: Annotated[float, typer.Option(help="Served gates: 0 deterministic, 1 sampled.")] = 0.0,
     max_minutes: Annotated[float, typer.Option(help="Stop (and save) after this many minutes.")] = 1e9,
+    lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 3e-3,
+    fit_chunks: Annotated[int, typer.Option(help="Start from a closed-form fit on this many chunks.")] = 0,
+    init_dir: Annotated[Path | None, typer.Option(help="Start from these routers instead.")] = None,
     model: ModelOption = None,
 ) -> None:
     """Train routers and skip adapters by distillation (resumable); writes router.pt and router.json."""
@@ -169,6 +172,9 @@ def train_router(  # noqa: PLR0917 - typer maps each parameter to an option
         adapter_rank=adapter_rank,
         gate_noise=gate_noise,
         max_minutes=max_minutes,
+        lr=lr,
+        fit_chunks=fit_chunks,
+        init_dir=None if init_dir is None else str(init_dir),
     )
     done = train_routers(config, RoutedLlama.load(model, router_dir=None))
     typer.echo(f"routers written to {done}")
