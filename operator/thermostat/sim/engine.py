@@ -43,6 +43,7 @@ class Cluster:
     physics: ReplicaPhysics
     trace: Trace
     max_replicas: int
+    latency_buckets_s: FloatArray = field(default_factory=LATENCY_BUCKETS_S.copy)
     temperature: float = 1.0
     energy_j: float = 0.0
     served: int = 0
@@ -65,8 +66,8 @@ class Cluster:
         self.next_arrival = 0
         # Cumulative histogram counts (last entry: +Inf) of request latency, TTFT and TPOT.
         self.histograms = {
-            "RequestLatency": np.zeros(len(LATENCY_BUCKETS_S) + 1),
-            "TimeToFirstToken": np.zeros(len(LATENCY_BUCKETS_S) + 1),
+            "RequestLatency": np.zeros(len(self.latency_buckets_s) + 1),
+            "TimeToFirstToken": np.zeros(len(self.latency_buckets_s) + 1),
             "TimePerOutputToken": np.zeros(len(TPOT_BUCKETS_S) + 1),
         }
 
@@ -203,8 +204,8 @@ class Cluster:
         first = self.outcomes.first_token_s[ids]
         per_token = (when - first) / np.maximum(self.trace.generated_tokens[ids] - 1.0, 1.0)
         for name, values, buckets in (
-            ("RequestLatency", when - arrival, LATENCY_BUCKETS_S),
-            ("TimeToFirstToken", first - arrival, LATENCY_BUCKETS_S),
+            ("RequestLatency", when - arrival, self.latency_buckets_s),
+            ("TimeToFirstToken", first - arrival, self.latency_buckets_s),
             ("TimePerOutputToken", per_token, TPOT_BUCKETS_S),
         ):
             np.add.at(self.histograms[name], np.searchsorted(buckets, values, side="left"), 1.0)

@@ -30,6 +30,9 @@ class SimConfig:
     control_offset_s: float = 5.0  # control runs this long after a scrape: observations are that old or older
     initial_replicas: int | None = None
     calibration_s: float = 900.0  # length of each oracle capacity-calibration run
+    # Request-latency/TTFT histogram buckets; None = the runtime's (DESIGN §3). Finer ones show
+    # what the contract's coarse 10–20–30 s buckets cost the law.
+    latency_buckets_s: tuple[float, ...] | None = None
 
 
 @dataclass
@@ -48,6 +51,10 @@ def simulate(
     config = config or SimConfig()
     physics = ReplicaPhysics(profile, config.truth)
     cluster = Cluster(physics, trace, max_replicas=spec.replicas.max)
+    if config.latency_buckets_s is not None:
+        cluster = Cluster(
+            physics, trace, max_replicas=spec.replicas.max, latency_buckets_s=np.array(config.latency_buckets_s)
+        )
     cluster.start(config.initial_replicas or spec.replicas.min, 0.0, ready=True)
     telemetry = Telemetry(config.scrape_interval_s)
     series: dict[str, list[float]] = {

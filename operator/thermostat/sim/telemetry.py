@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from thermostat.control.types import Observation
-from thermostat.sim.engine import LATENCY_BUCKETS_S, TPOT_BUCKETS_S, Cluster
+from thermostat.sim.engine import TPOT_BUCKETS_S, Cluster
 
 RATE_WINDOW_S = 60.0  # rate(...[1m])
 
@@ -79,7 +79,7 @@ class Telemetry:
         rate_from = self._at_or_before(last.time - RATE_WINDOW_S)
         span = last.time - rate_from.time
         win_from = self._at_or_before(last.time - window_s)
-        bounds = TPOT_BUCKETS_S if metric == "TimePerOutputToken" else LATENCY_BUCKETS_S
+        bounds = TPOT_BUCKETS_S if metric == "TimePerOutputToken" else cluster.latency_buckets_s
         latency = histogram_quantile(quantile, last.histograms[metric] - win_from.histograms[metric], bounds)
         power_from = self._at_or_before(last.time - self.scrape_interval_s)
         power_span = last.time - power_from.time

@@ -1,0 +1,50 @@
+"""What the runtime's histogram buckets cost the law: the benchmark hour with the contract's buckets
+(… 5, 10, 20, 30, 60 s) and with 1-second buckets up to 60 s (docs/BENCHMARKS.md, issue 5).
+
+    python benchmarks/histogram_resolution.py --trace ../shared/data/traces/azure_llm_conv_2023.csv
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT / "operator"), str(ROOT / "runtime")]
+
+from thermostat.profiles import load_profile  # noqa: E402
+from thermostat.sim.compare import prepare, run  # noqa: E402
+from thermostat.sim.report import load_spec  # noqa: E402
+from thermostat.sim.run import SimConfig  # noqa: E402
+from thermostat.sim.trace import load_azure_trace, scale_rate  # noqa: E402
+
+FINE = (0.05, 0.1, 0.25, 0.5, 0.75, *(float(s) for s in range(1, 61)))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trace", required=True)
+    parser.add_argument("--spec", default=str(ROOT / "benchmarks" / "chat-azure.yaml"))
+    parser.add_argument("--rate-scale", type=float, default=3.0)
+    args = parser.parse_args()
+    profile = load_profile()
+    spec = load_spec(Path(args.spec))
+    trace = scale_rate(load_azure_trace(args.trace), args.rate_scale)
+    setting = prepare(trace, spec, profile, SimConfig())
+    hpa = run("hpa", setting).metrics["energy_kwh"]
+    oracle = run("oracle", setting).metrics["energy_kwh"]
+    print(f"profile sha256 {profile.sha256}; hpa {hpa:.3f} kWh, oracle {oracle:.3f} kWh")
+    print("| latency buckets | windows in SLO | energy kWh | vs hpa | vs oracle | quality loss pts |")
+    print("|---|---|---|---|---|---|")
+    for label, buckets in (("runtime contract (DESIGN §3)", None), ("1 s up to 60 s", FINE)):
+        m = run("thermostat", replace(setting, config=replace(setting.config, latency_buckets_s=buckets))).metrics
+        print(
+            f"| {label} | {m['slo_attainment_windows']:.2%} | {m['energy_kwh']:.3f} | {m['energy_kwh'] / hpa:.2f}x "
+            f"| {m['energy_kwh'] / oracle:.2f}x | {m['quality_loss_mean']:.2f} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
