@@ -44,6 +44,8 @@ class Capacity:
     shape: RequestShape
     requests_each: int
     profile: dict[str, Any] | None = None  # the routing profile the runtime serves, if any
+    exact_tokens_per_s: float | None = None  # generated tokens per second of wall time, at T = 1
+    tmin_tokens_per_s: float | None = None  # the same at T_min
 
     @property
     def gain(self) -> float:
@@ -98,17 +100,28 @@ async def served_profile(session: aiohttp.ClientSession, url: str) -> dict[str, 
         return profile
 
 
-async def _throughput(session: aiohttp.ClientSession, url: str, shape: RequestShape, requests: int) -> float:
-    """Requests per second completed one after another (after one warm-up request)."""
+@dataclass(frozen=True)
+class Throughput:
+    """Completions one after another: requests and generated tokens per second of wall time."""
+
+    rps: float
+    tokens_per_s: float
+
+
+async def _throughput(session: aiohttp.ClientSession, url: str, shape: RequestShape, requests: int) -> Throughput:
+    """Requests one after another, after one warm-up request."""
     body = {"prompt": prompt_text(shape.prompt_tokens), "max_tokens": shape.max_tokens, "seed": 0}
+    tokens = 0
     for index in range(requests + 1):
         if index == 1:
-            start = time.monotonic()
+            start, tokens = time.monotonic(), 0
         async with session.post(f"{url}/v1/completions", json={**body, "seed": index}) as response:
             if response.status != 200:
                 raise RuntimeError(f"capacity request answered {response.status}: {await response.text()}")
-            await response.read()
-    return requests / (time.monotonic() - start)
+            reply = await response.json()
+        tokens += int(reply.get("usage", {}).get("completion_tokens", 0))
+    elapsed = time.monotonic() - start
+    return Throughput(requests / elapsed, tokens / elapsed)
 
 
 async def _measure(
@@ -125,7 +138,7 @@ async def _measure(
         # Clamped back to exact (a runtime without routers): nothing else to measure.
         if t_min < 1.0:
             tmin = await _throughput(session, url, shape, requests_each)
-    return Capacity(exact, tmin, t_min, shape, requests_each, profile)
+    return Capacity(exact.rps, tmin.rps, t_min, shape, requests_each, profile, exact.tokens_per_s, tmin.tokens_per_s)
 
 
 async def measure_capacity(

@@ -26,6 +26,7 @@ from rich.console import Console
 
 from thermostat.apiserver.server import ApiServer
 from thermostat.promserver import PrometheusServer, ScrapeTarget, find_binary
+from thermostat.stack.calibration import calibrated_profile
 from thermostat.stack.capacity import Capacity, measure_capacity
 from thermostat.stack.endpoints import EndpointPool
 from thermostat.stack.kubeapi import KubeApi
@@ -172,12 +173,12 @@ def _print_plan(console: Console, capacity: Capacity, load: OfferedLoad) -> None
 
 
 def _start_operator(stack: Stack, capacity: Capacity) -> ChildProcess:
-    """The operator process, planning with the routing profile the runtime serves (when it serves one)."""
+    """The operator, planning with the runtime's served profile calibrated to this machine (:mod:`calibration`)."""
     assert stack.prometheus is not None
     profile_env: dict[str, str] = {}
     if capacity.profile is not None:
         path = stack.workdir / "routing-profile.json"
-        path.write_text(json.dumps(capacity.profile))
+        path.write_text(json.dumps(calibrated_profile(capacity.profile, capacity)))
         profile_env["THERMOSTAT_PROFILE"] = str(path)
     env = {
         **profile_env,
