@@ -288,6 +288,10 @@ async def _teardown(stack: Stack, report_dir: Path) -> None:
     if stack.prometheus is not None:
         await asyncio.to_thread(stack.prometheus.stop)
     _write_lifecycle(stack, report_dir)
+    profile = stack.workdir / "routing-profile.json"
+    if profile.is_file():
+        with contextlib.suppress(OSError):
+            shutil.copy(profile, report_dir / "operator-profile.json")
     logs = stack.workdir / "logs"
     if logs.is_dir():
         with contextlib.suppress(OSError):
