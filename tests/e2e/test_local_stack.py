@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-LOAD_SECONDS = 150
+LOAD_SECONDS = 170
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.model]
 
 

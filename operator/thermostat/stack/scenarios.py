@@ -5,7 +5,8 @@ over its duration, with one request shape (prompt tokens, generated tokens). Arr
 non-homogeneous Poisson process drawn by thinning with a seeded generator, so a run's load is
 reproducible. Built-in scenarios are sized from the measured capacity of one replica:
 
-- ``burst``: a steady phase of at least three control periods at 60 % of capacity at T = 1, a burst
+- ``burst``: a steady phase (at least four control periods, and one SLO window plus the scale-down
+  stabilization window so the loop has settled) at 60 % of capacity at T = 1, a burst
   between the capacity at T = 1 and at T_min (temperature can absorb it; a replica brings quality
   back), then recovery at the steady rate;
 - ``diurnal``: a compressed day, night at 30 % of capacity rising to a peak that one replica at
@@ -108,16 +109,23 @@ def burst_scenario(
     *,
     period_s: float,
     window_s: float,
+    settle_s: float = 0.0,
     duration_s: float | None = None,
     shape: RequestShape = RequestShape(),
 ) -> Scenario:
-    """Steady (>= 3 control periods and one SLO window), burst, recovery; ``duration_s`` stretches the last two."""
-    steady_s = max(4 * period_s, window_s)
+    """Steady, burst, recovery; ``duration_s`` stretches the last two.
+
+    The steady phase lasts at least four control periods and one SLO window plus ``settle_s`` (the
+    scale-down stabilization window): long enough for the operator to reach its steady state, so the
+    burst meets a settled loop and the decisions it triggers are the burst's.
+    """
+    steady_s = max(4 * period_s, window_s + settle_s)
     rest_s = (duration_s - steady_s) if duration_s is not None else max(24 * period_s, 120.0)
     if rest_s < 4 * period_s:
         raise ValueError(
             f"--duration {duration_s:.0f}s leaves no room for a burst: the steady phase alone takes {steady_s:.0f}s "
-            f"(4 control periods or one SLO window); ask for at least {steady_s + 8 * period_s:.0f}s"
+            f"(4 control periods, or one SLO window and the scale-down stabilization); "
+            f"ask for at least {steady_s + 8 * period_s:.0f}s"
         )
     steady = STEADY_FRACTION * capacity_exact_rps
     burst = burst_rate(capacity_exact_rps, capacity_tmin_rps)

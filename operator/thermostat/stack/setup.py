@@ -131,6 +131,7 @@ def build_load(options: UpOptions, spec: RoutedModelSpec, capacity: Capacity) ->
                 capacity.tmin_rps,
                 period_s=period,
                 window_s=spec.slo.window_seconds,
+                settle_s=spec.behavior.scale_down.stabilization_window_seconds,
                 duration_s=options.duration_s,
                 shape=shape,
             )

@@ -129,3 +129,9 @@ def test_a_spec_beyond_the_local_frame_is_refused_with_the_fix(tmp_path: Path) -
     path.write_text("apiVersion: thermostat.dev/v1alpha1\nkind: RoutedModel\nmetadata: {name: x}\nspec: {}\n")
     with pytest.raises(SetupError, match="thermostat validate"):
         load_manifest(path)
+
+
+def test_the_steady_phase_lets_the_loop_settle_before_the_burst() -> None:
+    scenario = burst_scenario(1.0, 1.2, period_s=3, window_s=30, settle_s=30, duration_s=170)
+    assert scenario.phases[0].duration_s == 60
+    assert scenario.duration_s == pytest.approx(170)
