@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import math
 import os
 import statistics
@@ -31,6 +32,7 @@ from thermostat_runtime.model import RoutedLlama
 from thermostat_runtime.routing import ALWAYS_RUN_POSITIONS
 from thermostat_runtime.train import held_out_chunks
 
+log = logging.getLogger(__name__)
 SCHEMA_PATH = Path(__file__).parent / "schemas" / "profile.schema.json"
 PACKAGED_PROFILE = Path(__file__).parent / "profiles" / "smollm2-135m-cpu.json"
 
@@ -180,6 +182,7 @@ def measure_profile(
         samples = [statistics.fmean(r.chunk_log_ppl) for r in runs] if seeds >= 3 else runs[0].chunk_log_ppl
         ppl_mean, ci95 = _ppl_interval(samples)
         tokens_per_s, time_fraction, rows = _speed(model, temperature, settings, prompt)
+        log.info("T=%.2f measured: top-1 %.4f, flops %.4f", temperature, runs[0].top1, runs[0].flops_fraction)
         bench += rows
         points.append(
             {
