@@ -3,7 +3,7 @@ routing temperatures, against a real ``thermostat-runtime serve`` process on thi
 
     python benchmarks/bench_runtime.py [--concurrency 1,2,4,8] [--temperatures 1.0,0.5,0.05]
                                        [--max-tokens 32] [--requests-per-worker 4] [--threads 1]
-                                       [--routers DIR|default|none]
+                                       [--routers DIR|default|none] [--engine-only]
 
 Temperatures below the served model's T_min are clamped by the server (the printed T is the applied
 one). Figures go to docs/BENCHMARKS.md under "Runtime server (issue 4)".
@@ -54,16 +54,18 @@ def start_server(args: argparse.Namespace, temperature_file: Path) -> tuple[subp
 
 
 async def applied_temperature(session: aiohttp.ClientSession, url: str, wanted: float) -> float:
-    """Wait until the routing gauge shows the new file value; returns the applied (clamped) T."""
-    for _ in range(200):
+    """Wait until the routing gauge shows the new file value, clamped into [T_min, 1]; returns it."""
+    async with session.get(url + "/v1/models") as response:
+        t_min = float((await response.json())["data"][0]["t_min"])
+    expected = min(1.0, max(t_min, wanted))
+    for _ in range(400):
         async with session.get(url + "/metrics") as response:
             text = await response.text()
         value = float(re.search(r"^thermostat_routing_temperature (\S+)$", text, re.M).group(1))  # type: ignore[union-attr]
-        if abs(value - wanted) < 1e-9 or value > wanted:  # clamped up to T_min
-            await asyncio.sleep(0.3)
+        if abs(value - expected) < 1e-9:
             return value
         await asyncio.sleep(0.05)
-    raise SystemExit(f"routing temperature {wanted} never applied")
+    raise SystemExit(f"routing temperature {wanted} (applied as {expected}) never showed up")
 
 
 async def one_request(session: aiohttp.ClientSession, url: str, max_tokens: int) -> tuple[float, dict[str, Any]]:
@@ -129,6 +131,36 @@ async def main(args: argparse.Namespace) -> None:
             process.wait(timeout=120)
 
 
+def engine_only(args: argparse.Namespace) -> None:
+    """The same 32-token request through the scheduler in this process (no HTTP), batch 1, per T."""
+    import torch
+
+    from thermostat_runtime.engine import ModelEngine
+    from thermostat_runtime.metrics import RuntimeMetrics
+    from thermostat_runtime.scheduler import FinishEvent, GenerationRequest, Scheduler
+
+    torch.set_num_threads(args.threads)
+    engine = ModelEngine.load(router_dir=None if args.routers == "none" else args.routers)
+    print("| routing T | scheduler only, batch 1: ms per generated token | executed fraction |\n|---|---|---|")
+
+    async def one(temperature: float) -> tuple[float, float]:
+        scheduler = Scheduler(engine, RuntimeMetrics(), lambda: temperature)
+        scheduler.start()
+        request = GenerationRequest("bench", engine.encode_text(PROMPT), args.max_tokens, 0.0, 1.0, 0, ignore_eos=True)
+        start = time.perf_counter()
+        handle = scheduler.submit(request, asyncio.get_running_loop())
+        while not isinstance(event := await handle.events.get(), FinishEvent):
+            pass
+        elapsed = time.perf_counter() - start
+        scheduler.stop()
+        return elapsed / args.max_tokens, event.result.executed_fraction
+
+    for temperature in args.temperatures:
+        runs = [asyncio.run(one(temperature)) for _ in range(3)]
+        per_token = statistics.median(r[0] for r in runs)
+        print(f"| {engine.clamp(temperature):g} | {per_token * 1000:.1f} | {runs[0][1]:.3f} |", flush=True)
+
+
 def parse() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     floats = lambda text: [float(x) for x in text.split(",")]  # noqa: E731
@@ -139,8 +171,13 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--max-batch", type=int, default=8)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--routers", default="default")
+    parser.add_argument("--engine-only", action="store_true", help="time the scheduler without HTTP instead")
     return parser.parse_args()
 
 
 if __name__ == "__main__":
-    asyncio.run(main(parse()))
+    arguments = parse()
+    if arguments.engine_only:
+        engine_only(arguments)
+    else:
+        asyncio.run(main(arguments))
