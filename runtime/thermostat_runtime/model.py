@@ -95,8 +95,10 @@ class _Rows:
     starts: list[int]
     lengths: list[int]
     routed: list[bool]
-    thresholds: torch.Tensor | None  # [N, n_routed] float64; None: no sequence routes in this call
-    runs: list[torch.Tensor] = field(default_factory=list)
+    thresholds: np.ndarray | None  # [N, n_routed] float64; None: no sequence routes in this call
+    runs: list[torch.Tensor] = field(default_factory=list)  # per routed layer, bool [N] (N > 1)
+    single_ran: int = 0  # N = 1: routed layers whose MLP ran (plain ints: no tensor per layer)
+    decided: int = 0  # routed layers decided in this call
 
 
 class RoutedLlama:
@@ -271,12 +273,17 @@ class RoutedLlama:
         if routers is None or rows.thresholds is None or layer not in routers.slot:
             return self.mlp(layer, h), h.shape[0]
         slot = routers.slot[layer]
-        run = routers.score(slot, h).double() > rows.thresholds[:, slot]
+        rows.decided += 1
+        if h.shape[0] == 1:  # batch-1 decode: run the MLP or not, no gather, no mask tensor
+            ran = float(routers.score(slot, h)[0]) > rows.thresholds[0, slot]
+            rows.single_ran += ran
+            if masks is not None:
+                masks[layer] = torch.tensor([ran])
+            return (self.mlp(layer, h), 1) if ran else (routers.skip_output(slot, h), 0)
+        run = routers.score(slot, h).double() > torch.from_numpy(rows.thresholds[:, slot]).to(h.device)
         rows.runs.append(run)
         if masks is not None:
             masks[layer] = run
-        if h.shape[0] == 1:  # batch-1 decode: run the MLP or not, no gather
-            return (self.mlp(layer, h), 1) if bool(run[0]) else (routers.skip_output(slot, h), 0)
         executed = int(run.sum())
         if executed == h.shape[0]:
             return self.mlp(layer, h), executed
@@ -296,16 +303,14 @@ class RoutedLlama:
         thresholds = None
         if self.routers is not None and any(routed):
             layers, noise = self.routers.config.layers, self.routers.config.gate_noise
-            thresholds = torch.from_numpy(
-                np.concatenate(
-                    [
-                        gate_thresholds(s.seed, pos, layers, logit_temperature(t), gate_noise=noise)
-                        if t < 1.0
-                        else np.full((len(pos), len(layers)), -np.inf)
-                        for s, pos, t in zip(states, positions, temps, strict=True)
-                    ]
-                )
-            ).to(self.device)
+            thresholds = np.concatenate(
+                [
+                    gate_thresholds(s.seed, pos, layers, logit_temperature(t), gate_noise=noise)
+                    if t < 1.0
+                    else np.full((len(pos), len(layers)), -np.inf)
+                    for s, pos, t in zip(states, positions, temps, strict=True)
+                ]
+            )
         seq_index = torch.repeat_interleave(torch.arange(len(states)), torch.tensor(lengths))
         return _Rows(
             torch.from_numpy(np.concatenate(positions)).to(self.device),
@@ -389,11 +394,11 @@ class RoutedLlama:
 
     def _routed_counts(self, rows: _Rows, n_seqs: int) -> tuple[list[int], list[int]]:
         """Per sequence: routed MLP rows that ran, and routed rows decided (only sequences with T < 1)."""
+        decided = [n * rows.decided if r else 0 for n, r in zip(rows.lengths, rows.routed, strict=True)]
         if not rows.runs:
-            return [0] * n_seqs, [0] * n_seqs
+            return [rows.single_ran if r else 0 for r in rows.routed], decided
         ran_rows = torch.stack(rows.runs).sum(0)
         ran = torch.zeros(n_seqs, dtype=torch.long).index_add_(0, rows.seq_index, ran_rows.cpu())
-        decided = [n * len(rows.runs) if r else 0 for n, r in zip(rows.lengths, rows.routed, strict=True)]
         return [int(v) if r else 0 for v, r in zip(ran.tolist(), rows.routed, strict=True)], decided
 
     # --- dense forward (training, teacher logits) ---

@@ -28,10 +28,10 @@ def plot_profile(profile: dict[str, Any], bench: list[dict[str, float]], path: P
     left.set_ylabel("top-1 agreement with exact (%)")
     left.legend()
     for batch in sorted({int(r["batch"]) for r in bench}):
-        rows = [r for r in bench if int(r["batch"]) == batch and "exact_step_s" in r]
+        rows = [r for r in bench if int(r["batch"]) == batch and r["routing_temperature"] < 1.0]
         right.plot(
             [100 * (1 - r["executed_fraction"]) for r in rows],
-            [100 * (1 - r["step_s"] / r["exact_step_s"]) for r in rows],
+            [100 * (1 - r["time_fraction"]) for r in rows],
             "o-",
             label=f"batch {batch}",
         )

@@ -112,13 +112,22 @@ def _splitmix64(x: np.ndarray) -> np.ndarray:
         return mixed
 
 
-def gate_uniforms(seed: int, positions: np.ndarray, layer: int) -> np.ndarray:
-    """U(seed, position, layer) in [0, 1) for each position: a pure function, same on every machine."""
+def gate_uniform_matrix(seed: int, positions: np.ndarray, layers: list[int]) -> np.ndarray:
+    """U(seed, position, layer) in [0, 1) for each position and layer: [n, len(layers)]. A pure function,
+    the same on every machine, computed in one vectorised pass (it runs on every decode step)."""
     seed_mix = _splitmix64(np.array([seed & _MASK64], dtype=np.uint64))
-    layer_mix = _splitmix64(seed_mix ^ np.uint64((layer + 1) * 0x632BE59BD9B4E019 & _MASK64))
-    h = _splitmix64(layer_mix ^ positions.astype(np.uint64))
+    with np.errstate(over="ignore"):
+        salts = (np.asarray(layers, dtype=np.uint64) + np.uint64(1)) * np.uint64(0x632BE59BD9B4E019)
+    layer_mix = _splitmix64(seed_mix ^ salts)
+    h = _splitmix64(layer_mix[None, :] ^ positions.astype(np.uint64)[:, None])
     uniforms: np.ndarray = (h >> np.uint64(11)).astype(np.float64) / float(1 << 53)
     return uniforms
+
+
+def gate_uniforms(seed: int, positions: np.ndarray, layer: int) -> np.ndarray:
+    """U(seed, position, layer) for one layer: [n]."""
+    column: np.ndarray = gate_uniform_matrix(seed, positions, [layer])[:, 0]
+    return column
 
 
 def gate_thresholds(
@@ -129,8 +138,7 @@ def gate_thresholds(
     ``u < sigmoid(s + logit T)``  <=>  ``s > logit(u) - logit T``: one comparison per row at run time.
     The attention sinks get ``-inf`` (always run).
     """
-    u = np.stack([gate_uniforms(seed, positions, layer) for layer in layers], axis=1)
-    u = 0.5 + gate_noise * (u - 0.5)
+    u = 0.5 + gate_noise * (gate_uniform_matrix(seed, positions, layers) - 0.5)
     with np.errstate(divide="ignore"):
         thresholds: np.ndarray = np.log(u) - np.log1p(-u) - logit_t
     thresholds[positions < ALWAYS_RUN_POSITIONS] = -np.inf

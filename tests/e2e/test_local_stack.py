@@ -1,0 +1,211 @@
+"""The whole local stack, end to end: `thermostat up` runs a short burst and everything ends cleanly.
+
+A burst scenario runs against real runtime replicas, a real Prometheus, the operator and the emulated
+API server. The assertions are made on the RoutedModel's decisions (one per control period, read from
+status by the stack's recorder) and its Events, counted in decisions and not in seconds, and on the
+report's request accounting; after the command returns, no process it started is alive and none of
+its ports listens.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+LOAD_SECONDS = 170
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.model]
+
+
+def _env() -> dict[str, str]:
+    path = os.pathsep.join([str(ROOT / "operator"), str(ROOT / "runtime"), os.environ.get("PYTHONPATH", "")])
+    return {**os.environ, "PYTHONPATH": path}
+
+
+def _running(pid: int) -> bool:
+    status = Path(f"/proc/{pid}/status")
+    try:
+        return "State:\tZ" not in status.read_text()
+    except OSError:
+        return False
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _kubectl(kubeconfig: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["kubectl", "--kubeconfig", str(kubeconfig), *args], capture_output=True, text=True, timeout=30
+    )
+
+
+@pytest.fixture(scope="module")
+def burst_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """One `thermostat up --scenario burst` run; kubectl is tried while it runs."""
+    from thermostat_runtime.gguf_loader import ModelNotFoundError, resolve_model_path
+
+    try:
+        resolve_model_path(None)
+    except ModelNotFoundError as error:
+        pytest.skip(str(error))
+    out = tmp_path_factory.mktemp("stack")
+    # The report is kept where a person looks after a failure (reports/ is git-ignored).
+    report, kubeconfig = ROOT / "reports" / "e2e-burst", out / "kubeconfig"
+    shutil.rmtree(report, ignore_errors=True)
+    command = [
+        sys.executable,
+        "-m",
+        "thermostat",
+        "up",
+        "--scenario",
+        "burst",
+        "--duration",
+        str(LOAD_SECONDS),
+        "--no-live",
+        "--report",
+        str(report),
+        "--kubeconfig",
+        str(kubeconfig),
+        "--start-delay",
+        "5",
+        "--capacity-requests",
+        "4",
+    ]
+    with (out / "up.log").open("w") as log:
+        process = subprocess.Popen(command, cwd=ROOT, env=_env(), stdout=log, stderr=subprocess.STDOUT)
+        kubectl: dict[str, str] = {}
+        deadline = time.monotonic() + 600
+        while process.poll() is None and time.monotonic() < deadline:
+            if "get" not in kubectl and kubeconfig.exists():
+                result = _kubectl(kubeconfig, "get", "rm")
+                if result.returncode == 0 and "chat" in result.stdout:
+                    kubectl["get"] = result.stdout
+                    kubectl["apply"] = _kubectl(
+                        kubeconfig, "apply", "-f", str(ROOT / "examples" / "local-stack.yaml")
+                    ).stdout
+                    kubectl["describe"] = _kubectl(kubeconfig, "describe", "rm", "chat").stdout
+            time.sleep(2)
+        if process.poll() is None:
+            process.terminate()
+        returncode = process.wait(timeout=120)
+    text = (out / "up.log").read_text()
+    if report.is_dir():
+        (report / "up.log").write_text(text)
+    assert returncode == 0, text[-4000:]
+    run = json.loads((report / "run.json").read_text())
+    return {
+        "summary": json.loads((report / "summary.json").read_text()),
+        "run": run,
+        "kubectl": kubectl,
+        "lifecycle": json.loads((report / "lifecycle.json").read_text()),
+        "report": report,
+        "log": text,
+    }
+
+
+def _burst_decisions(result: dict[str, Any]) -> tuple[list[dict[str, Any]], int]:
+    """Every control run, and the index of the first that sees the burst.
+
+    A decision sees the burst when it comes after the burst's start and its observed latency quantile is
+    above what the law plans for (the SLO target less its margin).
+    """
+    decisions = result["run"]["decisions"]
+    summary = result["summary"]
+    burst = summary["burst_start_s"]
+    target = summary["slo_target_s"] * (1 - summary["slo_margin_fraction"])
+    seen = next(i for i, d in enumerate(decisions) if d["t_s"] >= burst and (d["observed_latency_s"] or 0) > target)
+    return decisions, seen
+
+
+def test_kubectl_gets_describes_and_applies_while_the_stack_runs(burst_run: dict[str, Any]) -> None:
+    kubectl = burst_run["kubectl"]
+    assert "REPLICAS" in kubectl["get"]
+    assert "TEMPERATURE" in kubectl["get"]
+    assert "routedmodel.thermostat.dev/chat" in kubectl["apply"]
+    assert "Events:" in kubectl["describe"]
+
+
+def test_the_first_decision_that_sees_the_burst_lowers_the_temperature(burst_run: dict[str, Any]) -> None:
+    decisions, seen = _burst_decisions(burst_run)
+    assert seen > 0
+    assert decisions[seen]["routing_temperature"] < decisions[seen - 1]["routing_temperature"]
+    events = [e for e in burst_run["run"]["events"] if e["reason"] == "RoutingTemperatureChanged"]
+    assert events
+
+
+def test_a_later_decision_raises_replicas_and_latency_comes_back_under_the_slo(burst_run: dict[str, Any]) -> None:
+    decisions, seen = _burst_decisions(burst_run)
+    scale_up = next(
+        i for i in range(seen + 1, len(decisions)) if decisions[i]["replicas"] > decisions[i - 1]["replicas"]
+    )
+    target = burst_run["summary"]["slo_target_s"]
+    later = [d["observed_latency_s"] for d in decisions[scale_up + 1 :] if d["observed_latency_s"] is not None]
+    assert any(latency <= target for latency in later)
+    assert any(e["reason"] == "ReplicasChanged" for e in burst_run["run"]["events"])
+    assert burst_run["summary"]["replicas_max"] == 2
+
+
+def test_routing_buys_capacity(burst_run: dict[str, Any]) -> None:
+    summary = burst_run["summary"]
+    assert summary["capacity_rps_tmin"] > summary["capacity_rps_exact"]
+
+
+def test_every_request_is_counted_once_and_none_failed(burst_run: dict[str, Any]) -> None:
+    summary = burst_run["summary"]
+    assert summary["requests_total"] > 0
+    assert (
+        summary["requests_total"] == summary["requests_ok"] + summary["requests_rejected"] + summary["requests_failed"]
+    )
+    assert summary["requests_failed"] == 0, summary["requests_failure_reasons"]
+    assert summary["runtime_requests_total"] == summary["requests_total"]
+
+
+def test_nothing_is_left_behind_and_the_report_is_kept(burst_run: dict[str, Any]) -> None:
+    lifecycle = burst_run["lifecycle"]
+    assert lifecycle["pids"]
+    assert not [pid for pid in lifecycle["pids"] if _running(pid)]
+    assert not [port for port in lifecycle["ports"] if _listening(port)]
+    assert not Path(lifecycle["workdir"]).exists()
+    assert not Path(lifecycle["kubeconfig"]).exists()
+    assert (burst_run["report"] / "overview.png").is_file()
+
+
+def test_a_taken_port_gets_a_clear_message_not_a_traceback(tmp_path: Path) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "thermostat",
+                "up",
+                "--api-port",
+                str(port),
+                "--no-live",
+                "--report",
+                str(tmp_path / "r"),
+            ],
+            cwd=ROOT,
+            env=_env(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert result.returncode == 2
+    assert f"port {port}" in result.stdout + result.stderr
+    assert "already in use" in result.stdout + result.stderr
+    assert "Traceback" not in result.stdout + result.stderr

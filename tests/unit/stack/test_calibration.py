@@ -1,0 +1,35 @@
+"""The operator's profile is rescaled to the throughput measured on this machine, and stays valid."""
+
+from __future__ import annotations
+
+import json
+
+import jsonschema
+import pytest
+
+from thermostat.control.profile import parse_profile
+from thermostat.profiles import default_profile_path, profile_schema
+from thermostat.stack.calibration import calibrated_profile
+from thermostat.stack.capacity import Capacity
+from thermostat.stack.scenarios import RequestShape
+
+pytestmark = pytest.mark.fast
+
+
+def test_the_profile_matches_both_measurements_and_keeps_its_quality_figures() -> None:
+    served = json.loads(default_profile_path().read_text())
+    t_min = float(served["t_min"])
+    capacity = Capacity(0.4, 0.42, t_min, RequestShape(), 8, served, exact_tokens_per_s=8.0, tmin_tokens_per_s=8.4)
+    calibrated = calibrated_profile(served, capacity)
+    jsonschema.validate(calibrated, profile_schema())
+    profile = parse_profile(calibrated)
+    assert profile.tokens_per_s(1.0, 1) == pytest.approx(8.0)
+    assert profile.tokens_per_s(t_min, 1) == pytest.approx(8.4)
+    assert [p["top1_agreement"] for p in calibrated["points"]] == [p["top1_agreement"] for p in served["points"]]
+    assert "rescaled to this machine" in calibrated["device"]
+    assert served["device"] in calibrated["device"]
+
+
+def test_without_a_measurement_the_profile_is_served_as_is() -> None:
+    served = json.loads(default_profile_path().read_text())
+    assert calibrated_profile(served, Capacity(0.4, 0.4, 1.0, RequestShape(), 8, served)) is served
