@@ -14,6 +14,13 @@ Public interface (what the server calls)::
     state.executed_fraction, state.flops_executed, state.flops_full   # this request's own tally
     state.routing_temperature = T2   # applies from the next forward (clamped there)
     generate(model, ids, max_new_tokens=..., routing_temperature=T, seed=s, temperature=0.0)
+    sample_token(logits_row, temperature=..., generator=torch.Generator().manual_seed(seed))
+
+``forward`` is not thread-safe: call it from one worker that batches requests. Out-of-range
+temperatures are clamped into ``[t_min, 1]`` and logged (``model.clamp(T)`` once per change avoids a
+log line per step). Without routers (``router_dir=None``) ``t_min = 1``: every T runs exact.
+``forward(..., all_logits=True)`` also returns every position's logits; ``record_gates=True`` the
+per-layer run masks (tests, calibration).
 
 Routing follows DESIGN §3 (see ``routing``): ``T = 1`` bypasses routing (bit-identical to the
 unrouted model); a routed layer's skipped rows are not computed (gather/scatter; a lone skipped row

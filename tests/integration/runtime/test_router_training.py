@@ -37,6 +37,7 @@ def test_smoke_training_resumes_and_lowers_the_distillation_loss(
         checkpoint_every=2,
         t_low=0.3,
         t_high=0.6,
+        gate_noise=1.0,  # sampled gates: an unbiased straight-through signal for a short, fast run
     )
     chunks = torch.from_numpy(
         token_chunks(unrouted_model.tokenizer.encode, held_out=False, seq_len=48, separator=0, max_chunks=10)
