@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
-from control_plant import Plant, make_spec
+from control_plant import Plant, assumed_profile, make_spec
 
 from thermostat.control import MEMORY_VERSION, Observation, decide, temperature_bounds
-from thermostat.profiles import load_profile
 
 pytestmark = pytest.mark.fast
-PROFILE = load_profile()
+PROFILE = assumed_profile()
 
 
 def settle(plant: Plant, rate: float, periods: int = 40) -> None:
