@@ -259,7 +259,9 @@ def _heed_observation(
                 plan, replicas=current, why=plan.why + f", but the observed latency meets it: keep {current}"
             )
         return plan
-    wanted, why = max(plan.replicas, current), plan.why
+    # A lone request over the target is a model that has learned a mismatch as latency spread (it
+    # cannot tell a slower replica from a wider tail): replicas then grow one at a time, on evidence.
+    wanted, why = (current if plan.lone_request else max(plan.replicas, current)), plan.why
     persists = mem.excursion_since < now or obs.routing_temperature <= bounds.t_lo + 1e-9
     settled = mem.settled_since is not None and now - mem.settled_since >= window_s
     if persists and settled and current < bounds.n_max and wanted <= current:
