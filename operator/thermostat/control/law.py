@@ -8,6 +8,10 @@ Two knobs on two time scales. Each period the law
 3. picks the temperature (fast): the highest temperature up to ``T_op`` that meets the SLO (with
    margin) and the budget (with reserve) on the replicas ready now; drops are immediate, rises
    limited to ``maxTemperatureStepUp`` per period.
+The observed latency has the last word over the model: an observed excursion lowers the temperature
+in the same decision and blocks rises; a scale-up needs two periods in a row that want it (the first
+period of a burst is the temperature's); a persisting violation adds replicas whatever the model says,
+and a model that contradicts a met SLO at a lone request is not followed (docs/control-law.md).
 ``T_op`` is the lowest temperature (least energy) from which the knob still has ``BURST_RESERVE``
 of capacity in hand before the floor; when the knob's whole range is smaller, ``T_op`` is the
 ceiling and replicas keep the reserve. Missing or stale metrics hold (or apply ``Replicas``), never
@@ -304,15 +308,9 @@ def _choose_temperature(
     ceiling = current if excursion else min(bounds.t_op, current + spec.behavior.max_temperature_step_up)
     grid = {t for t in model.profile.temperatures if bounds.t_lo <= t <= ceiling} | {bounds.t_lo, ceiling}
     starting = max(0, obs.replicas - ready)
-    slo_ok: list[float] = []
-    budget_ok: list[float] = []
-    for t in sorted(grid, reverse=True):
-        meets_slo = model.latency_s(demand / ready, t) <= target_s
-        meets_budget = limit_w is None or model.total_power_w(demand, t, ready, starting) <= limit_w
-        if meets_slo:
-            slo_ok.append(t)
-        if meets_budget:
-            budget_ok.append(t)
+    slo_ok, budget_ok = _meeting(
+        model, sorted(grid, reverse=True), demand, ready=ready, starting=starting, target_s=target_s, limit_w=limit_w
+    )
     both = [t for t in slo_ok if t in budget_ok]
     if plan.lone_request and not excursion:
         # The model contradicts what is observed at this very load: do not act on it, hold (within budget).
@@ -326,6 +324,24 @@ def _choose_temperature(
     if excursion:
         chosen = min(chosen, max((t for t in grid if t < current - 1e-9), default=bounds.t_lo))
     return chosen
+
+
+def _meeting(
+    model: ResponseModel,
+    temperatures: list[float],
+    demand: float,
+    *,
+    ready: int,
+    starting: int,
+    target_s: float,
+    limit_w: float | None,
+) -> tuple[list[float], list[float]]:
+    """Of ``temperatures`` (order kept), those the model says meet the SLO, and those within the budget."""
+    slo_ok = [t for t in temperatures if model.latency_s(demand / ready, t) <= target_s]
+    budget_ok = [
+        t for t in temperatures if limit_w is None or model.total_power_w(demand, t, ready, starting) <= limit_w
+    ]
+    return slo_ok, budget_ok
 
 
 def _reason(
