@@ -188,6 +188,10 @@ def _act(
         current=obs.replicas,
     )
     excursion = obs.latency_s is not None and obs.latency_s > target_s
+    # A lone-request verdict contradicted by a met SLO at a quiet load (too few requests in the window to
+    # have queued) is the model being wrong: it is not followed. Under real load the plan stands.
+    if plan.lone_request and not excursion and demand * spec.slo.window_seconds >= MIN_REQUESTS_TO_LEARN:
+        plan = replace(plan, lone_request=False)
     mem = _track(mem, obs, now, excursion=excursion, window_s=float(spec.slo.window_seconds))
     plan = _heed_observation(plan, obs, mem, now, bounds=bounds, window_s=float(spec.slo.window_seconds))
     window = max(
