@@ -193,7 +193,9 @@ def _act(
     if plan.lone_request and not excursion and demand * spec.slo.window_seconds >= MIN_REQUESTS_TO_LEARN:
         plan = replace(plan, lone_request=False)
     mem = _track(mem, obs, now, excursion=excursion, window_s=float(spec.slo.window_seconds))
-    plan = _heed_observation(plan, obs, mem, now, bounds=bounds, window_s=float(spec.slo.window_seconds))
+    plan = _heed_observation(
+        plan, obs, mem, now, bounds=bounds, window_s=float(spec.slo.window_seconds), target_s=target_s
+    )
     window = max(
         spec.behavior.scale_up.stabilization_window_seconds, spec.behavior.scale_down.stabilization_window_seconds
     )
@@ -247,7 +249,7 @@ def _track(mem: LawMemory, obs: Observation, now: float, *, excursion: bool, win
 
 
 def _heed_observation(
-    plan: Plan, obs: Observation, mem: LawMemory, now: float, *, bounds: Bounds, window_s: float
+    plan: Plan, obs: Observation, mem: LawMemory, now: float, *, bounds: Bounds, window_s: float, target_s: float
 ) -> Plan:
     """What the observed latency says over the model's replica plan.
 
@@ -267,9 +269,15 @@ def _heed_observation(
                 plan, replicas=current, why=plan.why + f", but the observed latency meets it: keep {current}"
             )
         return plan
-    # A lone request over the target is a model that has learned a mismatch as latency spread (it
-    # cannot tell a slower replica from a wider tail): replicas then grow one at a time, on evidence.
-    wanted, why = (current if plan.lone_request else max(plan.replicas, current)), plan.why
+    wanted, why = max(plan.replicas, current), plan.why
+    if plan.lone_request:
+        # The model has learned a mismatch as latency spread (it cannot tell a slower replica from a
+        # wider tail) and would ask for every replica: size from the observed excess instead, at most
+        # doubling, and only once the pods asked for before are ready.
+        excess = (obs.latency_s or 0.0) / target_s
+        grown = min(2 * current, math.ceil(current * excess - 1e-9))
+        wanted = max(current, grown) if obs.ready_replicas >= obs.replicas else current
+        why += f"; sized from the observed excess instead: {min(wanted, bounds.n_max)} replicas"
     persists = mem.excursion_since < now or obs.routing_temperature <= bounds.t_lo + 1e-9
     settled = mem.settled_since is not None and now - mem.settled_since >= window_s
     if persists and settled and current < bounds.n_max and wanted <= current:
