@@ -9,6 +9,16 @@ from typing import Any
 from thermostat.api import RoutedModelSpec
 from thermostat.control import Decision, Observation, Profile, decide
 from thermostat.control.model import OVERLOAD_LATENCY_S, ResponseModel
+from thermostat.profiles import load_profile, runtime_data_dir
+
+# The scenario tests are written against the assumed H100 profile, whatever measured profile is committed
+# beside it (default_profile_path() prefers a measured one).
+ASSUMED_PROFILE_PATH = runtime_data_dir() / "profiles" / "assumed.json"
+
+
+def assumed_profile() -> Profile:
+    """The assumed H100 profile the scenario tests' numbers are written for."""
+    return load_profile(ASSUMED_PROFILE_PATH)
 
 
 def make_spec(**overrides: Any) -> RoutedModelSpec:

@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
-from control_plant import Plant, make_spec
+from control_plant import Plant, assumed_profile, make_spec
 
 from thermostat.control import MEMORY_VERSION, Observation, decide, temperature_bounds
-from thermostat.profiles import load_profile
 
 pytestmark = pytest.mark.fast
-PROFILE = load_profile()
+PROFILE = assumed_profile()
 
 
 def settle(plant: Plant, rate: float, periods: int = 40) -> None:
@@ -35,22 +34,25 @@ def test_burst_within_range_drops_temperature_then_replicas_follow_and_it_recove
     steady_t, steady_n = plant.temperature, plant.replicas
     first = plant.step(6.0)  # doubling: inside the knob's range at the floor
     assert first.routing_temperature < steady_t  # within one period
-    assert first.replicas > steady_n  # replicas follow (still starting)
-    assert "temperature" in first.reason
-    assert "replicas" in first.reason
+    assert first.replicas == steady_n  # the first period of a burst is the temperature's
+    assert "waits one period" in first.reason
+    second = plant.step(6.0)
+    assert second.replicas > steady_n  # replicas follow from the next period (still starting)
+    assert second.routing_temperature <= first.routing_temperature
     for _ in range(12):  # cold start passes: temperature climbs back
         plant.step(6.0)
     assert plant.ready() == plant.replicas
     assert plant.temperature == pytest.approx(steady_t)
 
 
-def test_triple_burst_lowers_temperature_at_once_and_adds_replicas() -> None:
+def test_triple_burst_lowers_temperature_at_once_and_adds_replicas_the_period_after() -> None:
     plant = Plant(PROFILE, make_spec(), replicas=2)
     settle(plant, 3.0)
-    steady_t = plant.temperature
+    steady_t, steady_n = plant.temperature, plant.replicas
     burst = plant.step(9.0)
     assert burst.routing_temperature < steady_t
-    assert burst.replicas >= 3
+    assert burst.replicas == steady_n
+    assert plant.step(9.0).replicas >= 3
     settle(plant, 9.0, 20)
     assert plant.temperature == pytest.approx(steady_t)
     assert plant.latency_now(9.0) <= 15.0

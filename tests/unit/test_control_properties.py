@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import pytest
-from control_plant import make_spec
+from control_plant import assumed_profile, make_spec
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from thermostat.control import Observation, decide, temperature_bounds
-from thermostat.profiles import load_profile
 
 pytestmark = pytest.mark.fast
-PROFILE = load_profile()
+PROFILE = assumed_profile()
 
 rates = st.floats(min_value=0.0, max_value=200.0, allow_nan=False)
 maybe = st.one_of(st.none(), st.floats(min_value=0.0, max_value=500.0, allow_nan=False))

@@ -6,16 +6,15 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from control_plant import make_spec
+from control_plant import assumed_profile, make_spec
 
-from thermostat.profiles import load_profile
 from thermostat.sim.compare import prepare, run
 from thermostat.sim.controllers import LawController, StaticController
 from thermostat.sim.run import SimConfig, simulate
 from thermostat.sim.trace import synthetic_trace
 from thermostat.sim.truth import Truth, perturbed
 
-PROFILE = load_profile()
+PROFILE = assumed_profile()  # the figures below are for the assumed H100 profile
 FAST = SimConfig(dt_s=0.2, calibration_s=300.0)
 
 

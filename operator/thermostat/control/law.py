@@ -8,6 +8,10 @@ Two knobs on two time scales. Each period the law
 3. picks the temperature (fast): the highest temperature up to ``T_op`` that meets the SLO (with
    margin) and the budget (with reserve) on the replicas ready now; drops are immediate, rises
    limited to ``maxTemperatureStepUp`` per period.
+The observed latency has the last word over the model: an observed excursion lowers the temperature
+in the same decision and blocks rises; a scale-up needs two periods in a row that want it (the first
+period of a burst is the temperature's); a persisting violation adds replicas whatever the model says,
+and a model that contradicts a met SLO at a lone request is not followed (docs/control-law.md).
 ``T_op`` is the lowest temperature (least energy) from which the knob still has ``BURST_RESERVE``
 of capacity in hand before the floor; when the knob's whole range is smaller, ``T_op`` is the
 ceiling and replicas keep the reserve. Missing or stale metrics hold (or apply ``Replicas``), never
@@ -22,14 +26,14 @@ from typing import Any
 
 from thermostat.api.spec import RoutedModelSpec
 from thermostat.control import conditions as c
-from thermostat.control.memory import LawMemory, blend, load_memory
+from thermostat.control.memory import LATENCY_CORRECTION_BOUNDS, LEARNING_RATE, LawMemory, blend, load_memory
 from thermostat.control.model import OVERLOAD_LATENCY_S, ResponseModel
 from thermostat.control.planning import Plan, budget_verdict, plan_replicas, power_limit_w, stabilize
 from thermostat.control.profile import Profile
 from thermostat.control.types import Decision, Observation, Signal
 
 BURST_RESERVE = 1.15  # capacity kept in hand over the planned load: the knob's range first, then replicas
-MIN_REQUESTS_TO_LEARN = 20  # fewer completions in the SLO window make a too noisy quantile
+MIN_REQUESTS_TO_LEARN = 20  # completions in the SLO window for a full-weight update; fewer weigh less
 LEARN_BELOW_UTILISATION = 0.9  # near saturation the latency is too steep to attribute errors
 
 
@@ -127,8 +131,10 @@ def _learn(mem: LawMemory, obs: Observation, profile: Profile, spec: RoutedModel
         )
     model = _model(profile, mem, spec)
     ready = obs.ready_replicas
-    enough = rate * spec.slo.window_seconds >= MIN_REQUESTS_TO_LEARN
-    if obs.latency_s is not None and ready > 0 and enough and obs.latency_s > 0:
+    # Evidence, not a cut-off: a window of few completions still says something (the local stack
+    # sees 10-30 per window), it just moves the correction less.
+    weight = min(1.0, rate * spec.slo.window_seconds / MIN_REQUESTS_TO_LEARN)
+    if obs.latency_s is not None and ready > 0 and weight > 0 and obs.latency_s > 0:
         per_replica = rate / ready
         predicted = model.latency_s(per_replica, obs.routing_temperature)
         if (
@@ -137,10 +143,11 @@ def _learn(mem: LawMemory, obs: Observation, profile: Profile, spec: RoutedModel
         ):
             ratio = obs.latency_s / predicted
             error = abs(math.log(ratio))
-            ewma = error if mem.latency_error is None else 0.8 * mem.latency_error + 0.2 * error
-            mem = replace(
-                mem, latency_scale=blend(mem.latency_scale, ratio), latency_error=ewma, samples=mem.samples + 1
+            ewma = (
+                error if mem.latency_error is None else mem.latency_error + 0.2 * weight * (error - mem.latency_error)
             )
+            scale = blend(mem.latency_scale, ratio, LEARNING_RATE * weight, LATENCY_CORRECTION_BOUNDS)
+            mem = replace(mem, latency_scale=scale, latency_error=ewma, samples=mem.samples + 1)
     if obs.power_w is not None and ready > 0:
         idle = model.power.idle_w * max(obs.replicas, ready)
         predicted_dynamic = (
@@ -180,17 +187,23 @@ def _act(
         reserve=BURST_RESERVE,
         current=obs.replicas,
     )
+    excursion = obs.latency_s is not None and obs.latency_s > target_s
+    mem = _track(mem, obs, now, excursion=excursion, window_s=float(spec.slo.window_seconds))
+    plan = _heed_observation(plan, obs, mem, now, bounds=bounds, window_s=float(spec.slo.window_seconds))
     window = max(
         spec.behavior.scale_up.stabilization_window_seconds, spec.behavior.scale_down.stabilization_window_seconds
     )
     if mem.since is None:
         mem = replace(mem, since=now)
+    previous = _previous_wish(mem, now, spec)
     mem = mem.remember(now, plan.replicas, float(window))
-    replicas, note = stabilize(mem.recommendations, obs.replicas, now, spec, since=mem.since)
+    replicas, note = stabilize(mem.recommendations, obs.replicas, now, spec, since=mem.since, previous=previous)
     if plan.feasible.reason == c.SLO_YIELDS_TO_BUDGET and plan.replicas < replicas:
         # The budget is a hard limit under priority Budget: no stabilization window delays meeting it.
         replicas, note = plan.replicas, "scale-down now: priority Budget"
-    temperature = _choose_temperature(model, obs, demand, bounds=bounds, target_s=target_s, limit_w=limit_w, spec=spec)
+    temperature = _choose_temperature(
+        model, obs, demand, bounds=bounds, target_s=target_s, limit_w=limit_w, spec=spec, plan=plan, excursion=excursion
+    )
     starting = max(0, obs.replicas - obs.ready_replicas)
     ready = max(1, obs.ready_replicas)
     predicted_latency = model.latency_s(demand / ready, temperature)
@@ -214,6 +227,62 @@ def _act(
     )
 
 
+def _track(mem: LawMemory, obs: Observation, now: float, *, excursion: bool, window_s: float) -> LawMemory:
+    """Remember since when the latency has been over target and since when every pod has been ready.
+
+    Pods found ready by a fresh memory count as settled a window ago: nothing says otherwise.
+    """
+    excursion_since = (mem.excursion_since if mem.excursion_since is not None else now) if excursion else None
+    if obs.ready_replicas < obs.replicas:
+        settled_since = None
+    elif mem.settled_since is not None:
+        settled_since = mem.settled_since
+    else:
+        settled_since = now - window_s if mem.last_time is None else now
+    return replace(mem, excursion_since=excursion_since, settled_since=settled_since)
+
+
+def _heed_observation(
+    plan: Plan, obs: Observation, mem: LawMemory, now: float, *, bounds: Bounds, window_s: float
+) -> Plan:
+    """What the observed latency says over the model's replica plan.
+
+    An observed excursion never lets the plan shrink. It asks for one more replica, whatever the model
+    predicts, when it persists (seen the period before too) or the knob is spent (quality floor),
+    provided every pod has been ready for a whole SLO window (the quantile then describes the replicas
+    in place, not the ones before the last scale-up). The reverse: when the model puts a lone request
+    over the target (no replica count can help) but the observed quantile meets it, the model is wrong
+    the other way: keep the replicas. A budget under priority Budget stays the hard limit.
+    """
+    if plan.feasible.reason == c.SLO_YIELDS_TO_BUDGET:
+        return plan
+    current = min(max(obs.replicas, bounds.n_min), bounds.n_max)
+    if mem.excursion_since is None:
+        if plan.lone_request:
+            return replace(
+                plan, replicas=current, why=plan.why + f", but the observed latency meets it: keep {current}"
+            )
+        return plan
+    # A lone request over the target is a model that has learned a mismatch as latency spread (it
+    # cannot tell a slower replica from a wider tail): replicas then grow one at a time, on evidence.
+    wanted, why = (current if plan.lone_request else max(plan.replicas, current)), plan.why
+    persists = mem.excursion_since < now or obs.routing_temperature <= bounds.t_lo + 1e-9
+    settled = mem.settled_since is not None and now - mem.settled_since >= window_s
+    if persists and settled and current < bounds.n_max and wanted <= current:
+        wanted = current + 1
+        why += f"; observed latency over target: {wanted} replicas whatever the model says"
+    return replace(plan, replicas=min(wanted, bounds.n_max), why=why)
+
+
+def _previous_wish(mem: LawMemory, now: float, spec: RoutedModelSpec) -> int | None:
+    """The replica wish of the last decision, when it is recent (within three periods)."""
+    if not mem.recommendations:
+        return None
+    t, wanted = mem.recommendations[-1]
+    recent = max(spec.behavior.scale_up.stabilization_window_seconds, 3 * spec.behavior.period_seconds)
+    return wanted if 0 <= now - t <= recent else None
+
+
 def _choose_temperature(
     model: ResponseModel,
     obs: Observation,
@@ -223,28 +292,56 @@ def _choose_temperature(
     target_s: float,
     limit_w: float | None,
     spec: RoutedModelSpec,
+    plan: Plan,
+    excursion: bool,
 ) -> float:
-    """Highest temperature up to T_op meeting SLO and budget on the ready replicas; priority breaks ties."""
+    """Highest temperature up to T_op meeting SLO and budget on the ready replicas; priority breaks ties.
+
+    The observation has the last word: an observed excursion lowers the temperature at once (at least
+    one profiled step, more when the model asks) and forbids any rise; a model that puts a lone
+    request over the target while the observed latency meets it is not followed down.
+    """
     ready = obs.ready_replicas
     current = min(max(obs.routing_temperature, bounds.t_lo), bounds.t_hi)
     if ready <= 0:
         return current
-    ceiling = min(bounds.t_op, current + spec.behavior.max_temperature_step_up)
+    ceiling = current if excursion else min(bounds.t_op, current + spec.behavior.max_temperature_step_up)
     grid = {t for t in model.profile.temperatures if bounds.t_lo <= t <= ceiling} | {bounds.t_lo, ceiling}
     starting = max(0, obs.replicas - ready)
-    slo_ok: list[float] = []
-    budget_ok: list[float] = []
-    for t in sorted(grid, reverse=True):
-        meets_slo = model.latency_s(demand / ready, t) <= target_s
-        meets_budget = limit_w is None or model.total_power_w(demand, t, ready, starting) <= limit_w
-        if meets_slo and meets_budget:
-            return t
-        if meets_slo:
-            slo_ok.append(t)
-        if meets_budget:
-            budget_ok.append(t)
-    preferred = slo_ok if spec.budget is None or spec.budget.priority == "SLO" else budget_ok
-    return preferred[0] if preferred else bounds.t_lo
+    slo_ok, budget_ok = _meeting(
+        model, sorted(grid, reverse=True), demand, ready=ready, starting=starting, target_s=target_s, limit_w=limit_w
+    )
+    both = [t for t in slo_ok if t in budget_ok]
+    if plan.lone_request and not excursion:
+        # The model contradicts what is observed at this very load: do not act on it, hold (within budget).
+        affordable = limit_w is None or model.total_power_w(demand, current, ready, starting) <= limit_w
+        chosen = current if affordable else next(iter(budget_ok), bounds.t_lo)
+    elif both:
+        chosen = both[0]
+    else:
+        preferred = slo_ok if spec.budget is None or spec.budget.priority == "SLO" else budget_ok
+        chosen = preferred[0] if preferred else bounds.t_lo
+    if excursion:
+        chosen = min(chosen, max((t for t in grid if t < current - 1e-9), default=bounds.t_lo))
+    return chosen
+
+
+def _meeting(
+    model: ResponseModel,
+    temperatures: list[float],
+    demand: float,
+    *,
+    ready: int,
+    starting: int,
+    target_s: float,
+    limit_w: float | None,
+) -> tuple[list[float], list[float]]:
+    """Of ``temperatures`` (order kept), those the model says meet the SLO, and those within the budget."""
+    slo_ok = [t for t in temperatures if model.latency_s(demand / ready, t) <= target_s]
+    budget_ok = [
+        t for t in temperatures if limit_w is None or model.total_power_w(demand, t, ready, starting) <= limit_w
+    ]
+    return slo_ok, budget_ok
 
 
 def _reason(

@@ -29,6 +29,7 @@ class Plan:
     replicas: int
     feasible: Verdict
     why: str
+    lone_request: bool = False  # the model puts even a lone request over the target: replicas cannot help
 
 
 def power_limit_w(spec: RoutedModelSpec, demand: float, tokens_per_request: float) -> float | None:
@@ -79,6 +80,7 @@ def plan_replicas(
             bounds.n_max,
             c.verdict(c.FALSE, c.SLO_UNREACHABLE, "no load meets the SLO target"),
             "SLO below a lone request's latency",
+            lone_request=True,
         )
     slo_replicas = min(max(wanted, bounds.n_min), bounds.n_max)
     why = f"plan {slo_replicas} replicas at T_op {bounds.t_op:.2f} (floor {bounds.t_lo:.2f})"
@@ -135,11 +137,23 @@ def _budget_conflict(
 
 
 def stabilize(
-    recommendations: list[tuple[float, int]], current: int, now: float, spec: RoutedModelSpec, *, since: float | None
+    recommendations: list[tuple[float, int]],
+    current: int,
+    now: float,
+    spec: RoutedModelSpec,
+    *,
+    since: float | None,
+    previous: int | None = None,
 ) -> tuple[int, str]:
-    """HPA's rule: up to the lowest wish of the up window, down to the highest of the down window; step limits."""
+    """HPA's rule: up to the lowest wish of the up window, down to the highest of the down window; step limits.
+
+    ``previous`` is the wish of the decision before this one (``None``: no recent one, the replicas in
+    place stand for it). It counts in the up window, so a scale-up needs two periods in a row that want
+    it: the first period of a burst is the temperature's (DESIGN §4), replicas follow from the next.
+    """
     up, down = spec.behavior.scale_up, spec.behavior.scale_down
     ups = [n for t, n in recommendations if now - t <= up.stabilization_window_seconds]
+    ups.append(current if previous is None else previous)
     downs = [n for t, n in recommendations if now - t <= down.stabilization_window_seconds]
     if since is None or now - since < down.stabilization_window_seconds:
         downs.append(current)  # a fresh memory has not seen a full window: the replicas in place count as a wish
@@ -156,6 +170,8 @@ def stabilize(
     if wanted < current and result > wanted:
         window, step = down.stabilization_window_seconds, down.max_step_replicas
         note = f"scale-down to {wanted} waits for its {window}s window and {step}-replica step"
+    elif wanted > current and result == current:
+        note = f"scale-up to {wanted} waits one period: the temperature answers first"
     elif wanted > current and result < wanted:
         note = f"scale-up to {wanted} limited to {up.max_step_replicas} per step"
     return result, note
