@@ -125,7 +125,7 @@ def up(  # noqa: PLR0917 (typer reads options from parameters)
     api_port: Annotated[int, typer.Option(help="API server port on 127.0.0.1 (0: a free one).")] = 0,
     prometheus_port: Annotated[int, typer.Option(help="Prometheus port on 127.0.0.1 (0: a free one).")] = 0,
     start_delay: Annotated[float, typer.Option(help="Seconds standing in for a replica's image pull.")] = 10.0,
-    capacity_requests: Annotated[int, typer.Option(help="Requests per capacity measurement.")] = 8,
+    capacity_requests: Annotated[int, typer.Option(help="Capacity: requests at T=1 and at T_min, alternating.")] = 8,
 ) -> None:
     """Run the whole loop on this machine: API server, Prometheus, runtime replicas, operator, load, report."""
     import asyncio
