@@ -113,6 +113,9 @@ def up(  # noqa: PLR0917 (typer reads options from parameters)
     rate_scale: Annotated[
         float | None, typer.Option(help="Trace rate multiplier (>1 faster); default: 80% of measured capacity.")
     ] = None,
+    trace_offset: Annotated[
+        float, typer.Option(help="Start the replay this many seconds into the trace (trace time, before --rate-scale).")
+    ] = 0.0,
     max_prompt_tokens: Annotated[int, typer.Option(help="Prompt length (cap for traces), tokens.")] = 48,
     max_tokens: Annotated[int, typer.Option(help="Generated tokens per request (cap for traces).")] = 24,
     duration: Annotated[float | None, typer.Option(help="Seconds of load; the scenario is sized to it.")] = None,
@@ -122,7 +125,7 @@ def up(  # noqa: PLR0917 (typer reads options from parameters)
     api_port: Annotated[int, typer.Option(help="API server port on 127.0.0.1 (0: a free one).")] = 0,
     prometheus_port: Annotated[int, typer.Option(help="Prometheus port on 127.0.0.1 (0: a free one).")] = 0,
     start_delay: Annotated[float, typer.Option(help="Seconds standing in for a replica's image pull.")] = 10.0,
-    capacity_requests: Annotated[int, typer.Option(help="Requests per capacity measurement.")] = 8,
+    capacity_requests: Annotated[int, typer.Option(help="Capacity: requests at T=1 and at T_min, alternating.")] = 8,
 ) -> None:
     """Run the whole loop on this machine: API server, Prometheus, runtime replicas, operator, load, report."""
     import asyncio
@@ -135,9 +138,9 @@ def up(  # noqa: PLR0917 (typer reads options from parameters)
     from thermostat.stack.up import run_up
 
     options = UpOptions(
-        spec_file=spec, scenario=scenario, trace=trace, rate_scale=rate_scale, max_prompt_tokens=max_prompt_tokens,
-        max_tokens=max_tokens, duration_s=duration, report_dir=report, live=live, kubeconfig=kubeconfig,
-        api_port=api_port, prometheus_port=prometheus_port, start_delay_s=start_delay,
+        spec_file=spec, scenario=scenario, trace=trace, rate_scale=rate_scale, trace_offset_s=trace_offset,
+        max_prompt_tokens=max_prompt_tokens, max_tokens=max_tokens, duration_s=duration, report_dir=report, live=live,
+        kubeconfig=kubeconfig, api_port=api_port, prometheus_port=prometheus_port, start_delay_s=start_delay,
         capacity_requests=capacity_requests,
     )  # fmt: skip
     import logging

@@ -81,7 +81,7 @@ def burst_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         "--start-delay",
         "5",
         "--capacity-requests",
-        "4",
+        "8",
     ]
     with (out / "up.log").open("w") as log:
         process = subprocess.Popen(command, cwd=ROOT, env=_env(), stdout=log, stderr=subprocess.STDOUT)
@@ -116,16 +116,25 @@ def burst_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 
 def _burst_decisions(result: dict[str, Any]) -> tuple[list[dict[str, Any]], int]:
-    """Every control run, and the index of the first that sees the burst.
+    """Every control run, and the index of the first that answers the burst.
 
-    A decision sees the burst when it comes after the burst's start and its observed latency quantile is
-    above what the law plans for (the SLO target less its margin).
+    A decision answers the burst when it comes after the burst's start and changes the advice (the
+    temperature or the replicas) from the decision before. The law may see the burst in the offered
+    load before the observed latency quantile crosses its planning threshold (the SLO target less its
+    margin), so the latency is not required to have crossed; the steady phase is long enough for the
+    loop to settle (see the scenario), so a change after the burst's start is the burst's.
     """
     decisions = result["run"]["decisions"]
-    summary = result["summary"]
-    burst = summary["burst_start_s"]
-    target = summary["slo_target_s"] * (1 - summary["slo_margin_fraction"])
-    seen = next(i for i, d in enumerate(decisions) if d["t_s"] >= burst and (d["observed_latency_s"] or 0) > target)
+    burst = result["summary"]["burst_start_s"]
+    seen = next(
+        i
+        for i in range(1, len(decisions))
+        if decisions[i]["t_s"] >= burst
+        and (
+            decisions[i]["routing_temperature"] != decisions[i - 1]["routing_temperature"]
+            or decisions[i]["replicas"] != decisions[i - 1]["replicas"]
+        )
+    )
     return decisions, seen
 
 
@@ -158,8 +167,11 @@ def test_a_later_decision_raises_replicas_and_latency_comes_back_under_the_slo(b
 
 
 def test_routing_buys_capacity(burst_run: dict[str, Any]) -> None:
+    """Measured in alternating rounds on one replica: the median paired ratio of T_min over T = 1."""
     summary = burst_run["summary"]
-    assert summary["capacity_rps_tmin"] > summary["capacity_rps_exact"]
+    spread = (summary["capacity_gain_min"], summary["capacity_gain"], summary["capacity_gain_max"])
+    assert summary["capacity_pairs"] == 8
+    assert summary["capacity_rps_tmin"] > summary["capacity_rps_exact"], f"gain min/median/max {spread}"
 
 
 def test_every_request_is_counted_once_and_none_failed(burst_run: dict[str, Any]) -> None:

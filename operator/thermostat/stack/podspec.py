@@ -55,8 +55,8 @@ def _runtime_pythonpath() -> str:
     return str(Path(spec.origin).parent.parent)
 
 
-def _rewrite_args(args: list[str], port: int) -> list[str]:
-    """Listen on loopback at ``port``; everything else as the template says."""
+def local_runtime_args(args: list[str], port: int) -> list[str]:
+    """``serve``'s arguments for this machine: loopback at ``port``, the template's flags, the local frame's."""
     out: list[str] = []
     skip = False
     for arg in args:
@@ -128,7 +128,7 @@ def runtime_launch(pod: dict[str, Any], *, port: int, kubeconfig: Path, extra_en
     if not any(p.get("name") == "http" for p in container.get("ports") or []):
         raise PodContractError("the first container has no port named `http`")
     line = [*(container.get("command") or []), *(container.get("args") or [])]
-    argv = [sys.executable, "-m", "thermostat_runtime", *_rewrite_args(line[1:], port)]
+    argv = [sys.executable, "-m", "thermostat_runtime", *local_runtime_args(line[1:], port)]
     env = runtime_env({**_container_env(pod, container), "KUBECONFIG": str(kubeconfig), **extra_env})
     routedmodel = pod["metadata"].get("labels", {}).get(ROUTEDMODEL_LABEL, "")
     return RuntimeLaunch(argv, env, port, routedmodel)

@@ -160,7 +160,8 @@ def summary_markdown(run: RunRecord, summary: dict[str, Any]) -> str:
         f"| SLO: p{slo.quantile * 100:g} {slo.metric} <= {slo.target_seconds}s | met in "
         f"{_fmt(summary['slo_attainment_windows'])} of {summary['slo_windows']} windows of {slo.window_seconds}s |",
         f"| capacity of one replica at T=1 / at T_min={run.capacity.t_min:g} | {run.capacity.exact_rps:.3f} / "
-        f"{run.capacity.tmin_rps:.3f} req/s (x{run.capacity.gain:.2f}) |",
+        f"{run.capacity.tmin_rps:.3f} req/s (x{run.capacity.gain:.2f}, median of {len(run.capacity.ratios)} paired "
+        f"rounds, x{run.capacity.spread[0]:.2f} to x{run.capacity.spread[1]:.2f}) |",
         f"| burst starts | {_fmt(summary['burst_start_s'], 's')} |",
         f"| first temperature drop / first scale-up | {_fmt(summary['first_temperature_drop_s'], 's')} / "
         f"{_fmt(summary['first_scale_up_s'], 's')} |",

@@ -19,7 +19,7 @@ from thermostat.api.spec import RoutedModelSpec
 from thermostat.stack.capacity import Capacity
 from thermostat.stack.nodeagent import DEFAULT_START_DELAY_S, MAX_LOCAL_REPLICAS
 from thermostat.stack.scenarios import OfferedLoad, RequestShape, burst_scenario, diurnal_scenario, scenario_load
-from thermostat.stack.trace import default_rate_scale, read_trace, trace_load
+from thermostat.stack.trace import default_rate_scale, read_trace, trace_from, trace_load
 
 EXAMPLE = "local-stack.yaml"
 
@@ -36,6 +36,7 @@ class UpOptions:
     scenario: str = "burst"
     trace: Path | None = None
     rate_scale: float | None = None
+    trace_offset_s: float = 0.0
     max_prompt_tokens: int = RequestShape().prompt_tokens
     max_tokens: int = RequestShape().max_tokens
     duration_s: float | None = None
@@ -95,14 +96,15 @@ def check_load_options(options: UpOptions) -> None:
     """Refuse contradictory or out-of-range load options before anything starts."""
     if options.trace is None and options.scenario not in ("burst", "diurnal"):
         raise SetupError(f"--scenario must be burst or diurnal, got {options.scenario!r}")
-    if options.trace is None and options.rate_scale is not None:
-        raise SetupError("--rate-scale applies to --trace replay only")
+    if options.trace is None and (options.rate_scale is not None or options.trace_offset_s):
+        raise SetupError("--rate-scale and --trace-offset apply to --trace replay only")
     if options.duration_s is not None and options.duration_s <= 0:
         raise SetupError("--duration must be positive (seconds)")
     if options.max_prompt_tokens < 1 or options.max_tokens < 1:
         raise SetupError("--max-prompt-tokens and --max-tokens must be at least 1")
     if options.trace is not None:
-        read_trace(options.trace)  # raises TraceError with the line at fault
+        # Raises TraceError with the line at fault, or an offset past the trace's end.
+        trace_from(read_trace(options.trace), options.trace_offset_s)
 
 
 def build_load(options: UpOptions, spec: RoutedModelSpec, capacity: Capacity) -> OfferedLoad:
@@ -110,7 +112,7 @@ def build_load(options: UpOptions, spec: RoutedModelSpec, capacity: Capacity) ->
     shape = RequestShape(options.max_prompt_tokens, options.max_tokens)
     period = float(spec.behavior.period_seconds)
     if options.trace is not None:
-        requests = read_trace(options.trace)
+        requests = trace_from(read_trace(options.trace), options.trace_offset_s)
         scale = options.rate_scale or default_rate_scale(requests, capacity.exact_rps)
         return trace_load(
             requests,
@@ -118,7 +120,7 @@ def build_load(options: UpOptions, spec: RoutedModelSpec, capacity: Capacity) ->
             max_prompt_tokens=shape.prompt_tokens,
             max_tokens=shape.max_tokens,
             duration_s=options.duration_s,
-            name=options.trace.name,
+            name=options.trace.name + (f" from {options.trace_offset_s:g}s" if options.trace_offset_s else ""),
         )
     if options.scenario == "diurnal":
         scenario = diurnal_scenario(

@@ -110,6 +110,11 @@ def summarize(run: RunRecord) -> dict[str, Any]:
         "decisions": len(run.decisions),
         "capacity_rps_exact": run.capacity.exact_rps,
         "capacity_rps_tmin": run.capacity.tmin_rps,
+        # T_min over T = 1: the median of paired, interleaved rounds, and the smallest and largest pair.
+        "capacity_gain": run.capacity.gain,
+        "capacity_gain_min": run.capacity.spread[0],
+        "capacity_gain_max": run.capacity.spread[1],
+        "capacity_pairs": len(run.capacity.ratios),
         # Context for a reader of the file.
         "t_min": run.capacity.t_min,
         "slo_windows": windows,

@@ -4,7 +4,9 @@ The format is the Azure Public Dataset's (``TIMESTAMP,ContextTokens,GeneratedTok
 a row, timestamps like ``2023-11-16 18:15:46.6805900``). Replay keeps the trace's arrival pattern and
 multiplies its rate by ``rate_scale`` (times are divided by it), and caps prompt and generated tokens
 so requests fit a CPU replica. The default rate scale offers, on average, a fixed fraction of the
-measured capacity of one replica at T = 1, so the trace's own peaks push past it.
+measured capacity of one replica at T = 1, so the trace's own peaks push past it. Replay can start
+at an offset into the trace (in the trace's own seconds, before compression), since a trace's first
+minutes are often quiet.
 """
 
 from __future__ import annotations
@@ -59,6 +61,20 @@ def read_trace(path: Path) -> list[TraceRequest]:
     parsed.sort(key=lambda item: item[0])
     first = parsed[0][0]
     return [TraceRequest((t - first).total_seconds(), c, g) for t, c, g in parsed]
+
+
+def trace_from(requests: list[TraceRequest], offset_s: float) -> list[TraceRequest]:
+    """The requests from ``offset_s`` seconds of trace time on, with times counted from the offset."""
+    if offset_s < 0:
+        raise TraceError(f"--trace-offset must be >= 0 seconds, got {offset_s:g}")
+    later = [TraceRequest(r.offset_s - offset_s, r.context_tokens, r.generated_tokens) for r in requests]
+    later = [r for r in later if r.offset_s >= 0]
+    if not later:
+        raise TraceError(
+            f"--trace-offset {offset_s:g}s is past the trace's last request (at {requests[-1].offset_s:.0f}s): "
+            f"choose an offset below {requests[-1].offset_s:.0f}"
+        )
+    return later
 
 
 def trace_mean_rps(requests: list[TraceRequest]) -> float:

@@ -26,6 +26,7 @@ from rich.console import Console
 
 from thermostat.apiserver.server import ApiServer
 from thermostat.promserver import PrometheusServer, ScrapeTarget, find_binary
+from thermostat.render.workload import runtime_command
 from thermostat.stack.calibration import calibrated_profile
 from thermostat.stack.capacity import Capacity, measure_capacity
 from thermostat.stack.endpoints import EndpointPool
@@ -104,7 +105,7 @@ async def _run(
 ) -> dict[str, Any] | None:
     console, options = stack.console, stack.options
     spec = parse_spec(manifest)
-    capacity = await _measure_capacity(stack)
+    capacity = await _measure_capacity(stack, spec)
     if capacity is None:
         return None
     load = build_load(options, spec, capacity)
@@ -138,14 +139,18 @@ async def _run(
     return summary
 
 
-async def _measure_capacity(stack: Stack) -> Capacity | None:
+async def _measure_capacity(stack: Stack, spec: Any) -> Capacity | None:
+    """One replica, started with the replicas' own command line, measured at T = 1 and T_min."""
     options = stack.options
     shape = RequestShape(options.max_prompt_tokens, options.max_tokens)
     stack.console.print(
-        f"[bold]Measuring one replica's capacity[/] at T=1 and T_min ({shape.prompt_tokens} prompt tokens, "
-        f"<= {shape.max_tokens} generated, {options.capacity_requests} requests each)..."
+        f"[bold]Measuring one replica's capacity[/] at T=1 and T_min, alternating ({shape.prompt_tokens} prompt "
+        f"tokens, {shape.max_tokens} generated, {options.capacity_requests} requests each)..."
     )
-    work = measure_capacity(stack.processes, shape=shape, requests_each=options.capacity_requests)
+    serve_args = runtime_command(spec.model)[1:]
+    work = measure_capacity(
+        stack.processes, shape=shape, requests_each=options.capacity_requests, serve_args=serve_args
+    )
     capacity: Capacity | None = await _abortable(stack, work)
     return capacity
 
@@ -160,9 +165,11 @@ async def _start_prometheus(stack: Stack, port: int) -> PrometheusServer:
 
 
 def _print_plan(console: Console, capacity: Capacity, load: OfferedLoad) -> None:
+    low, high = capacity.spread
     console.print(
         f"capacity of one replica: {capacity.exact_rps:.3f} req/s at T=1, {capacity.tmin_rps:.3f} req/s at "
-        f"T_min={capacity.t_min:g} (x{capacity.gain:.2f})"
+        f"T_min={capacity.t_min:g} (x{capacity.gain:.2f}, median of {len(capacity.ratios)} paired rounds, "
+        f"x{low:.2f} to x{high:.2f})"
     )
     peak = max((a.time_s for a in load.arrivals), default=0.0)
     console.print(f"offered load: {load.description}")

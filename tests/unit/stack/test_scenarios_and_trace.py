@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from thermostat.stack.scenarios import burst_rate, burst_scenario, diurnal_scenario, scenario_load
-from thermostat.stack.trace import TraceError, default_rate_scale, read_trace, trace_load, trace_mean_rps
+from thermostat.stack.trace import TraceError, default_rate_scale, read_trace, trace_from, trace_load, trace_mean_rps
 
 pytestmark = pytest.mark.fast
 
@@ -135,3 +135,24 @@ def test_the_steady_phase_lets_the_loop_settle_before_the_burst() -> None:
     scenario = burst_scenario(1.0, 1.2, period_s=3, window_s=30, settle_s=30, duration_s=170)
     assert scenario.phases[0].duration_s == 60
     assert scenario.duration_s == pytest.approx(170)
+
+
+def test_replay_can_start_at_an_offset_into_the_trace(tmp_path: Path) -> None:
+    rows = ["2023-11-16 18:15:00.0,10,5", "2023-11-16 18:16:00.0,20,6", "2023-11-16 18:16:30.0,30,7"]
+    requests = read_trace(_trace(tmp_path, rows))
+    later = trace_from(requests, 45.0)
+    assert [(r.offset_s, r.context_tokens) for r in later] == [(15.0, 20), (45.0, 30)]
+    load = trace_load(later, rate_scale=3.0, max_prompt_tokens=64, max_tokens=24)
+    assert [a.time_s for a in load.arrivals] == pytest.approx([5.0, 15.0])
+    assert trace_from(requests, 0.0) == requests
+
+
+@pytest.mark.parametrize(("offset", "message"), [(-1.0, ">= 0"), (90.0, "past the trace's last request")])
+def test_an_offset_outside_the_trace_is_refused_with_the_fix(tmp_path: Path, offset: float, message: str) -> None:
+    from thermostat.stack.setup import SetupError, UpOptions, check_load_options
+
+    path = _trace(tmp_path, ["2023-11-16 18:15:00.0,10,5", "2023-11-16 18:16:00.0,20,6"])
+    with pytest.raises(TraceError, match=message):
+        check_load_options(UpOptions(trace=path, trace_offset_s=offset))
+    with pytest.raises(SetupError, match="--trace replay only"):
+        check_load_options(UpOptions(trace_offset_s=30.0))
