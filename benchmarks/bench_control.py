@@ -8,21 +8,18 @@ the wall time of one controller (thermostat) over the trace at the benchmark's r
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "operator"), str(ROOT / "runtime")]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from thermostat.control import decide  # noqa: E402
-from thermostat.profiles import load_profile  # noqa: E402
-from thermostat.sim.controllers import LawController  # noqa: E402
-from thermostat.sim.report import load_spec  # noqa: E402
-from thermostat.sim.run import SimConfig, simulate  # noqa: E402
-from thermostat.sim.trace import load_azure_trace, scale_rate  # noqa: E402
+from common import load_inputs
+
+from thermostat.control import decide
+from thermostat.sim.controllers import LawController
+from thermostat.sim.run import SimConfig, simulate
 
 
 class TimedLaw(LawController):
@@ -41,14 +38,8 @@ class TimedLaw(LawController):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--trace", required=True)
-    parser.add_argument("--spec", default=str(ROOT / "benchmarks" / "chat-azure.yaml"))
-    parser.add_argument("--rate-scale", type=float, default=3.0)
-    args = parser.parse_args()
-    profile = load_profile()
-    spec = load_spec(Path(args.spec))
-    trace = scale_rate(load_azure_trace(args.trace), args.rate_scale)
+    inputs = load_inputs(__doc__.splitlines()[0])
+    profile, spec, trace = inputs.profile, inputs.spec, inputs.trace
     law = TimedLaw(spec, profile)
     started = time.perf_counter()
     result = simulate(trace, spec, profile, law, SimConfig(initial_replicas=7))

@@ -6,32 +6,23 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 from dataclasses import replace
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "operator"), str(ROOT / "runtime")]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from thermostat.profiles import load_profile  # noqa: E402
-from thermostat.sim.compare import prepare, run  # noqa: E402
-from thermostat.sim.report import load_spec  # noqa: E402
-from thermostat.sim.run import SimConfig  # noqa: E402
-from thermostat.sim.trace import load_azure_trace, scale_rate  # noqa: E402
+from common import load_inputs
+
+from thermostat.sim.compare import prepare, run
+from thermostat.sim.run import SimConfig
 
 FINE = (0.05, 0.1, 0.25, 0.5, 0.75, *(float(s) for s in range(1, 61)))
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--trace", required=True)
-    parser.add_argument("--spec", default=str(ROOT / "benchmarks" / "chat-azure.yaml"))
-    parser.add_argument("--rate-scale", type=float, default=3.0)
-    args = parser.parse_args()
-    profile = load_profile()
-    spec = load_spec(Path(args.spec))
-    trace = scale_rate(load_azure_trace(args.trace), args.rate_scale)
+    inputs = load_inputs(__doc__.splitlines()[0])
+    profile, spec, trace = inputs.profile, inputs.spec, inputs.trace
     setting = prepare(trace, spec, profile, SimConfig())
     hpa = run("hpa", setting).metrics["energy_kwh"]
     oracle = run("oracle", setting).metrics["energy_kwh"]
