@@ -115,7 +115,13 @@ def replace_object(store: Store, req: ApiRequest) -> Reply:
     obj = _check_body(req)
     if req.route.subresource == "scale":
         return 200, _write_scale(store, req, obj)
-    result = store.update(
+    return 200, _update(store, req, obj)
+
+
+def _update(store: Store, req: ApiRequest, obj: Obj) -> Obj:
+    """Write the whole object (or its subresource) named by the request, with its options."""
+    assert req.route.name is not None
+    return store.update(
         req.rt,
         req.namespace,
         req.route.name,
@@ -124,7 +130,6 @@ def replace_object(store: Store, req: ApiRequest) -> Reply:
         strict=req.strict,
         dry_run=req.dry_run,
     )
-    return 200, result
 
 
 def patch_object(store: Store, req: ApiRequest) -> Reply:
@@ -139,16 +144,7 @@ def patch_object(store: Store, req: ApiRequest) -> Reply:
         scale = apply_patch(content_type, _scale_of(req.rt, current), req.body)
         return 200, _write_scale(store, req, scale)
     patched = apply_patch(content_type, current, req.body)
-    result = store.update(
-        req.rt,
-        req.namespace,
-        req.route.name,
-        patched,
-        subresource=req.route.subresource,
-        strict=req.strict,
-        dry_run=req.dry_run,
-    )
-    return 200, result
+    return 200, _update(store, req, patched)
 
 
 def _delete_options(req: ApiRequest) -> Obj:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import sys
 import tempfile
 import time
@@ -27,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from prometheus_client.parser import text_string_to_metric_families
 
 from thermostat.stack.interleave import Round, Side, paired_throughput, round_order
 from thermostat.stack.loaddriver import prompt_text
@@ -36,7 +36,16 @@ from thermostat.stack.processes import ProcessTable
 from thermostat.stack.scenarios import RequestShape
 
 log = logging.getLogger(__name__)
-TEMPERATURE_GAUGE = re.compile(r"^thermostat_routing_temperature(?:\{[^}]*\})?\s+([0-9.eE+-]+)", re.MULTILINE)
+TEMPERATURE_GAUGE = "thermostat_routing_temperature"
+
+
+def gauge_value(exposition: str, name: str) -> float | None:
+    """The value of an unlabelled gauge in a Prometheus text exposition; None when absent."""
+    for family in text_string_to_metric_families(exposition):
+        for sample in family.samples:
+            if sample.name == name:
+                return float(sample.value)
+    return None
 
 
 @dataclass(frozen=True)
@@ -107,8 +116,7 @@ async def set_temperature(
     applied = None
     while time.monotonic() < deadline:
         async with session.get(f"{url}/metrics") as response:
-            match = TEMPERATURE_GAUGE.search(await response.text())
-        applied = float(match.group(1)) if match else None
+            applied = gauge_value(await response.text(), TEMPERATURE_GAUGE)
         if applied is not None and abs(applied - value) < 1e-9:
             return
         await asyncio.sleep(0.1)

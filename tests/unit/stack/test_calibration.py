@@ -33,3 +33,17 @@ def test_the_profile_matches_both_measurements_and_keeps_its_quality_figures() -
 def test_without_a_measurement_the_profile_is_served_as_is() -> None:
     served = json.loads(default_profile_path().read_text())
     assert calibrated_profile(served, Capacity(0.4, 0.4, 1.0, RequestShape(), 8, served)) is served
+
+
+def test_the_capacity_probe_reads_the_runtime_temperature_gauge_from_real_exposition() -> None:
+    from prometheus_client import CollectorRegistry, Gauge, generate_latest
+
+    from thermostat.stack.capacity import TEMPERATURE_GAUGE, gauge_value
+
+    registry = CollectorRegistry()
+    gauge = Gauge(TEMPERATURE_GAUGE, "routing temperature", registry=registry)
+    text = generate_latest(registry).decode()
+    assert gauge_value(text, TEMPERATURE_GAUGE) == 0.0
+    gauge.set(0.05)
+    assert gauge_value(generate_latest(registry).decode(), TEMPERATURE_GAUGE) == 0.05
+    assert gauge_value("# nothing here\n", TEMPERATURE_GAUGE) is None
