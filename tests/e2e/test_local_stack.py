@@ -27,7 +27,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.model]
 
 
 def _env() -> dict[str, str]:
-    path = os.pathsep.join([str(ROOT / "operator"), str(ROOT / "runtime"), os.environ.get("PYTHONPATH", "")])
+    path = os.pathsep.join([str(ROOT / "operator"), str(ROOT / "runtime"), str(ROOT / "tools"), os.environ.get("PYTHONPATH", "")])
     return {**os.environ, "PYTHONPATH": path}
 
 

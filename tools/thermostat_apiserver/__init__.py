@@ -6,7 +6,7 @@ Built on kmock's HTTP server and reaction DSL, with the semantics Kopf and kubec
 :mod:`pods` (the Pod-runner hook). Start it in-process with :class:`ApiServer`.
 """
 
-from thermostat.apiserver.pods import DelayedReady, PodHandle, PodRunner
-from thermostat.apiserver.server import ApiServer
+from thermostat_apiserver.pods import DelayedReady, PodHandle, PodRunner
+from thermostat_apiserver.server import ApiServer
 
 __all__ = ["ApiServer", "DelayedReady", "PodHandle", "PodRunner"]

@@ -12,9 +12,9 @@ import copy
 from typing import Any
 
 from thermostat.api.validation import crd_version_schema, validate_against_crd
-from thermostat.apiserver import errors
-from thermostat.apiserver.resources import CRD_KEY, ResourceType, check_crd
-from thermostat.apiserver.store import Obj, Store, timestamp
+from thermostat_apiserver import errors
+from thermostat_apiserver.resources import CRD_KEY, ResourceType, check_crd
+from thermostat_apiserver.store import Obj, Store, timestamp
 
 _ALWAYS_KEPT = ("apiVersion", "kind", "metadata")
 

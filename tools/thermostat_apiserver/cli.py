@@ -9,7 +9,7 @@ import signal
 import sys
 from pathlib import Path
 
-from thermostat.apiserver.server import ApiServer
+from thermostat_apiserver.server import ApiServer
 
 
 async def serve_forever(*, port: int, kubeconfig: Path, pod_ready_delay_s: float, audit_log: Path | None) -> None:

@@ -9,8 +9,8 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
-from thermostat.apiserver.resources import ResourceType
-from thermostat.apiserver.store import Obj
+from thermostat_apiserver.resources import ResourceType
+from thermostat_apiserver.store import Obj
 
 
 def _container(container: dict[str, Any]) -> None:

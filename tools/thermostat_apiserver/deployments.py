@@ -17,11 +17,11 @@ import json
 import secrets
 from typing import Any
 
-from thermostat.apiserver import errors
-from thermostat.apiserver.pods import PODS, is_ready
-from thermostat.apiserver.resources import ResourceType
-from thermostat.apiserver.selectors import matches_label_selector_object
-from thermostat.apiserver.store import Event, Obj, Store, timestamp
+from thermostat_apiserver import errors
+from thermostat_apiserver.pods import PODS, is_ready
+from thermostat_apiserver.resources import ResourceType
+from thermostat_apiserver.selectors import matches_label_selector_object
+from thermostat_apiserver.store import Event, Obj, Store, timestamp
 
 DEPLOYMENTS = ResourceType("apps", "v1", "deployments", "Deployment", subresources=("status", "scale"))
 DELETION_COST = "controller.kubernetes.io/pod-deletion-cost"

@@ -12,7 +12,7 @@ import hashlib
 import json
 from typing import Any
 
-from thermostat.apiserver.resources import VERBS, Registry, ResourceType
+from thermostat_apiserver.resources import VERBS, Registry, ResourceType
 
 SERVER_VERSION = {
     "major": "1",

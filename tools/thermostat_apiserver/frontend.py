@@ -18,9 +18,9 @@ import kmock
 import yaml
 from kmock._internal import enums, references, rendering
 
-from thermostat.apiserver import protobuf
-from thermostat.apiserver.errors import ApiError
-from thermostat.apiserver.routing import Route, parse_path
+from thermostat_apiserver import protobuf
+from thermostat_apiserver.errors import ApiError
+from thermostat_apiserver.routing import Route, parse_path
 
 Dispatch = Callable[[rendering.Request, Route, Any], Awaitable[aiohttp.web.StreamResponse]]
 

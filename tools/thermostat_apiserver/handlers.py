@@ -16,12 +16,12 @@ from typing import Any
 
 import aiohttp.web
 
-from thermostat.apiserver import errors, tables
-from thermostat.apiserver.patching import APPLY_PATCH, apply_patch
-from thermostat.apiserver.resources import ResourceType
-from thermostat.apiserver.routing import Route
-from thermostat.apiserver.selectors import field_selector, label_selector, selector_string
-from thermostat.apiserver.store import CLOSE_WATCH, Event, Obj, Store
+from thermostat_apiserver import errors, tables
+from thermostat_apiserver.patching import APPLY_PATCH, apply_patch
+from thermostat_apiserver.resources import ResourceType
+from thermostat_apiserver.routing import Route
+from thermostat_apiserver.selectors import field_selector, label_selector, selector_string
+from thermostat_apiserver.store import CLOSE_WATCH, Event, Obj, Store
 
 Reply = tuple[int, Any]
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import jsonpatch
 
-from thermostat.apiserver.errors import ApiError
+from thermostat_apiserver.errors import ApiError
 
 MERGE_PATCH = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"

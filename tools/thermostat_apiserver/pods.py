@@ -11,8 +11,8 @@ import asyncio
 import copy
 from typing import Any, Protocol
 
-from thermostat.apiserver.resources import ResourceType
-from thermostat.apiserver.store import Obj, Store, timestamp
+from thermostat_apiserver.resources import ResourceType
+from thermostat_apiserver.store import Obj, Store, timestamp
 
 PODS = ResourceType("", "v1", "pods", "Pod", subresources=("status",))
 

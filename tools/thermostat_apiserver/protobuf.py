@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from thermostat.apiserver.errors import ApiError
+from thermostat_apiserver.errors import ApiError
 
 MAGIC = b"k8s\x00"
 Fields = dict[int, tuple[str, str]]  # field number -> (JSON name, how to decode)

@@ -6,7 +6,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from thermostat.apiserver.errors import bad_request
+from thermostat_apiserver.errors import bad_request
 
 Predicate = Callable[[dict[str, Any]], bool]
 

@@ -20,15 +20,15 @@ import kmock
 import yaml
 from kmock._internal import rendering
 
-from thermostat.apiserver import discovery, errors, handlers
-from thermostat.apiserver.admission import CrdAdmission
-from thermostat.apiserver.defaults import BuiltinDefaults
-from thermostat.apiserver.deployments import DeploymentController
-from thermostat.apiserver.frontend import KmockFrontend
-from thermostat.apiserver.pods import DelayedReady, PodRunner, PodSupervisor
-from thermostat.apiserver.resources import BUILTIN, CRD_KEY, Registry
-from thermostat.apiserver.routing import Route
-from thermostat.apiserver.store import Event, Obj, Store
+from thermostat_apiserver import discovery, errors, handlers
+from thermostat_apiserver.admission import CrdAdmission
+from thermostat_apiserver.defaults import BuiltinDefaults
+from thermostat_apiserver.deployments import DeploymentController
+from thermostat_apiserver.frontend import KmockFrontend
+from thermostat_apiserver.pods import DelayedReady, PodRunner, PodSupervisor
+from thermostat_apiserver.resources import BUILTIN, CRD_KEY, Registry
+from thermostat_apiserver.routing import Route
+from thermostat_apiserver.store import Event, Obj, Store
 
 DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public")
 

@@ -20,8 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from thermostat.apiserver import errors
-from thermostat.apiserver.resources import ResourceType
+from thermostat_apiserver import errors
+from thermostat_apiserver.resources import ResourceType
 
 Obj = dict[str, Any]
 Admission = Callable[[ResourceType, Obj | None, Obj, bool], Obj]

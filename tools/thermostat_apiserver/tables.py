@@ -9,7 +9,7 @@ from typing import Any
 from jsonpath_ng.exceptions import JsonPathParserError
 from jsonpath_ng.ext import parse as parse_jsonpath
 
-from thermostat.apiserver.resources import ResourceType
+from thermostat_apiserver.resources import ResourceType
 
 Obj = dict[str, Any]
 

@@ -1,5 +1,5 @@
 """pytest fixtures for tests that need a Kubernetes API: import them in a conftest
-(``from thermostat.apiserver.testing import apiserver, apiserver_kubeconfig``) or list the module in the
+(``from thermostat_apiserver.testing import apiserver, apiserver_kubeconfig``) or list the module in the
 root conftest's ``pytest_plugins``.
 
 ``apiserver`` is a running :class:`ApiServer` (Pods Ready after 0.2 s); ``apiserver_kubeconfig`` is
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from thermostat.apiserver.server import ApiServer
+from thermostat_apiserver.server import ApiServer
 
 
 @pytest.fixture

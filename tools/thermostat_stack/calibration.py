@@ -16,7 +16,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from thermostat.stack.capacity import Capacity
+from thermostat_stack.capacity import Capacity
 
 
 def _batch1(point: dict[str, Any]) -> float:

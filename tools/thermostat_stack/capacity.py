@@ -28,12 +28,12 @@ from typing import Any
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
-from thermostat.stack.interleave import Round, Side, paired_throughput, round_order
-from thermostat.stack.loaddriver import prompt_text
-from thermostat.stack.podspec import local_runtime_args, runtime_env
-from thermostat.stack.ports import free_port
-from thermostat.stack.processes import ProcessTable
-from thermostat.stack.scenarios import RequestShape
+from thermostat_stack.interleave import Round, Side, paired_throughput, round_order
+from thermostat_stack.loaddriver import prompt_text
+from thermostat_stack.podspec import local_runtime_args, runtime_env
+from thermostat_stack.ports import free_port
+from thermostat_stack.processes import ProcessTable
+from thermostat_stack.scenarios import RequestShape
 
 log = logging.getLogger(__name__)
 TEMPERATURE_GAUGE = "thermostat_routing_temperature"

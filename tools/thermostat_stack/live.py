@@ -12,7 +12,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from thermostat.stack.recorder import Recorder, Sample
+from thermostat_stack.recorder import Recorder, Sample
 
 
 def _fmt(value: float | None, spec: str, unit: str = "") -> str:

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
-from thermostat.stack.endpoints import EndpointPool
-from thermostat.stack.scenarios import Arrival, OfferedLoad
+from thermostat_stack.endpoints import EndpointPool
+from thermostat_stack.scenarios import Arrival, OfferedLoad
 
 # Common one-token English words: a prompt of N of them is about N tokens for SmolLM2's tokenizer.
 _WORDS = ("the", "cat", "sat", "on", "a", "mat", "and", "then", "it", "ran", "to", "see", "what", "was", "new")

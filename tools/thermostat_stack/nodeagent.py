@@ -1,6 +1,6 @@
 """The node agent: the kubelet of the local stack, running runtime Pods as real processes.
 
-It is the emulated API server's Pod runner (``thermostat.apiserver.pods.PodRunner``): the server
+It is the emulated API server's Pod runner (``thermostat_apiserver.pods.PodRunner``): the server
 calls :meth:`NodeAgent.run` for every Pod it stores and cancels it when the Pod is deleted. For a
 Pod whose first container runs ``thermostat-runtime serve`` the agent waits the documented start
 delay (standing in for the image pull), starts the process per the pod template contract
@@ -28,10 +28,10 @@ from typing import Any, Protocol
 
 import aiohttp
 
-from thermostat.stack.endpoints import EndpointPool
-from thermostat.stack.podspec import PodContractError, grace_period_s, is_runtime_pod, runtime_launch
-from thermostat.stack.ports import free_port
-from thermostat.stack.processes import ChildProcess, ProcessTable
+from thermostat_stack.endpoints import EndpointPool
+from thermostat_stack.podspec import PodContractError, grace_period_s, is_runtime_pod, runtime_launch
+from thermostat_stack.ports import free_port
+from thermostat_stack.processes import ChildProcess, ProcessTable
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ READY_POLL_S = 0.5
 
 
 class PodHandleLike(Protocol):
-    """What the API server hands its Pod runner (``thermostat.apiserver.pods.PodHandle``)."""
+    """What the API server hands its Pod runner (``thermostat_apiserver.pods.PodHandle``)."""
 
     pod: dict[str, Any]
 

@@ -23,8 +23,8 @@ from thermostat.api.spec import RoutedModelSpec
 from thermostat.control.types import Signal
 from thermostat.metrics.source import Scope
 from thermostat.metrics.templates import render, template_for
-from thermostat.stack.kubeapi import KubeApi, KubeApiError
-from thermostat.stack.loaddriver import LoadDriver
+from thermostat_stack.kubeapi import KubeApi, KubeApiError
+from thermostat_stack.loaddriver import LoadDriver
 
 SAMPLED_SIGNALS = {
     "latency_s": Signal.LATENCY,

@@ -20,7 +20,7 @@ matplotlib.use("Agg")  # files only: the report is written with no display
 import matplotlib.pyplot as plt
 import numpy as np
 
-from thermostat.stack.summary import RunRecord, summarize
+from thermostat_stack.summary import RunRecord, summarize
 
 PANELS = ("load", "latency", "power", "temperature", "replicas", "quality")
 

@@ -16,17 +16,17 @@ import aiohttp
 from rich.live import Live
 
 from thermostat.api.spec import RoutedModelSpec
-from thermostat.stack.capacity import Capacity
-from thermostat.stack.kubeapi import KubeApi, KubeApiError
-from thermostat.stack.live import render_view
-from thermostat.stack.loaddriver import LoadDriver
-from thermostat.stack.nodeagent import NodeAgent
-from thermostat.stack.recorder import Recorder
-from thermostat.stack.scenarios import OfferedLoad
-from thermostat.stack.summary import RunRecord
+from thermostat_stack.capacity import Capacity
+from thermostat_stack.kubeapi import KubeApi, KubeApiError
+from thermostat_stack.live import render_view
+from thermostat_stack.loaddriver import LoadDriver
+from thermostat_stack.nodeagent import NodeAgent
+from thermostat_stack.recorder import Recorder
+from thermostat_stack.scenarios import OfferedLoad
+from thermostat_stack.summary import RunRecord
 
 if TYPE_CHECKING:
-    from thermostat.stack.up import Stack
+    from thermostat_stack.up import Stack
 
 RUNTIME_COUNTER = "sum by (code) (max_over_time(thermostat_requests_total{{{selector}}}[{range_s}s]))"
 PLAIN_STATUS_EVERY_S = 15.0

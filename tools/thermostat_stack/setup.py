@@ -16,10 +16,10 @@ import yaml
 
 from thermostat.api.manifests import check_routedmodel
 from thermostat.api.spec import RoutedModelSpec
-from thermostat.stack.capacity import Capacity
-from thermostat.stack.nodeagent import DEFAULT_START_DELAY_S, MAX_LOCAL_REPLICAS
-from thermostat.stack.scenarios import OfferedLoad, RequestShape, burst_scenario, diurnal_scenario, scenario_load
-from thermostat.stack.trace import default_rate_scale, read_trace, trace_from, trace_load
+from thermostat_stack.capacity import Capacity
+from thermostat_stack.nodeagent import DEFAULT_START_DELAY_S, MAX_LOCAL_REPLICAS
+from thermostat_stack.scenarios import OfferedLoad, RequestShape, burst_scenario, diurnal_scenario, scenario_load
+from thermostat_stack.trace import default_rate_scale, read_trace, trace_from, trace_load
 
 EXAMPLE = "local-stack.yaml"
 
@@ -57,7 +57,7 @@ def example_path() -> Path:
         candidate = parent / "examples" / EXAMPLE
         if candidate.is_file():
             return candidate
-    packaged = resources.files("thermostat.stack").joinpath(EXAMPLE)
+    packaged = resources.files("thermostat_stack").joinpath(EXAMPLE)
     return Path(str(packaged))
 
 

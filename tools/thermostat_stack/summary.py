@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from thermostat.api.spec import RoutedModelSpec
-from thermostat.stack.capacity import Capacity
-from thermostat.stack.loaddriver import LoadStats
-from thermostat.stack.recorder import DecisionLog, Sample
-from thermostat.stack.scenarios import OfferedLoad
+from thermostat_stack.capacity import Capacity
+from thermostat_stack.loaddriver import LoadStats
+from thermostat_stack.recorder import DecisionLog, Sample
+from thermostat_stack.scenarios import OfferedLoad
 
 
 @dataclass

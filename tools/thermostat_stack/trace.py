@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from thermostat.stack.scenarios import Arrival, OfferedLoad
+from thermostat_stack.scenarios import Arrival, OfferedLoad
 
 TRACE_COLUMNS = ("TIMESTAMP", "ContextTokens", "GeneratedTokens")
 DEFAULT_LOAD_FRACTION = 0.8

@@ -24,22 +24,22 @@ from typing import Any
 
 from rich.console import Console
 
-from thermostat.apiserver.server import ApiServer
-from thermostat.promserver import PrometheusServer, ScrapeTarget, find_binary
 from thermostat.render.workload import runtime_command
-from thermostat.stack.calibration import calibrated_profile
-from thermostat.stack.capacity import Capacity, measure_capacity
-from thermostat.stack.endpoints import EndpointPool
-from thermostat.stack.kubeapi import KubeApi
-from thermostat.stack.loaddriver import LoadDriver
-from thermostat.stack.nodeagent import NodeAgent, Target
-from thermostat.stack.ports import claim_port
-from thermostat.stack.processes import ChildProcess, ProcessTable
-from thermostat.stack.recorder import Recorder
-from thermostat.stack.report import write_report
-from thermostat.stack.runphase import collect_run, drive
-from thermostat.stack.scenarios import OfferedLoad, RequestShape
-from thermostat.stack.setup import SetupError, UpOptions, build_load, check_load_options, load_manifest, parse_spec
+from thermostat_apiserver.server import ApiServer
+from thermostat_stack.calibration import calibrated_profile
+from thermostat_stack.capacity import Capacity, measure_capacity
+from thermostat_stack.endpoints import EndpointPool
+from thermostat_stack.kubeapi import KubeApi
+from thermostat_stack.loaddriver import LoadDriver
+from thermostat_stack.nodeagent import NodeAgent, Target
+from thermostat_stack.ports import claim_port
+from thermostat_stack.processes import ChildProcess, ProcessTable
+from thermostat_stack.promserver import PrometheusServer, ScrapeTarget, find_binary
+from thermostat_stack.recorder import Recorder
+from thermostat_stack.report import write_report
+from thermostat_stack.runphase import collect_run, drive
+from thermostat_stack.scenarios import OfferedLoad, RequestShape
+from thermostat_stack.setup import SetupError, UpOptions, build_load, check_load_options, load_manifest, parse_spec
 
 SCRAPE_INTERVAL_S = 1.0
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
