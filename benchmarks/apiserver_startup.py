@@ -32,7 +32,8 @@ def _free_port() -> int:
 def cli_startup_s() -> float:
     """Seconds from spawning ``python -m thermostat apiserver`` to its first answered request."""
     port = _free_port()
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "operator"), str(ROOT / "tools"), os.environ.get("PYTHONPATH", "")])}
+    tree = [str(ROOT / d) for d in ("operator", "tools")]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([*tree, os.environ.get("PYTHONPATH", "")])}
     with tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()
         process = subprocess.Popen(

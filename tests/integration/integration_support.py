@@ -69,7 +69,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 def child_env(**extra: str) -> dict[str, str]:
     """Environment for a child process running this tree's packages (not an installed checkout)."""
-    path = os.pathsep.join([str(REPO / "operator"), str(REPO / "runtime"), str(REPO / "tools"), os.environ.get("PYTHONPATH", "")])
+    tree = [str(REPO / d) for d in ("operator", "runtime", "tools")]
+    path = os.pathsep.join([*tree, os.environ.get("PYTHONPATH", "")])
     return {**os.environ, "PYTHONPATH": path.rstrip(os.pathsep), **extra}
 
 
