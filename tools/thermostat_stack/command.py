@@ -61,5 +61,3 @@ def up(  # noqa: PLR0917 (typer reads options from parameters)
     except KeyboardInterrupt:
         console.print("stopped; every process started was ended")
         raise typer.Exit(code=130) from None
-
-

@@ -1,29 +1,26 @@
 """Trace replay: the Azure LLM inference trace format, time-compressed and capped to this machine.
 
 The format is the Azure Public Dataset's (``TIMESTAMP,ContextTokens,GeneratedTokens``, one request
-a row, timestamps like ``2023-11-16 18:15:46.6805900``). Replay keeps the trace's arrival pattern and
-multiplies its rate by ``rate_scale`` (times are divided by it), and caps prompt and generated tokens
-so requests fit a CPU replica. The default rate scale offers, on average, a fixed fraction of the
-measured capacity of one replica at T = 1, so the trace's own peaks push past it. Replay can start
-at an offset into the trace (in the trace's own seconds, before compression), since a trace's first
-minutes are often quiet.
+a row, timestamps like ``2023-11-16 18:15:46.6805900``), read by the simulator's reader
+(:func:`thermostat.sim.trace.load_azure_trace`, the only one in the project). Replay keeps the
+trace's arrival pattern and multiplies its rate by ``rate_scale`` (times are divided by it), and caps
+prompt and generated tokens so requests fit a CPU replica. The default rate scale offers, on
+average, a fixed fraction of the measured capacity of one replica at T = 1, so the trace's own peaks
+push past it. Replay can start at an offset into the trace (in the trace's own seconds, before
+compression), since a trace's first minutes are often quiet.
 """
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 
+from thermostat.sim.trace import TraceError, load_azure_trace
 from thermostat_stack.scenarios import Arrival, OfferedLoad
 
-TRACE_COLUMNS = ("TIMESTAMP", "ContextTokens", "GeneratedTokens")
+__all__ = ["TraceError", "TraceRequest", "default_rate_scale", "read_trace", "trace_from", "trace_load"]
+
 DEFAULT_LOAD_FRACTION = 0.8
-
-
-class TraceError(ValueError):
-    """A trace file that cannot be replayed, with the reason and the expected format."""
 
 
 @dataclass(frozen=True)
@@ -35,32 +32,11 @@ class TraceRequest:
     generated_tokens: int
 
 
-def _parse_time(text: str) -> datetime:
-    # Python's parser takes at most 6 fractional digits; the Azure trace writes 7.
-    head, dot, fraction = text.strip().partition(".")
-    return datetime.fromisoformat(f"{head}.{fraction[:6]}" if dot else head)
-
-
 def read_trace(path: Path) -> list[TraceRequest]:
     """Rows of an Azure-format CSV trace, sorted by time; :class:`TraceError` names what is wrong."""
-    try:
-        with path.open(newline="", encoding="utf-8") as handle:
-            rows = list(csv.reader(handle))
-    except OSError as error:
-        raise TraceError(f"cannot read trace {path}: {error}") from None
-    if not rows or tuple(cell.strip() for cell in rows[0]) != TRACE_COLUMNS:
-        raise TraceError(f"{path}: the first line must be the header {','.join(TRACE_COLUMNS)} (Azure trace format)")
-    parsed: list[tuple[datetime, int, int]] = []
-    for number, row in enumerate(rows[1:], start=2):
-        try:
-            parsed.append((_parse_time(row[0]), int(row[1]), int(row[2])))
-        except (ValueError, IndexError):
-            raise TraceError(f"{path} line {number}: expected 'YYYY-MM-DD HH:MM:SS.fff,int,int', got {row}") from None
-    if not parsed:
-        raise TraceError(f"{path}: no requests after the header")
-    parsed.sort(key=lambda item: item[0])
-    first = parsed[0][0]
-    return [TraceRequest((t - first).total_seconds(), c, g) for t, c, g in parsed]
+    trace = load_azure_trace(path)
+    columns = zip(trace.arrival_s, trace.context_tokens, trace.generated_tokens, strict=True)
+    return [TraceRequest(float(offset), round(context), round(generated)) for offset, context, generated in columns]
 
 
 def trace_from(requests: list[TraceRequest], offset_s: float) -> list[TraceRequest]:
