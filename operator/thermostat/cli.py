@@ -179,7 +179,11 @@ def simulate(
     plots: Annotated[Path | None, typer.Option(help="Write one plot per controller into this directory.")] = None,
 ) -> None:
     """What-if: replay a trace under a RoutedModel spec with our law and the baselines; print a table."""
-    from thermostat.sim.cli import run_simulate
+    try:
+        from thermostat.sim.cli import run_simulate
+    except ImportError as error:
+        typer.echo(f"thermostat simulate needs the 'sim' extra ({error}): pip install 'thermostat[sim]'", err=True)
+        raise typer.Exit(code=2) from None
 
     code = run_simulate(
         trace=trace,
