@@ -20,7 +20,7 @@ from pathlib import Path
 import aiohttp
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "operator")]
+sys.path[:0] = [str(ROOT / "operator"), str(ROOT / "tools")]
 
 
 def _free_port() -> int:
@@ -32,7 +32,8 @@ def _free_port() -> int:
 def cli_startup_s() -> float:
     """Seconds from spawning ``python -m thermostat apiserver`` to its first answered request."""
     port = _free_port()
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "operator"), os.environ.get("PYTHONPATH", "")])}
+    tree = [str(ROOT / d) for d in ("operator", "tools")]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([*tree, os.environ.get("PYTHONPATH", "")])}
     with tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()
         process = subprocess.Popen(
@@ -55,7 +56,7 @@ def cli_startup_s() -> float:
 
 async def in_process() -> tuple[float, float]:
     """(seconds to start an ApiServer in-process, ConfigMap create+get pairs per second over HTTP)."""
-    from thermostat.apiserver import ApiServer
+    from thermostat_apiserver import ApiServer
 
     started = time.perf_counter()
     async with ApiServer() as api:

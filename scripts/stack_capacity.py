@@ -6,7 +6,7 @@
 One `thermostat-runtime serve` process, started with the command line the stack gives its replicas
 (the RoutedModel's pod template, `examples/local-stack.yaml` by default, rewritten to one torch
 thread and batch 1), is fed fixed-length requests in short rounds alternating between T = 1 and the
-T_min the runtime publishes (:mod:`thermostat.stack.interleave`). Prints one JSON line: requests per
+T_min the runtime publishes (:mod:`thermostat_stack.interleave`). Prints one JSON line: requests per
 second at each, the gain (median paired ratio), every paired ratio, T_min. Arguments after `--` are
 appended to the runtime's (e.g. `-- --routers DIR`). Figures are recorded in docs/BENCHMARKS.md
 ("Local stack (issue 8)").
@@ -22,13 +22,13 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "operator"), str(ROOT / "runtime")]
+sys.path[:0] = [str(ROOT / "operator"), str(ROOT / "runtime"), str(ROOT / "tools")]
 
 from thermostat.render.workload import runtime_command  # noqa: E402
-from thermostat.stack.capacity import measure_capacity  # noqa: E402
-from thermostat.stack.processes import ProcessTable  # noqa: E402
-from thermostat.stack.scenarios import RequestShape  # noqa: E402
-from thermostat.stack.setup import load_manifest, parse_spec  # noqa: E402
+from thermostat_stack.capacity import measure_capacity  # noqa: E402
+from thermostat_stack.processes import ProcessTable  # noqa: E402
+from thermostat_stack.scenarios import RequestShape  # noqa: E402
+from thermostat_stack.setup import load_manifest, parse_spec  # noqa: E402
 
 
 async def main(args: argparse.Namespace, runtime_args: list[str]) -> None:

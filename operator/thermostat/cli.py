@@ -1,17 +1,89 @@
-"""Command line of the operator side: ``thermostat crd | validate | ...``.
+"""Command line of the operator side: ``thermostat crd | validate | operator | simulate`` and the tools'.
 
 Each command imports what it needs when it runs, so ``thermostat validate`` works with the base
-install and never pulls in Kopf or the Kubernetes client.
+install and never pulls in Kopf or the Kubernetes client. The test and demo tools (``thermostat
+apiserver``, ``thermostat up``) live in their own packages, which the core never imports: they declare
+their commands in the ``thermostat.commands`` entry-point group, and :class:`PluginGroup` loads one
+only when it is asked for. A tool package ``thermostat_<extra>`` needs the extra of that name; when
+it is missing, the command says which one to install.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from typer.core import TyperGroup
+
+PLUGIN_GROUP = "thermostat.commands"
+
+
+def plugin_commands() -> dict[str, EntryPoint]:
+    """The tools' commands declared through entry points, by command name."""
+    return {entry.name: entry for entry in entry_points(group=PLUGIN_GROUP)}
+
+
+def extra_of(entry: EntryPoint) -> str:
+    """The extra a tool's command needs: ``thermostat_stack.command`` needs ``stack``."""
+    package = entry.module.split(".", 1)[0]
+    return package.removeprefix("thermostat_")
+
+
+def single_command(name: str, function: Callable[..., Any], **settings: Any) -> Any:
+    """The click command typer builds from one function (typer's own click type, hence ``Any``)."""
+    single = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+    single.command(name=name, **settings)(function)
+    return typer.main.get_command(single)
+
+
+def missing_extra_command(name: str, extra: str, error: ImportError) -> Any:
+    """A stand-in for a tool command whose extra is not installed: it says what to install."""
+    install = f"pip install 'thermostat[{extra}]'"
+
+    def explain() -> None:
+        typer.echo(f"thermostat {name} needs the '{extra}' extra ({error}): {install}", err=True)
+        raise typer.Exit(code=2)
+
+    return single_command(
+        name,
+        explain,
+        help=f"(needs the '{extra}' extra: {install})",
+        context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+    )
+
+
+def load_plugin(name: str, entry: EntryPoint) -> Any:
+    """The command of one tool, built from the plain typer-annotated function it declares."""
+    try:
+        function: Callable[..., Any] = entry.load()
+    except ImportError as error:
+        return missing_extra_command(name, extra_of(entry), error)
+    return single_command(name, function)
+
+
+class PluginGroup(TyperGroup):
+    """The ``thermostat`` group: its own commands plus the tools', each loaded on first use.
+
+    Contexts and commands are typed ``Any``: recent typer vendors click, so their classes are private.
+    """
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        own = super().list_commands(ctx)
+        return [*own, *(name for name in plugin_commands() if name not in own)]
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        own = super().get_command(ctx, cmd_name)
+        if own is not None:
+            return own
+        entry = plugin_commands().get(cmd_name)
+        return None if entry is None else load_plugin(cmd_name, entry)
+
 
 app = typer.Typer(
+    cls=PluginGroup,
     help="Thermostat: keeps routed LLM inference inside its latency SLO and power budget.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -87,77 +159,6 @@ def operator(
 
 
 @app.command()
-def apiserver(
-    port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port on 127.0.0.1 (0 picks a free one).")] = 0,
-    kubeconfig: Annotated[
-        Path, typer.Option(help="Where to write the kubeconfig for kubectl and the operator.")
-    ] = Path("kubeconfig"),
-    pod_ready_delay: Annotated[float, typer.Option(min=0.0, help="Seconds before a Pod turns Ready.")] = 1.0,
-    audit_log: Annotated[Path | None, typer.Option(help="Append every served request here (JSON lines).")] = None,
-) -> None:
-    """Serve an emulated Kubernetes API (RoutedModel CRD, Deployments, Pods...) until interrupted."""
-    import asyncio
-
-    from thermostat.apiserver.cli import serve_forever
-
-    asyncio.run(serve_forever(port=port, kubeconfig=kubeconfig, pod_ready_delay_s=pod_ready_delay, audit_log=audit_log))
-
-
-@app.command()
-def up(  # noqa: PLR0917 (typer reads options from parameters)
-    spec: Annotated[
-        Path | None, typer.Option(help="RoutedModel to apply; examples/local-stack.yaml when unset.")
-    ] = None,
-    scenario: Annotated[str, typer.Option(help="Built-in load: burst or diurnal (ignored with --trace).")] = "burst",
-    trace: Annotated[Path | None, typer.Option(help="Replay an Azure-format CSV trace instead of a scenario.")] = None,
-    rate_scale: Annotated[
-        float | None, typer.Option(help="Trace rate multiplier (>1 faster); default: 80% of measured capacity.")
-    ] = None,
-    trace_offset: Annotated[
-        float, typer.Option(help="Start the replay this many seconds into the trace (trace time, before --rate-scale).")
-    ] = 0.0,
-    max_prompt_tokens: Annotated[int, typer.Option(help="Prompt length (cap for traces), tokens.")] = 48,
-    max_tokens: Annotated[int, typer.Option(help="Generated tokens per request (cap for traces).")] = 24,
-    duration: Annotated[float | None, typer.Option(help="Seconds of load; the scenario is sized to it.")] = None,
-    report: Annotated[Path | None, typer.Option(help="Report directory; reports/up-<time> when unset.")] = None,
-    live: Annotated[bool, typer.Option("--live/--no-live", help="Show the live view (rich).")] = True,
-    kubeconfig: Annotated[Path | None, typer.Option(help="Where to write the kubeconfig (removed at exit).")] = None,
-    api_port: Annotated[int, typer.Option(help="API server port on 127.0.0.1 (0: a free one).")] = 0,
-    prometheus_port: Annotated[int, typer.Option(help="Prometheus port on 127.0.0.1 (0: a free one).")] = 0,
-    start_delay: Annotated[float, typer.Option(help="Seconds standing in for a replica's image pull.")] = 10.0,
-    capacity_requests: Annotated[int, typer.Option(help="Capacity: requests at T=1 and at T_min, alternating.")] = 8,
-) -> None:
-    """Run the whole loop on this machine: API server, Prometheus, runtime replicas, operator, load, report."""
-    import asyncio
-
-    from rich.console import Console
-
-    from thermostat.stack.ports import PortInUseError
-    from thermostat.stack.setup import SetupError, UpOptions
-    from thermostat.stack.trace import TraceError
-    from thermostat.stack.up import run_up
-
-    options = UpOptions(
-        spec_file=spec, scenario=scenario, trace=trace, rate_scale=rate_scale, trace_offset_s=trace_offset,
-        max_prompt_tokens=max_prompt_tokens, max_tokens=max_tokens, duration_s=duration, report_dir=report, live=live,
-        kubeconfig=kubeconfig, api_port=api_port, prometheus_port=prometheus_port, start_delay_s=start_delay,
-        capacity_requests=capacity_requests,
-    )  # fmt: skip
-    import logging
-
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    console = Console()
-    try:
-        asyncio.run(run_up(options, console))
-    except (SetupError, TraceError, PortInUseError) as error:
-        console.print(f"[bold red]thermostat up:[/] {error}", highlight=False)
-        raise typer.Exit(code=2) from None
-    except KeyboardInterrupt:
-        console.print("stopped; every process started was ended")
-        raise typer.Exit(code=130) from None
-
-
-@app.command()
 def simulate(
     *,
     trace: Annotated[
@@ -178,7 +179,11 @@ def simulate(
     plots: Annotated[Path | None, typer.Option(help="Write one plot per controller into this directory.")] = None,
 ) -> None:
     """What-if: replay a trace under a RoutedModel spec with our law and the baselines; print a table."""
-    from thermostat.sim.cli import run_simulate
+    try:
+        from thermostat.sim.cli import run_simulate
+    except ImportError as error:
+        typer.echo(f"thermostat simulate needs the 'sim' extra ({error}): pip install 'thermostat[sim]'", err=True)
+        raise typer.Exit(code=2) from None
 
     code = run_simulate(
         trace=trace,

@@ -14,10 +14,9 @@ import logging
 from typing import Any
 
 import kopf
-from kubernetes.client import ApiException
 
 from thermostat.api.resource import GROUP, PLURAL, VERSION
-from thermostat.kube import Kube, load_api_client
+from thermostat.kube import ApiException, Kube, load_api_client
 from thermostat.loop import Controller, Subject
 from thermostat.profiles import load_profile
 from thermostat.settings import LogFormat, OperatorSettings

@@ -27,7 +27,8 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.model]
 
 
 def _env() -> dict[str, str]:
-    path = os.pathsep.join([str(ROOT / "operator"), str(ROOT / "runtime"), os.environ.get("PYTHONPATH", "")])
+    tree = [str(ROOT / d) for d in ("operator", "runtime", "tools")]
+    path = os.pathsep.join([*tree, os.environ.get("PYTHONPATH", "")])
     return {**os.environ, "PYTHONPATH": path}
 
 

@@ -1,4 +1,4 @@
-"""Fixtures for integration tests: a real Prometheus (``thermostat.promserver``) scraping an exporter
+"""Fixtures for integration tests: a real Prometheus (``thermostat_stack.promserver``) scraping an exporter
 of the runtime's metric contract, and the emulated API server as a process (``thermostat apiserver``).
 
 ``runtime_exporter`` serves the contract's series on a free loopback port; ``prometheus`` scrapes it
@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from integration_support import SCOPE_LABELS, EmulatedApi, SeriesExporter, child_env, wait_for_kubeconfig
 
-from thermostat.promserver import PrometheusServer, ScrapeTarget
+from thermostat_stack.promserver import PrometheusServer, ScrapeTarget
 
 
 @pytest.fixture

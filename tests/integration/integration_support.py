@@ -23,8 +23,8 @@ import yaml
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 from thermostat.kube import Kube, load_api_client
-from thermostat.promserver import free_port
 from thermostat.run import spawn_operator
+from thermostat_stack.promserver import free_port
 
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 20, 30, 60)
 TPOT_BUCKETS = (0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.2, 0.5, 1)
@@ -69,7 +69,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 def child_env(**extra: str) -> dict[str, str]:
     """Environment for a child process running this tree's packages (not an installed checkout)."""
-    path = os.pathsep.join([str(REPO / "operator"), str(REPO / "runtime"), os.environ.get("PYTHONPATH", "")])
+    tree = [str(REPO / d) for d in ("operator", "runtime", "tools")]
+    path = os.pathsep.join([*tree, os.environ.get("PYTHONPATH", "")])
     return {**os.environ, "PYTHONPATH": path.rstrip(os.pathsep), **extra}
 
 

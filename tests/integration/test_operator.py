@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from integration_support import NAME, NAMESPACE, Cluster, EmulatedApi, LoadDriver, OperatorProcess, wait_until
 
-from thermostat.promserver import PrometheusServer, free_port
+from thermostat_stack.promserver import PrometheusServer, free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(240)]
 

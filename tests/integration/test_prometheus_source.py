@@ -23,7 +23,7 @@ from thermostat.metrics import (
     collect,
 )
 from thermostat.metrics.prometheus import PrometheusMetrics
-from thermostat.promserver import PrometheusServer
+from thermostat_stack.promserver import PrometheusServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(120)]
 

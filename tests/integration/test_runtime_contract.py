@@ -27,7 +27,7 @@ from thermostat.api import RoutedModelSpec
 from thermostat.control.types import Signal
 from thermostat.metrics import Scope, collect
 from thermostat.metrics.prometheus import PrometheusMetrics
-from thermostat.promserver import PrometheusServer, ScrapeTarget, free_port
+from thermostat_stack.promserver import PrometheusServer, ScrapeTarget, free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.model, pytest.mark.slow, pytest.mark.timeout(400)]
 

@@ -26,7 +26,7 @@ FIELDS = {
 
 
 def simulate(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "operator"), str(ROOT / "runtime")])}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(str(ROOT / d) for d in ("operator", "runtime", "tools"))}
     command = [sys.executable, "-m", "thermostat", "simulate", *args]
     return subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT, timeout=600, check=False)
 

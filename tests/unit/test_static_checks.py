@@ -16,12 +16,12 @@ pytestmark = pytest.mark.slow
 
 def _run(*command: str) -> subprocess.CompletedProcess[str]:
     # This tree's packages, not an editable install of another checkout.
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(str(ROOT / d) for d in ("operator", "runtime"))}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(str(ROOT / d) for d in ("operator", "runtime", "tools"))}
     return subprocess.run(command, capture_output=True, text=True, cwd=ROOT, env=env)
 
 
 def test_ruff_is_clean() -> None:
-    result = _run(sys.executable, "-m", "ruff", "check", "operator", "runtime", "tests")
+    result = _run(sys.executable, "-m", "ruff", "check", "operator", "runtime", "tools", "tests")
     assert result.returncode == 0, result.stdout + result.stderr
 
 

@@ -1,10 +1,16 @@
-"""The Kubernetes side: the only package that talks to the API server (official ``kubernetes`` client)."""
+"""The Kubernetes side: the only package that talks to the API server (official ``kubernetes`` client).
+
+``ApiException`` is re-exported so the layers above catch the client's errors without importing it.
+"""
+
+from kubernetes.client import ApiException
 
 from thermostat.kube.client import Kube, ObjectRef, load_api_client, retry_conflicts
 from thermostat.kube.diff import contains, update_patch
 from thermostat.kube.scalers import list_pods, mark_for_removal, other_scalers
 
 __all__ = [
+    "ApiException",
     "Kube",
     "ObjectRef",
     "contains",

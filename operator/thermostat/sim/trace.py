@@ -17,6 +17,7 @@ import numpy.typing as npt
 
 FloatArray = npt.NDArray[np.float64]
 REQUIRED_COLUMNS = ("TIMESTAMP", "ContextTokens", "GeneratedTokens")
+EPOCH = datetime(1970, 1, 1)
 
 
 class TraceError(ValueError):
@@ -41,34 +42,47 @@ class Trace:
 
 
 def load_azure_trace(path: str | Path) -> Trace:
-    """Read a CSV with columns TIMESTAMP,ContextTokens,GeneratedTokens (Azure LLM inference 2023)."""
+    """Read a CSV with columns TIMESTAMP,ContextTokens,GeneratedTokens (Azure LLM inference 2023).
+
+    The one reader of the format: ``thermostat simulate``, the benchmarks and the local stack's
+    replay (``thermostat_stack.trace``) all go through it. Extra columns are ignored; a generated
+    count below 1 counts as 1 (every request produces a token). :class:`TraceError` names the line.
+    """
     file = Path(path)
     try:
         with file.open(newline="", encoding="utf-8") as handle:
             reader = csv.DictReader(handle)
             missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or [])]
             if missing:
-                raise TraceError(f"{file}: missing column(s) {missing}; expected header {','.join(REQUIRED_COLUMNS)}")
-            rows = [(r["TIMESTAMP"], r["ContextTokens"], r["GeneratedTokens"]) for r in reader]
+                raise TraceError(
+                    f"{file}: missing column(s) {missing}; the first line must be the header "
+                    f"{','.join(REQUIRED_COLUMNS)} (Azure trace format)"
+                )
+            rows = [_row(file, reader.line_num, record) for record in reader]
     except OSError as error:
         raise TraceError(f"cannot read trace {file}: {error}") from error
     if not rows:
-        raise TraceError(f"{file}: no requests")
-    try:
-        stamps = np.array([_timestamp(t) for t, _, _ in rows])
-        context = np.array([float(c) for _, c, _ in rows])
-        generated = np.array([max(1.0, float(g)) for _, _, g in rows])
-    except ValueError as error:
-        raise TraceError(f"{file}: bad value ({error}); timestamps must be ISO 8601, token counts numbers") from error
+        raise TraceError(f"{file}: no requests after the header")
+    stamps, context, generated = (np.array(column) for column in zip(*rows, strict=True))
     order = np.argsort(stamps, kind="stable")
     stamps = stamps[order] - stamps[order][0]
-    return Trace(stamps, context[order], generated[order], name=file.name)
+    return Trace(stamps, context[order], np.maximum(generated[order], 1.0), name=file.name)
+
+
+def _row(file: Path, line: int, record: dict[str, str]) -> tuple[float, float, float]:
+    try:
+        return _timestamp(record["TIMESTAMP"]), float(record["ContextTokens"]), float(record["GeneratedTokens"])
+    except (ValueError, TypeError, AttributeError):
+        values = [record.get(c) for c in REQUIRED_COLUMNS]
+        raise TraceError(f"{file} line {line}: expected 'YYYY-MM-DD HH:MM:SS.fff,int,int', got {values}") from None
 
 
 def _timestamp(text: str) -> float:
-    # Python's ISO parser takes at most 6 fractional digits; the Azure trace has 7.
+    # Python's ISO parser takes at most 6 fractional digits; the Azure trace has 7. Naive times are
+    # counted as UTC so a daylight-saving change in the local zone never bends the trace.
     head, _, frac = text.strip().partition(".")
-    value = datetime.fromisoformat(head).timestamp()
+    moment = datetime.fromisoformat(head)
+    value = moment.timestamp() if moment.tzinfo else (moment - EPOCH).total_seconds()
     return value + (float("0." + frac) if frac else 0.0)
 
 

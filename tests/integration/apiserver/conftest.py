@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from thermostat.apiserver import ApiServer
+from thermostat_apiserver import ApiServer
 
 KUBECTL = shutil.which("kubectl") or "/usr/bin/kubectl"
 REPO = Path(__file__).resolve().parents[3]

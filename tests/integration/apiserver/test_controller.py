@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from thermostat.apiserver import ApiServer, PodHandle
-from thermostat.apiserver.pods import is_ready
+from thermostat_apiserver import ApiServer, PodHandle
+from thermostat_apiserver.pods import is_ready
 
 pytestmark = [pytest.mark.integration]
 

@@ -15,7 +15,7 @@ import kopf
 import pytest
 import yaml
 
-from thermostat.apiserver import ApiServer
+from thermostat_apiserver import ApiServer
 
 REPO = Path(__file__).resolve().parents[3]
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from thermostat.apiserver import ApiServer
+from thermostat_apiserver import ApiServer
 
 pytestmark = [pytest.mark.integration]
 

@@ -9,7 +9,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from thermostat.apiserver import ApiServer
+from thermostat_apiserver import ApiServer
 
 pytestmark = [pytest.mark.integration]
 

@@ -1,5 +1,5 @@
 """The routing temperature from ONE ConfigMap watched through the project's emulated API server
-(``thermostat.apiserver``): not Ready before the first read, changes applied without a restart, other
+(``thermostat_apiserver``): not Ready before the first read, changes applied without a restart, other
 ConfigMaps ignored, the last value kept and ``thermostat_routing_config_stale`` 1 while the API is down,
 and the watch reconnects when it is back."""
 
@@ -18,7 +18,7 @@ from thermostat_runtime.routing_config import ConfigMapSource, RoutingSetting
 
 pytestmark = [pytest.mark.model, pytest.mark.integration, pytest.mark.slow]
 
-apiserver_module = pytest.importorskip("thermostat.apiserver")
+apiserver_module = pytest.importorskip("thermostat_apiserver")
 kubernetes = pytest.importorskip("kubernetes")
 
 NAMESPACE, NAME = "default", "chat-routing"

@@ -6,12 +6,12 @@ from typing import Any
 
 import pytest
 
-from thermostat.apiserver.deployments import deletion_order
-from thermostat.apiserver.errors import ApiError
-from thermostat.apiserver.patching import apply_patch, strategic_merge_patch
-from thermostat.apiserver.resources import BUILTIN, ResourceType
-from thermostat.apiserver.selectors import field_selector, label_selector
-from thermostat.apiserver.store import Store
+from thermostat_apiserver.deployments import deletion_order
+from thermostat_apiserver.errors import ApiError
+from thermostat_apiserver.patching import apply_patch, strategic_merge_patch
+from thermostat_apiserver.resources import BUILTIN, ResourceType
+from thermostat_apiserver.selectors import field_selector, label_selector
+from thermostat_apiserver.store import Store
 
 pytestmark = [pytest.mark.fast]
 

@@ -9,9 +9,9 @@ import pytest
 
 from thermostat.control.profile import parse_profile
 from thermostat.profiles import default_profile_path, profile_schema
-from thermostat.stack.calibration import calibrated_profile
-from thermostat.stack.capacity import Capacity
-from thermostat.stack.scenarios import RequestShape
+from thermostat_stack.calibration import calibrated_profile
+from thermostat_stack.capacity import Capacity
+from thermostat_stack.scenarios import RequestShape
 
 pytestmark = pytest.mark.fast
 
@@ -38,7 +38,7 @@ def test_without_a_measurement_the_profile_is_served_as_is() -> None:
 def test_the_capacity_probe_reads_the_runtime_temperature_gauge_from_real_exposition() -> None:
     from prometheus_client import CollectorRegistry, Gauge, generate_latest
 
-    from thermostat.stack.capacity import TEMPERATURE_GAUGE, gauge_value
+    from thermostat_stack.capacity import TEMPERATURE_GAUGE, gauge_value
 
     registry = CollectorRegistry()
     gauge = Gauge(TEMPERATURE_GAUGE, "routing temperature", registry=registry)

@@ -8,9 +8,9 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from thermostat.stack.capacity import capacity_argv, measure_on
-from thermostat.stack.interleave import Round, paired_throughput, round_order
-from thermostat.stack.scenarios import RequestShape
+from thermostat_stack.capacity import capacity_argv, measure_on
+from thermostat_stack.interleave import Round, paired_throughput, round_order
+from thermostat_stack.scenarios import RequestShape
 
 pytestmark = pytest.mark.fast
 T_MIN = 0.05

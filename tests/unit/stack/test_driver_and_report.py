@@ -9,14 +9,14 @@ import pytest
 import yaml
 from aiohttp import web
 
-from thermostat.stack.capacity import Capacity
-from thermostat.stack.endpoints import EndpointPool
-from thermostat.stack.loaddriver import LoadDriver
-from thermostat.stack.recorder import DecisionLog, Sample
-from thermostat.stack.report import write_report
-from thermostat.stack.scenarios import Arrival, OfferedLoad, RequestShape
-from thermostat.stack.setup import example_path, load_manifest, parse_spec
-from thermostat.stack.summary import RunRecord, first_scale_up, first_temperature_drop, slo_attainment
+from thermostat_stack.capacity import Capacity
+from thermostat_stack.endpoints import EndpointPool
+from thermostat_stack.loaddriver import LoadDriver
+from thermostat_stack.recorder import DecisionLog, Sample
+from thermostat_stack.report import write_report
+from thermostat_stack.scenarios import Arrival, OfferedLoad, RequestShape
+from thermostat_stack.setup import example_path, load_manifest, parse_spec
+from thermostat_stack.summary import RunRecord, first_scale_up, first_temperature_drop, slo_attainment
 
 REQUIRED_KEYS = {
     "requests_total",
@@ -164,8 +164,8 @@ def test_the_report_has_every_plot_and_the_summary_keys(tmp_path: Path) -> None:
 def test_the_live_view_shows_latency_against_the_slo_and_estimated_power() -> None:
     from rich.console import Console
 
-    from thermostat.stack.live import render_view
-    from thermostat.stack.recorder import Recorder
+    from thermostat_stack.live import render_view
+    from thermostat_stack.recorder import Recorder
 
     spec = parse_spec(yaml.safe_load(example_path().read_text()))
     recorder = Recorder(None, "http://unused", "default", "chat", spec, LoadDriver(EndpointPool()))  # type: ignore[arg-type]

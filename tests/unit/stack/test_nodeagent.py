@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from thermostat.stack import nodeagent
-from thermostat.stack.endpoints import EndpointPool
-from thermostat.stack.nodeagent import NodeAgent, Target
-from thermostat.stack.podspec import RuntimeLaunch
-from thermostat.stack.processes import ProcessTable
+from thermostat_stack import nodeagent
+from thermostat_stack.endpoints import EndpointPool
+from thermostat_stack.nodeagent import NodeAgent, Target
+from thermostat_stack.podspec import RuntimeLaunch
+from thermostat_stack.processes import ProcessTable
 
 pytestmark = pytest.mark.fast
 

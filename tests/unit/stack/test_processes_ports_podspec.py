@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from thermostat.stack.endpoints import EndpointPool
-from thermostat.stack.podspec import PodContractError, is_runtime_pod, runtime_launch
-from thermostat.stack.ports import PortInUseError, claim_port, free_port, is_listening
-from thermostat.stack.processes import ProcessTable
+from thermostat_stack.endpoints import EndpointPool
+from thermostat_stack.podspec import PodContractError, is_runtime_pod, runtime_launch
+from thermostat_stack.ports import PortInUseError, claim_port, free_port, is_listening
+from thermostat_stack.processes import ProcessTable
 
 pytestmark = pytest.mark.fast
 
@@ -116,8 +116,8 @@ def test_the_endpoint_pool_spreads_requests_and_stops_sending_to_a_removed_pod()
 
 
 def test_a_missing_prometheus_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
-    from thermostat.stack.setup import SetupError, UpOptions
-    from thermostat.stack.up import _preflight
+    from thermostat_stack.setup import SetupError, UpOptions
+    from thermostat_stack.up import _preflight
 
     monkeypatch.setenv("THERMOSTAT_PROMETHEUS_BINARY", "/nonexistent/prometheus")
     with pytest.raises(SetupError, match="apt-get install prometheus"):

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from thermostat.stack.scenarios import burst_rate, burst_scenario, diurnal_scenario, scenario_load
-from thermostat.stack.trace import TraceError, default_rate_scale, read_trace, trace_from, trace_load, trace_mean_rps
+from thermostat_stack.scenarios import burst_rate, burst_scenario, diurnal_scenario, scenario_load
+from thermostat_stack.trace import TraceError, default_rate_scale, read_trace, trace_from, trace_load, trace_mean_rps
 
 pytestmark = pytest.mark.fast
 
@@ -110,14 +110,14 @@ def test_a_malformed_trace_is_refused_with_the_reason(tmp_path: Path, text: str,
 def test_contradictory_load_options_are_refused_before_anything_starts(
     options: dict[str, object], message: str
 ) -> None:
-    from thermostat.stack.setup import SetupError, UpOptions, check_load_options
+    from thermostat_stack.setup import SetupError, UpOptions, check_load_options
 
     with pytest.raises(SetupError, match=message):
         check_load_options(UpOptions(**options))  # type: ignore[arg-type]
 
 
 def test_a_spec_beyond_the_local_frame_is_refused_with_the_fix(tmp_path: Path) -> None:
-    from thermostat.stack.setup import SetupError, load_manifest
+    from thermostat_stack.setup import SetupError, load_manifest
 
     path = tmp_path / "big.yaml"
     path.write_text(
@@ -149,7 +149,7 @@ def test_replay_can_start_at_an_offset_into_the_trace(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("offset", "message"), [(-1.0, ">= 0"), (90.0, "past the trace's last request")])
 def test_an_offset_outside_the_trace_is_refused_with_the_fix(tmp_path: Path, offset: float, message: str) -> None:
-    from thermostat.stack.setup import SetupError, UpOptions, check_load_options
+    from thermostat_stack.setup import SetupError, UpOptions, check_load_options
 
     path = _trace(tmp_path, ["2023-11-16 18:15:00.0,10,5", "2023-11-16 18:16:00.0,20,6"])
     with pytest.raises(TraceError, match=message):

@@ -1,0 +1,194 @@
+"""The node agent: the kubelet of the local stack, running runtime Pods as real processes.
+
+It is the emulated API server's Pod runner (``thermostat_apiserver.pods.PodRunner``): the server
+calls :meth:`NodeAgent.run` for every Pod it stores and cancels it when the Pod is deleted. For a
+Pod whose first container runs ``thermostat-runtime serve`` the agent waits the documented start
+delay (standing in for the image pull), starts the process per the pod template contract
+(:mod:`podspec`), publishes it as a Prometheus ``file_sd`` target with the labels ``namespace``,
+``pod`` and ``routedmodel``, and reports the Pod Ready once ``/readyz`` answers 200 (the runtime is
+not ready before its first read of the routing ConfigMap). At most ``max_replicas`` run at once: two
+cores are the frame (DESIGN §6), so a further Pod waits, not Ready, with a message saying why.
+
+A deleted Pod is drained as a kubelet would after its preStop hook: its endpoint leaves the pool
+first, in-flight requests finish, Prometheus gets two more scrapes (so the runtime's final counters
+are stored), then SIGTERM, the grace period, and SIGKILL if needed. Other Pods are reported Ready
+at once, as the emulated server's default runner does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import aiohttp
+
+from thermostat_stack.endpoints import EndpointPool
+from thermostat_stack.podspec import PodContractError, grace_period_s, is_runtime_pod, runtime_launch
+from thermostat_stack.ports import free_port
+from thermostat_stack.processes import ChildProcess, ProcessTable
+
+log = logging.getLogger(__name__)
+
+# Seconds a new replica waits before its process starts: the image pull of a GPU node, scaled down
+# to this machine (pulling a multi-GB runtime image takes tens of seconds to minutes).
+DEFAULT_START_DELAY_S = 10.0
+MAX_LOCAL_REPLICAS = 2
+READY_POLL_S = 0.5
+
+
+class PodHandleLike(Protocol):
+    """What the API server hands its Pod runner (``thermostat_apiserver.pods.PodHandle``)."""
+
+    pod: dict[str, Any]
+
+    @property
+    def namespace(self) -> str: ...
+
+    @property
+    def name(self) -> str: ...
+
+    async def set_ready(self, ready: bool = True, *, pod_ip: str | None = None, message: str = "") -> None: ...
+
+
+@dataclass(frozen=True)
+class Target:
+    """A scrape target: the runtime's address and its scoping labels."""
+
+    address: str
+    labels: dict[str, str]
+
+
+@dataclass
+class LocalPod:
+    """A runtime Pod the agent runs: identity, port, process."""
+
+    namespace: str
+    name: str
+    routedmodel: str
+    port: int
+    process: ChildProcess
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+@dataclass
+class NodeAgent:
+    """Runs runtime Pods as processes; see the module docstring."""
+
+    processes: ProcessTable
+    pool: EndpointPool
+    kubeconfig: Path
+    on_targets: Callable[[list[Target]], None]
+    start_delay_s: float = DEFAULT_START_DELAY_S
+    max_replicas: int = MAX_LOCAL_REPLICAS
+    scrape_interval_s: float = 1.0
+    extra_env: dict[str, str] = field(default_factory=dict)
+    running: dict[str, LocalPod] = field(default_factory=dict)
+    events: list[tuple[float, str]] = field(default_factory=list)
+    _slots: set[str] = field(default_factory=set)
+
+    async def run(self, pod: PodHandleLike) -> None:
+        """Run one Pod until the server cancels this call (the Pod was deleted)."""
+        if not is_runtime_pod(pod.pod):
+            await pod.set_ready(True, pod_ip="127.0.0.1")
+            await asyncio.Event().wait()
+        key = f"{pod.namespace}/{pod.name}"
+        try:
+            await self._take_slot(pod, key)
+            self._note(f"{key}: pulling the image (start delay {self.start_delay_s:.0f}s)")
+            await pod.set_ready(False, message=f"start delay {self.start_delay_s:.0f}s stands in for the image pull")
+            await asyncio.sleep(self.start_delay_s)
+            local = self._start(pod, key)
+            await self._serve(pod, local)
+            await asyncio.Event().wait()
+        except PodContractError as error:
+            self._note(f"{key}: cannot run: {error}")
+            await pod.set_ready(False, message=f"cannot run: {error}")
+            await asyncio.Event().wait()
+        finally:
+            self._slots.discard(key)
+            local_pod = self.running.pop(key, None)
+            if local_pod is not None:
+                # Runs to completion even though this task was cancelled: the Pod is draining.
+                await asyncio.shield(self._drain(local_pod, grace_period_s(pod.pod)))
+
+    async def _take_slot(self, pod: PodHandleLike, key: str) -> None:
+        """Wait until fewer than ``max_replicas`` Pods hold a slot (two cores, DESIGN §6)."""
+        announced = False
+        while len(self._slots) >= self.max_replicas:
+            if not announced:
+                self._note(f"{key}: waiting: the local node runs at most {self.max_replicas} runtime replicas")
+                await pod.set_ready(
+                    False,
+                    message=f"Unschedulable: the local node runs at most {self.max_replicas} "
+                    "runtime replicas (two cores)",
+                )
+                announced = True
+            await asyncio.sleep(1.0)
+        self._slots.add(key)
+
+    def _start(self, pod: PodHandleLike, key: str) -> LocalPod:
+        port = free_port()
+        launch = runtime_launch(pod.pod, port=port, kubeconfig=self.kubeconfig, extra_env=self.extra_env)
+        process = self.processes.start(f"runtime-{pod.name}", launch.argv, env=launch.env)
+        local = LocalPod(pod.namespace, pod.name, launch.routedmodel, port, process)
+        self.running[key] = local
+        self._note(f"{key}: started pid {process.pid} on 127.0.0.1:{port}")
+        self.on_targets(self.targets())
+        return local
+
+    async def _serve(self, pod: PodHandleLike, local: LocalPod) -> None:
+        """Poll ``/readyz`` until 200, then report the Pod Ready and add its endpoint."""
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as session:
+            while not await _answers_ready(session, local.url):
+                if not local.process.alive():
+                    self._note(f"{local.key}: the runtime exited before it was ready:\n{local.process.log_tail(1500)}")
+                    await pod.set_ready(False, message=f"runtime exited; log: {local.process.log_path}")
+                    return
+                await asyncio.sleep(READY_POLL_S)
+        await pod.set_ready(True, pod_ip="127.0.0.1")
+        self.pool.add(local.key, local.url)
+        self._note(f"{local.key}: ready")
+
+    async def _drain(self, local: LocalPod, grace_s: float) -> None:
+        self._note(f"{local.key}: draining")
+        endpoint = self.pool.remove(local.key)
+        if endpoint is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(endpoint.idle.wait(), timeout=grace_s)
+        # Two scrapes after the last reply, so Prometheus holds the runtime's final counters.
+        await asyncio.sleep(2 * self.scrape_interval_s + 0.5)
+        status = await local.process.stop_async(grace_s=grace_s)
+        self.on_targets(self.targets())
+        self._note(f"{local.key}: stopped (exit status {status})")
+
+    def targets(self) -> list[Target]:
+        """Scrape targets of the runtime processes running now."""
+        return [
+            Target(f"127.0.0.1:{p.port}", {"namespace": p.namespace, "pod": p.name, "routedmodel": p.routedmodel})
+            for p in self.running.values()
+        ]
+
+    def _note(self, text: str) -> None:
+        log.info("node agent: %s", text)
+        self.events.append((time.time(), text))
+
+
+async def _answers_ready(session: aiohttp.ClientSession, url: str) -> bool:
+    try:
+        async with session.get(f"{url}/readyz") as response:
+            return response.status == 200
+    except (aiohttp.ClientError, TimeoutError):
+        return False
