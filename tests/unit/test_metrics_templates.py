@@ -67,3 +67,14 @@ def test_override_replaces_the_default_and_loses_the_freshness_anchor() -> None:
 
 def test_label_values_are_escaped() -> None:
     assert 'routedmodel="a\\"b"' in freshness_query("x", Scope("ns", 'a"b'))
+
+
+def test_every_default_template_is_documented_verbatim() -> None:
+    from pathlib import Path
+
+    from thermostat.metrics.templates import DCGM_TEMPLATES, RUNTIME_TEMPLATES
+
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "metrics.md").read_text(encoding="utf-8")
+    for signal, template in [*RUNTIME_TEMPLATES.items(), *DCGM_TEMPLATES.items()]:
+        assert f"`{template.promql}`" in docs, f"docs/metrics.md lacks the {signal} template {template.promql}"
+        assert f"`{template.anchor}`" in docs, signal
