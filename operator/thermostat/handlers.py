@@ -1,42 +1,38 @@
-"""Thin Kopf handlers (``kopf run -m thermostat.handlers``): wire events to ``workload`` and ``loop``.
+"""Thin Kopf handlers (``kopf run -m thermostat.handlers``): wire Kopf's events to ``thermostat.reconcile``.
 
-- create/update/resume: render and apply the owned objects (ownerReferences make deletion cascade);
-- one daemon per RoutedModel: ``Controller.run_once`` every ``spec.behavior.periodSeconds``;
 - startup: settings, JSON logs, the operator's /metrics, annotation-based progress storage (the
-  status is a structural schema owned by ``thermostat.api``; Kopf must not write ``status.kopf``).
+  status is a structural schema owned by ``thermostat.api``; Kopf must not write ``status.kopf``),
+  and the process-wide ``Context`` in the operator memo;
+- create/update/resume: ``ensure_owned`` (ownerReferences make deletion cascade);
+- one daemon per RoutedModel: ``control_run`` every ``spec.behavior.periodSeconds``.
+Per-RoutedModel state lives in Kopf's per-object ``memo``, born and dying with the object.
 Handlers never return values: Kopf would store them in status.
 """
 
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 from typing import Any
 
 import kopf
 
 from thermostat.api.resource import GROUP, PLURAL, VERSION
-from thermostat.kube import ApiException, Kube, load_api_client
-from thermostat.loop import Controller, Subject
+from thermostat.kube import Kube, load_api_client
 from thermostat.profiles import load_profile
+from thermostat.reconcile import Context, ResourceState, control_run, ensure_owned
 from thermostat.settings import LogFormat, OperatorSettings
-from thermostat.status import Health, RunOutcome
 from thermostat.telemetry import configure_logging, serve_metrics
-from thermostat.workload import apply_workload
 
 logger = logging.getLogger(__name__)
 ANNOTATION_PREFIX = "thermostat.dev"
-_state: dict[str, Controller] = {}
-
-
-def controller() -> Controller:
-    """The process's Controller (built at startup)."""
-    return _state["controller"]
+USER_AGENT = "thermostat-operator"
 
 
 @kopf.on.startup()
-def operator_startup(settings: kopf.OperatorSettings, **_: Any) -> None:
-    """Configure Kopf and build the shared Controller."""
+def operator_startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    """Configure Kopf and build the process's reconcile context."""
     ours = OperatorSettings()
     configure_logging(json_logs=ours.log_format == LogFormat.JSON, level=ours.log_level)
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=ANNOTATION_PREFIX)
@@ -45,60 +41,40 @@ def operator_startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.watching.server_timeout = 60
     settings.networking.request_timeout = 30
     serve_metrics(ours.metrics_port, ours.metrics_host)
-    kube = Kube(load_api_client(ours.kubeconfig))
-    _state["controller"] = Controller(kube, ours, load_profile(ours.profile))
+    kube = Kube(load_api_client(ours.kubeconfig, user_agent=USER_AGENT))
+    memo.context = Context(kube, ours, load_profile(ours.profile))
     logger.info("thermostat operator started (prometheus %s)", ours.prometheus_url or "per RoutedModel")
+
+
+def resource_state(memo: kopf.Memo) -> ResourceState:
+    """This RoutedModel's state (the operator memo holds none, so each object's copy gets its own)."""
+    if "state" not in memo:
+        memo.state = ResourceState()
+    state: ResourceState = memo.state
+    return state
 
 
 @kopf.on.create(GROUP, VERSION, PLURAL)
 @kopf.on.update(GROUP, VERSION, PLURAL, field="spec")
 @kopf.on.resume(GROUP, VERSION, PLURAL)
-async def routedmodel_apply(body: kopf.Body, **_: Any) -> None:
-    """Render and apply the owned objects; an invalid spec is reported in status instead."""
-    ctl = controller()
-    raw = _plain(body)
-    subject = Subject.from_body(raw)
-    spec, problem = ctl.validated_spec(subject)
-    if spec is None or problem:
-        await asyncio.to_thread(ctl.report_invalid, subject, spec, problem or "invalid spec")
-        return
-    try:
-        result = await asyncio.to_thread(apply_workload, ctl.kube, raw, spec)
-    except ApiException as error:
-        raise kopf.TemporaryError(f"applying owned objects failed: {error.status} {error.reason}", delay=5) from error
-    if result.target_missing:
-        run = RunOutcome(now=ctl.clock(), generation=subject.generation, current=_current(subject),
-                         health=Health(target_missing=result.target_missing))  # fmt: skip
-        await asyncio.to_thread(ctl.write_status, subject, spec, run)
-        raise kopf.TemporaryError(f"target Deployment {result.target_missing} not found", delay=15)
-    if result.changed:
-        await asyncio.to_thread(
-            ctl.kube.post_event, subject.ref, reason="Applied", message="; ".join(result.changed)[:1024]
-        )
+async def routedmodel_apply(body: kopf.Body, memo: kopf.Memo, retry: int, **_: Any) -> None:
+    """Render and apply the owned objects; what stops it is reported in status, then retried."""
+    context: Context = memo.context
+    problem = await asyncio.to_thread(ensure_owned, context, resource_state(memo), copy.deepcopy(dict(body)))
+    if problem:
+        raise kopf.TemporaryError(problem, delay=context.settings.retry_delay_seconds * min(retry + 1, 6))
 
 
 @kopf.daemon(GROUP, VERSION, PLURAL, cancellation_timeout=10.0)
-async def routedmodel_control(meta: kopf.Meta, stopped: kopf.DaemonStopped, **_: Any) -> None:
+async def routedmodel_control(meta: kopf.Meta, memo: kopf.Memo, stopped: kopf.DaemonStopped, **_: Any) -> None:
     """The control loop of one RoutedModel: a run, then wait the live spec's period."""
     namespace, name = str(meta["namespace"]), str(meta["name"])
-    ctl = controller()
+    context: Context = memo.context
+    state = resource_state(memo)
     while not stopped:
         try:
-            period = await asyncio.to_thread(ctl.run_once, namespace, name)
+            period = await asyncio.to_thread(control_run, context, state, namespace, name)
         except Exception:  # a failed run must not end the loop; the next period retries
             logger.exception("control run of %s/%s failed", namespace, name)
-            period = ctl.settings.retry_delay_seconds
+            period = context.settings.retry_delay_seconds
         await stopped.wait(period)
-
-
-def _plain(body: kopf.Body) -> dict[str, Any]:
-    """A detached plain-dict copy of Kopf's live body."""
-    import copy
-
-    return copy.deepcopy(dict(body))
-
-
-def _current(subject: Subject) -> Any:
-    from thermostat.api.status import Settings
-
-    return subject.previous.current if subject.previous and subject.previous.current else Settings()

@@ -34,7 +34,9 @@ class OperatorSettings(BaseSettings):
     prometheus_url: str | None = Field(
         None, pattern=r"^https?://", description="Default Prometheus base URL for RoutedModels without spec.metrics."
     )
-    prometheus_timeout_seconds: float = Field(5.0, gt=0, le=60, description="Timeout of one PromQL query.")
+    prometheus_timeout_seconds: float = Field(
+        60.0, gt=0, le=60, description="Ceiling on spec.metrics.prometheus.timeoutSeconds (one PromQL query)."
+    )
     metrics_port: int = Field(9102, ge=0, le=65535, description="Port of the operator's own /metrics (0 turns it off).")
     metrics_host: str = Field("0.0.0.0", description="Address the operator's /metrics binds to.")
     liveness_endpoint: str | None = Field(

@@ -3,7 +3,8 @@ of the runtime's metric contract, and the emulated API server as a process (``th
 
 ``runtime_exporter`` serves the contract's series on a free loopback port; ``prometheus`` scrapes it
 every 0.5 s with the scoping labels of the test's RoutedModel (namespace ``it``, routedmodel ``chat``).
-``emulated_api`` runs ``python -m thermostat apiserver`` from this tree and yields its kubeconfig.
+``emulated_api`` runs ``python -m thermostat apiserver`` from this tree and yields its kubeconfig; its
+request log (every request: verb, resource, user agent) is written when it stops.
 Helpers live in ``integration_support``.
 """
 
@@ -39,13 +40,14 @@ def prometheus(runtime_exporter: SeriesExporter) -> Iterator[PrometheusServer]:
 @pytest.fixture
 def emulated_api(tmp_path: Path) -> Iterator[EmulatedApi]:
     """The emulated API server (Pods turn Ready 0.5 s after creation), as a child process."""
-    kubeconfig, log = tmp_path / "kubeconfig", tmp_path / "apiserver.log"
+    kubeconfig, log, audit = tmp_path / "kubeconfig", tmp_path / "apiserver.log", tmp_path / "audit.jsonl"
     command = [sys.executable, "-m", "thermostat", "apiserver", "--port", "0", "--kubeconfig", str(kubeconfig)]
+    command += ["--audit-log", str(audit)]
     with log.open("wb") as out:
         process = subprocess.Popen([*command, "--pod-ready-delay", "0.5"], env=child_env(), stdout=out, stderr=out)
     try:
         url = wait_for_kubeconfig(kubeconfig, process, log, timeout_s=60)
-        yield EmulatedApi(kubeconfig, url, process, log)
+        yield EmulatedApi(kubeconfig, url, process, log, audit)
     finally:
         process.terminate()
         try:

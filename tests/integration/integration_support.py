@@ -49,8 +49,10 @@ class SeriesExporter:
         self.energy = Counter("thermostat_gpu_energy_joules", "GPU energy", ["gpu", "source"], registry=r)
         self.shadow = Counter("thermostat_shadow_tokens", "Shadow tokens", registry=r)
         self.shadow_agree = Counter("thermostat_shadow_agree_tokens", "Agreeing shadow tokens", registry=r)
+        self.shadow_kl = Counter("thermostat_shadow_kl_nats", "Shadow KL, nats", registry=r)
         # Children exist from the start, at zero, as a runtime's do: the first rate is of real traffic.
         self.requests.labels(code="200")
+        self.requests.labels(code="429")
         self.tokens.labels(kind="generated")
         self.port = free_port()
         self.server, self.thread = start_http_server(self.port, addr="127.0.0.1", registry=r)
@@ -82,6 +84,14 @@ class EmulatedApi:
     url: str
     process: subprocess.Popen[bytes]
     log: Path
+    audit_log: Path
+
+    def stop_and_read_requests(self) -> list[dict[str, Any]]:
+        """Stop the server and return every request it served (it writes the log on a clean stop)."""
+        self.process.terminate()
+        self.process.wait(timeout=20)
+        lines = self.audit_log.read_text(encoding="utf-8").splitlines()
+        return [json.loads(line) for line in lines if line.strip()]
 
 
 def wait_for_kubeconfig(path: Path, process: subprocess.Popen[bytes], log: Path, timeout_s: float) -> str:
@@ -184,9 +194,23 @@ class Cluster:
         configmap = self.kube.read("ConfigMap", NAMESPACE, f"{NAME}-routing") or {}
         return (configmap.get("data") or {}).get("routing_temperature")
 
-    def replicas(self) -> int | None:
-        deployment = self.kube.read("Deployment", NAMESPACE, NAME)
+    def replicas(self, name: str = NAME) -> int | None:
+        deployment = self.kube.read("Deployment", NAMESPACE, name)
         return None if deployment is None else int(deployment["spec"].get("replicas", 1))
+
+    def create_deployment(self, name: str) -> None:
+        """A Deployment of the user's, one replica (what a drop-in targetRef points at)."""
+        labels = {"app": name}
+        ports = [{"name": "http", "containerPort": 8000}]
+        container = {"name": "server", "image": "vllm/vllm-openai:v0.6.0", "ports": ports}
+        body = {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": name, "namespace": NAMESPACE},
+            "spec": {"replicas": 1, "selector": {"matchLabels": labels},
+                     "template": {"metadata": {"labels": labels}, "spec": {"containers": [container]}}},
+        }  # fmt: skip
+        self.kube.apps.create_namespaced_deployment(NAMESPACE, body, _preload_content=False)
 
     def events(self, reason: str | None = None) -> list[dict[str, Any]]:
         response = self.kube.core.list_namespaced_event(NAMESPACE, _preload_content=False)

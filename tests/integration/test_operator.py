@@ -151,10 +151,17 @@ def test_prometheus_down_holds_and_never_scales_down(
     assert cluster.condition("Ready")["status"] == "True"  # still serving, just not steering
 
 
-def test_recommend_mode_publishes_advice_and_changes_nothing(
-    cluster: Cluster, operator: OperatorProcess, load: LoadDriver
+WRITE_VERBS = {"create", "update", "patch", "delete", "deletecollection"}
+OPERATOR_AGENTS = ("thermostat-operator", "kopf/")
+
+
+def test_recommend_on_a_target_deployment_writes_nothing_but_status_and_events(
+    emulated_api: EmulatedApi, cluster: Cluster, operator: OperatorProcess, load: LoadDriver
 ) -> None:
-    cluster.create_routedmodel(chat_spec(mode="Recommend"))
+    cluster.create_deployment("vllm")
+    spec = chat_spec(mode="Recommend", targetRef={"name": "vllm"})
+    del spec["model"]
+    cluster.create_routedmodel(spec)
     settle_steady(cluster, load)
     load.set(rate=6.0, latency_s=30.0)
     recommended = wait_until(
@@ -163,10 +170,14 @@ def test_recommend_mode_publishes_advice_and_changes_nothing(
         what="a recommendation to scale up",
     )
     assert recommended["routingTemperature"] <= 1.0
-    assert cluster.replicas() == 1
-    assert cluster.temperature() == "1.0"
-    assert not [e for e in cluster.events() if e["reason"] in ACTUATIONS]
     assert all(not d["applied"] for d in cluster.status()["decisions"])
+    requests = emulated_api.stop_and_read_requests()
+    ours = [r for r in requests if r["verb"] in WRITE_VERBS and r["userAgent"].startswith(OPERATOR_AGENTS)]
+    status_writes = [r for r in ours if (r["resource"], r["subresource"]) == ("routedmodels", "status")]
+    assert status_writes, "no status write seen: is the operator's user agent still thermostat-operator?"
+    # Kopf's own bookkeeping lives in annotations of the RoutedModel itself; anything else is a write.
+    others = [r for r in ours if r["resource"] not in ("routedmodels", "events")]
+    assert others == [], others
 
 
 SCALED_OBJECT_CRD = {

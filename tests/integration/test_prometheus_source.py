@@ -14,9 +14,12 @@ import pytest
 from thermostat.api import RoutedModelSpec
 from thermostat.control.types import Signal
 from thermostat.metrics import (
+    Idle,
+    Missing,
     NoDataError,
     NotANumberError,
     QueryRejectedError,
+    Reading,
     Scope,
     SourceUnavailableError,
     StaleDataError,
@@ -69,23 +72,31 @@ def test_default_templates_read_the_runtime_series(runtime_exporter: Any, promet
     # Every request takes 0.3 s: the p90 lies in the (0.25, 0.5] bucket; quality 90 of 100 shadow tokens agree.
     deadline = time.monotonic() + 30
     signals = collect(source, SCOPE, now=time.time())
-    while signals.missing and time.monotonic() < deadline:
+    while not all(isinstance(v, Reading) for v in signals.values.values()) and time.monotonic() < deadline:
         for _ in range(20):
             runtime_exporter.request_duration.observe(0.3)
             runtime_exporter.requests.labels(code="200").inc()
             runtime_exporter.tokens.labels(kind="generated").inc(50)
+        runtime_exporter.requests.labels(code="429").inc(5)
         runtime_exporter.shadow.inc(100)
         runtime_exporter.shadow_agree.inc(90)
+        runtime_exporter.shadow_kl.inc(0.5)
         runtime_exporter.energy.labels(gpu="0", source="nvml").inc(600)
         time.sleep(0.5)
         signals = collect(source, SCOPE, now=time.time())
-    assert not signals.missing
-    assert 0.25 < signals.values[Signal.LATENCY] <= 0.5
-    assert signals.values[Signal.REQUEST_RATE] > 0
-    assert signals.values[Signal.TOKEN_RATE] == pytest.approx(50 * signals.values[Signal.REQUEST_RATE], rel=0.01)
-    assert signals.values[Signal.QUALITY] == pytest.approx(0.9, abs=0.001)
-    assert signals.values[Signal.ENERGY] > 0
-    assert signals.values["queueDepth"] == 3
+    value = {name: v.value for name, v in signals.values.items() if isinstance(v, Reading)}
+    assert set(value) == set(signals.values), signals.values
+    assert 0.25 < value[Signal.LATENCY] <= 0.5
+    offered = value[Signal.SERVED_RATE] + value[Signal.SHED_RATE]
+    # Each query is its own instant (a scrape can land between two): equal within a few percent.
+    assert value[Signal.REQUEST_RATE] == pytest.approx(offered, rel=0.05)  # every code
+    assert value[Signal.SHED_RATE] == pytest.approx(value[Signal.SERVED_RATE] / 4, rel=0.05)
+    assert value[Signal.TOKEN_RATE] == pytest.approx(50 * value[Signal.SERVED_RATE], rel=0.05)
+    assert value[Signal.QUALITY] == pytest.approx(0.9, abs=0.001)
+    assert value[Signal.QUALITY_KL] == pytest.approx(0.005, rel=0.01)
+    assert value[Signal.SHADOW_TOKENS] > 0
+    assert value[Signal.ENERGY] > 0
+    assert value[Signal.QUEUE_DEPTH] == 3
 
 
 def test_power_marked_estimate_when_any_gpu_is_modelled(runtime_exporter: Any, prometheus: PrometheusServer) -> None:
@@ -108,6 +119,11 @@ def test_unknown_is_never_zero(runtime_exporter: Any, prometheus: PrometheusServ
     # No requests in the window: the quantile of an empty histogram is NaN too.
     with pytest.raises(NotANumberError):
         source.read(Signal.LATENCY, SCOPE, now=time.time())
+    # ... which the metrics layer knows for a fresh zero load: Idle, not Missing.
+    signals = collect(source, SCOPE, now=time.time())
+    assert signals.get(Signal.SERVED_RATE) == Reading(0.0, signals.get(Signal.SERVED_RATE).time)  # type: ignore[union-attr]
+    assert isinstance(signals.get(Signal.LATENCY), Idle)
+    assert isinstance(signals.get(Signal.QUALITY), Idle)
 
 
 def test_a_scrape_target_that_vanished_is_stale(runtime_exporter: Any, prometheus: PrometheusServer) -> None:
@@ -136,7 +152,7 @@ def test_bad_override_and_stopped_server_are_typed_errors(prometheus: Prometheus
     prometheus.stop()
     signals = collect(source, SCOPE, now=time.time())
     assert signals.unreachable
-    assert not signals.values
-    assert all(why.startswith("SourceUnavailable:") for why in signals.missing.values())
+    assert not [v for v in signals.values.values() if not isinstance(v, Missing)]
+    assert all(isinstance(v, Missing) and v.reason.startswith("SourceUnavailable:") for v in signals.values.values())
     with pytest.raises(SourceUnavailableError):
         source.read(Signal.LATENCY, SCOPE, now=time.time())

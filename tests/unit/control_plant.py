@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from observations import observed
+
 from thermostat.api import RoutedModelSpec
 from thermostat.control import Decision, Observation, Profile, decide
 from thermostat.control.model import OVERLOAD_LATENCY_S, ResponseModel
@@ -69,18 +71,15 @@ class Plant:
             "token_rate": rate * self.tokens_per_request,
             "power_w": self.truth.total_power_w(rate, self.temperature, ready, self.replicas - ready),
         }
-        missing = {}
         for name, key in (("latency", "latency_s"), ("requestRate", "request_rate"), ("power", "power_w")):
             if name in drop:
                 values[key] = None
-                missing[name] = "missing"
-        return Observation(
+        return observed(
             time=self.now,
             routing_temperature=self.temperature,
             replicas=self.replicas,
             ready_replicas=ready,
             power_source="estimate",
-            missing=missing,
             **values,
         )
 

@@ -6,8 +6,9 @@ import json
 
 import pytest
 from control_plant import Plant, assumed_profile, make_spec
+from observations import observed
 
-from thermostat.control import MEMORY_VERSION, Observation, decide, temperature_bounds
+from thermostat.control import MEMORY_VERSION, decide, temperature_bounds
 
 pytestmark = pytest.mark.fast
 PROFILE = assumed_profile()
@@ -173,7 +174,7 @@ def test_online_correction_converges_when_replicas_are_slower_than_the_profile()
 
 def test_decision_before_any_ready_replica_keeps_temperature() -> None:
     spec = make_spec()
-    observation = Observation(
+    observation = observed(
         time=0.0, routing_temperature=0.8, replicas=2, ready_replicas=0, latency_s=1.0, request_rate=2.0
     )
     decision = decide(observation, spec, None, 0.0, profile=PROFILE)

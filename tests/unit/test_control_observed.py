@@ -14,9 +14,11 @@ from typing import Any
 import pytest
 import yaml
 from control_plant import Plant, assumed_profile, make_spec
+from observations import observed
 
 from thermostat.api import RoutedModelSpec
-from thermostat.control import Decision, Observation, Profile, decide, temperature_bounds
+from thermostat.control import Decision, Profile, decide, temperature_bounds
+from thermostat.control.signals import reading_value
 from thermostat.profiles import load_profile
 
 pytestmark = pytest.mark.fast
@@ -41,8 +43,9 @@ def test_an_excursion_the_model_does_not_predict_lowers_temperature_first_then_r
         plant.step(3.0)
     steady_t, steady_n = plant.temperature, plant.replicas
     plant.capacity_scale = 2.0  # same request rate, replicas suddenly twice as slow: only latency shows it
-    assert plant.observe(3.0).latency_s is not None
-    assert plant.observe(3.0).latency_s > 15.0 * 0.9  # type: ignore[operator]
+    latency = reading_value(plant.observe(3.0).latency_s)
+    assert latency is not None
+    assert latency > 15.0 * 0.9
     first = plant.step(3.0)
     assert first.routing_temperature < steady_t  # the first decision that sees it
     assert first.replicas == steady_n
@@ -58,7 +61,7 @@ def test_no_temperature_rise_while_the_observed_latency_is_over_target() -> None
     spec = make_spec()
 
     def temperature_after(latency_s: float) -> float:
-        observation = Observation(
+        observation = observed(
             time=0.0, routing_temperature=0.2, replicas=4, ready_replicas=4, latency_s=latency_s, request_rate=0.5
         )
         return decide(observation, spec, None, 0.0, profile=ASSUMED).routing_temperature
@@ -73,7 +76,7 @@ def run_local_stack(profile: Profile, latency_s: float, rate: float, periods: in
     memory: dict[str, Any] | None = None
     temperature, replicas, now, decisions = 1.0, 1, 0.0, []
     for _ in range(periods):
-        observation = Observation(
+        observation = observed(
             time=now,
             routing_temperature=temperature,
             replicas=replicas,
@@ -109,7 +112,7 @@ def test_learning_weighs_a_thin_window_less_than_a_full_one() -> None:
     spec = local_stack_spec()
 
     def scale_after(rate: float) -> float:
-        observation = Observation(
+        observation = observed(
             time=0.0, routing_temperature=1.0, replicas=2, ready_replicas=2, latency_s=40.0, request_rate=rate
         )
         return float(decide(observation, spec, None, 0.0, profile=ASSUMED).memory["latency_scale"])
@@ -122,7 +125,7 @@ def test_learning_weighs_a_thin_window_less_than_a_full_one() -> None:
 @pytest.mark.parametrize(("target_s", "rate"), [(10.0, 0.0), (5.0, 0.0), (5.0, 0.05)])
 def test_a_fresh_law_at_no_load_within_the_slo_changes_nothing(profile: Profile, target_s: float, rate: float) -> None:
     spec = local_stack_spec(targetSeconds=target_s)
-    observation = Observation(
+    observation = observed(
         time=0.0, routing_temperature=1.0, replicas=1, ready_replicas=1, latency_s=1.98, request_rate=rate
     )
     decision = decide(observation, spec, None, 0.0, profile=profile)

@@ -6,6 +6,7 @@ import pytest
 from control_plant import assumed_profile, make_spec
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from observations import observed
 
 from thermostat.control import Observation, decide, temperature_bounds
 
@@ -26,7 +27,7 @@ def scenarios(draw: st.DrawFn) -> tuple[Observation, object]:
     extra = {"budget": budget} if budget else {}
     spec = make_spec(replicas={"min": n_min, "max": n_max}, quality=quality, **extra)
     replicas = draw(st.integers(1, 25))
-    observation = Observation(
+    observation = observed(
         time=0.0,
         routing_temperature=draw(st.floats(min_value=0.01, max_value=1.0)),
         replicas=replicas,
@@ -64,7 +65,7 @@ def test_more_load_never_yields_fewer_replicas_at_the_same_temperature(
     spec = make_spec(replicas={"min": 1, "max": 40})
 
     def wanted(rate: float) -> int:
-        observation = Observation(
+        observation = observed(
             time=0.0,
             routing_temperature=temperature,
             replicas=replicas,

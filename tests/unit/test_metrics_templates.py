@@ -8,7 +8,7 @@ import pytest
 
 from thermostat.api import RoutedModelSpec
 from thermostat.control.types import Signal
-from thermostat.metrics import MetricsError, Reading, Scope, SourceUnavailableError, collect
+from thermostat.metrics import Scope
 from thermostat.metrics.templates import freshness_query, render, template_for
 
 pytestmark = pytest.mark.fast
@@ -43,9 +43,19 @@ def test_runtime_and_dcgm_power_and_energy() -> None:
     assert promql(Signal.ENERGY, dcgm).endswith("[60s])) / 1000")  # millijoules -> joules
 
 
-def test_requests_count_completed_ones_and_quality_is_a_ratio_of_rates() -> None:
-    assert 'code="200"' in promql(Signal.REQUEST_RATE, spec())
+def test_requests_offered_served_and_shed_and_quality_is_a_ratio_of_rates() -> None:
+    scope = 'namespace="prod",routedmodel="chat"'
+    assert promql(Signal.REQUEST_RATE, spec()) == f"sum(rate(thermostat_requests_total{{{scope}}}[60s]))"  # every code
+    assert promql(Signal.SERVED_RATE, spec()) == (
+        f'sum(rate(thermostat_requests_total{{{scope},code="200"}}[60s])) or vector(0)'
+    )
+    assert 'code="429"' in promql(Signal.SHED_RATE, spec())
     assert promql(Signal.QUALITY, spec()).count("[60s]") == 2
+    assert promql(Signal.QUALITY_KL, spec()) == (
+        f"sum(rate(thermostat_shadow_kl_nats_total{{{scope}}}[60s]))"
+        f" / sum(rate(thermostat_shadow_tokens_total{{{scope}}}[60s]))"
+    )
+    assert promql(Signal.SHADOW_TOKENS, spec()) == f"sum(rate(thermostat_shadow_tokens_total{{{scope}}}[60s]))"
 
 
 def test_override_replaces_the_default_and_loses_the_freshness_anchor() -> None:
@@ -59,33 +69,12 @@ def test_label_values_are_escaped() -> None:
     assert 'routedmodel="a\\"b"' in freshness_query("x", Scope("ns", 'a"b'))
 
 
-class ScriptedSource:
-    """A MetricsSource answering from a table: a value, or an error to raise."""
+def test_every_default_template_is_documented_verbatim() -> None:
+    from pathlib import Path
 
-    def __init__(self, answers: dict[str, float | MetricsError]) -> None:
-        self.answers = answers
-        self.calls: list[str] = []
+    from thermostat.metrics.templates import DCGM_TEMPLATES, RUNTIME_TEMPLATES
 
-    def read(self, signal: str, scope: Scope, *, now: float) -> Reading:
-        self.calls.append(signal)
-        answer = self.answers.get(signal, MetricsError("not scripted"))
-        if isinstance(answer, MetricsError):
-            raise answer
-        return Reading(answer, age_s=1.0, power_source="nvml" if signal == Signal.POWER else None)
-
-
-def test_collect_reports_missing_signals_with_their_reason() -> None:
-    source = ScriptedSource({Signal.LATENCY: 0.4, Signal.POWER: 300.0})
-    signals = collect(source, SCOPE, now=0.0)
-    assert signals.values[Signal.LATENCY] == 0.4
-    assert signals.power_source == "nvml"
-    assert signals.missing[Signal.QUALITY].startswith("MetricsError")
-    assert not signals.unreachable
-
-
-def test_collect_stops_asking_an_unreachable_backend() -> None:
-    source = ScriptedSource({Signal.LATENCY: SourceUnavailableError("connection refused")})
-    signals = collect(source, SCOPE, now=0.0)
-    assert signals.unreachable
-    assert source.calls == [Signal.LATENCY]
-    assert len(signals.missing) == 7
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "metrics.md").read_text(encoding="utf-8")
+    for signal, template in [*RUNTIME_TEMPLATES.items(), *DCGM_TEMPLATES.items()]:
+        assert f"`{template.promql}`" in docs, f"docs/metrics.md lacks the {signal} template {template.promql}"
+        assert f"`{template.anchor}`" in docs, signal

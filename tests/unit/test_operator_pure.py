@@ -9,14 +9,11 @@ from typing import Any
 import pytest
 
 from thermostat.checks import parse_spec, spec_problems
-from thermostat.control.types import Signal
 from thermostat.kube.diff import contains, update_patch
-from thermostat.metrics import NoDataError, Signals, StaleDataError
-from thermostat.observe import Workload, build_observation
+from thermostat.reconcile.world import configmap_temperature
 from thermostat.scaledown import pods_to_remove
 from thermostat.settings import OperatorSettings
 from thermostat.telemetry import JsonFormatter
-from thermostat.workload import configmap_temperature, initial_settings
 
 pytestmark = pytest.mark.fast
 
@@ -73,28 +70,11 @@ def test_live_objects_with_server_defaults_count_as_applied() -> None:
     assert patch == {"data": {}, "metadata": {"labels": {}}}
 
 
-def test_configmap_temperature_and_initial_settings() -> None:
+def test_configmap_temperature_reads_only_a_temperature_in_range() -> None:
     assert configmap_temperature({"data": {"routing_temperature": "0.6"}}) == 0.6
     assert configmap_temperature({"data": {"routing_temperature": "hot"}}) is None
     assert configmap_temperature({"data": {"routing_temperature": "1.5"}}) is None
-    spec, _ = parse_spec({**BASE, "replicas": {"min": 2, "max": 3}})
-    assert spec is not None
-    body = {"status": {"current": {"routingTemperature": 0.7, "replicas": 3}}}
-    assert initial_settings(body, spec, None) == (0.7, 3)
-    assert initial_settings({}, spec, {"data": {"routing_temperature": "0.5"}}) == (0.5, 2)
-
-
-def test_observation_keeps_unknowns_as_none_with_the_laws_words() -> None:
-    signals = Signals(values={Signal.LATENCY: 0.4, Signal.POWER: 200.0}, power_source="estimate")
-    signals.errors = {Signal.REQUEST_RATE: StaleDataError("old"), Signal.QUALITY: NoDataError("none")}
-    signals.missing = {Signal.REQUEST_RATE: "Stale: old", Signal.QUALITY: "NoData: none"}
-    workload = Workload.from_deployment({"metadata": {"name": "d"}, "spec": {"replicas": 2}, "status": {}})
-    observation = build_observation(10.0, 0.8, workload, signals)
-    assert (observation.replicas, observation.ready_replicas) == (2, 0)
-    assert observation.request_rate is None
-    assert observation.missing[Signal.REQUEST_RATE] == "stale"
-    assert observation.missing[Signal.QUALITY].startswith("NoData")
-    assert observation.power_source == "estimate"
+    assert configmap_temperature(None) is None
 
 
 def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -109,22 +89,8 @@ def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_logs_are_one_json_object_per_line() -> None:
-    record = logging.LogRecord("thermostat.loop", logging.INFO, __file__, 1, "run %s", ("ok",), None)
+    record = logging.LogRecord("thermostat.reconcile", logging.INFO, __file__, 1, "run %s", ("ok",), None)
     record.k8s_ref = {"namespace": "ns", "name": "chat", "kind": "RoutedModel"}
     entry = json.loads(JsonFormatter().format(record))
     assert entry["message"] == "run ok"
     assert entry["object"] == {"namespace": "ns", "name": "chat", "kind": "RoutedModel"}
-
-
-def test_replicas_reset_twice_after_we_set_them_is_a_conflict_until_the_spec_changes() -> None:
-    from thermostat.overrides import OverrideTracker
-
-    tracker, key = OverrideTracker(), ("ns", "chat")
-    assert tracker.observe(key, generation=1, ours=3, previous=3, live=3) is None  # steady
-    assert tracker.observe(key, generation=1, ours=None, previous=2, live=5) is None  # a person's change, not an undo
-    assert tracker.observe(key, generation=1, ours=3, previous=3, live=1) is None  # our 3 undone once
-    message = tracker.observe(key, generation=1, ours=3, previous=3, live=1)  # and again
-    assert message is not None
-    assert "GitOps" in message
-    assert tracker.observe(key, generation=1, ours=3, previous=1, live=1) is not None  # sticky
-    assert tracker.observe(key, generation=2, ours=3, previous=1, live=1) is None  # the spec was edited

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from observations import observed
 
 from thermostat.api import RoutedModelSpec, Settings
 from thermostat.api.status import MAX_DECISIONS, DecisionRecord
+from thermostat.control.signals import Missing
 from thermostat.control.types import Decision, Observation, Verdict
 from thermostat.status import (
     Health,
@@ -40,7 +42,7 @@ def decision(temperature: float = 0.8, replicas: int = 2, reason: str = "steady"
 def observation(**fields: object) -> Observation:
     base: dict[str, object] = {"time": 1000.0, "routing_temperature": 0.8, "replicas": 2, "ready_replicas": 2}
     base.update(fields)
-    return Observation(**base)  # type: ignore[arg-type]
+    return observed(**base)  # type: ignore[arg-type]
 
 
 def outcome(now: float, **fields: object) -> RunOutcome:
@@ -124,11 +126,11 @@ def test_missing_figures_are_written_as_nulls_not_left_standing() -> None:
     second = build_status(
         first,
         SPEC,
-        outcome(1015.0, observation=observation(time=1015.0, missing={"latency": "stale"}), decision=decision()),
+        outcome(1015.0, observation=observation(time=1015.0, latency_s=Missing("Stale: 95s old")), decision=decision()),
     )
     patch = status_patch(second)
     assert patch["observation"]["latencySeconds"] is None
-    assert patch["observation"]["missing"] == ["latency: stale"]
+    assert "latency: Stale: 95s old" in patch["observation"]["missing"]
     assert patch["display"]["latency"] == "-/0.60s"
     assert "energyJoulesPerRequest" in patch["observation"]  # no traffic -> null, never zero
     assert patch["observation"]["energyJoulesPerRequest"] is None

@@ -1,15 +1,46 @@
-"""The law's verdicts: condition reasons (CamelCase constants) and how each is built."""
+"""Every RoutedModel condition type and reason, declared once, and the law's verdicts built from them.
+
+Types are members of ``ConditionType`` (listed in status in that order); reasons are CamelCase
+constants, grouped by the type they explain, each with a line saying when it applies. The law
+computes ``SLOMet``, ``WithinBudget``, ``MetricsAvailable`` and ``Feasible``; the operator computes
+``Ready`` and ``Conflict`` (``thermostat.status.conditions``), from the same names.
+"""
 
 from __future__ import annotations
+
+from enum import StrEnum
 
 from thermostat.control.types import Verdict
 
 TRUE, FALSE, UNKNOWN = "True", "False", "Unknown"
 
+
+class ConditionType(StrEnum):
+    """Condition types, in the order status lists them."""
+
+    READY = "Ready"  # summary: the model is served and the operator is in control
+    SLO_MET = "SLOMet"  # the latency quantile is within the SLO (from the law)
+    WITHIN_BUDGET = "WithinBudget"  # power and energy are within the budget (from the law)
+    METRICS_AVAILABLE = "MetricsAvailable"  # every signal the law needs was fresh (from the law)
+    FEASIBLE = "Feasible"  # SLO, budget and quality floor can all hold (from the law)
+    CONFLICT = "Conflict"  # someone else sets the Deployment's replicas
+
+
+# Ready
+SERVING = "Serving"  # objects applied and at least one replica ready
+WAITING_FOR_REPLICAS = "WaitingForReplicas"  # objects applied, no replica ready yet
+INVALID_SPEC = "InvalidSpec"  # the spec passed the schema but not the operator's deeper checks
+TARGET_NOT_FOUND = "TargetNotFound"  # spec.targetRef names a Deployment that does not exist
+APPLY_FAILED = "ApplyFailed"  # the API server refused a write (message: the API's own words)
+# Conflict
+OTHER_SCALER = "OtherScaler"  # an HPA or KEDA ScaledObject targets the same Deployment
+REPLICAS_OVERRIDDEN = "ReplicasOverridden"  # replicas changed outside Thermostat twice in a row
+NO_CONFLICT = "NoOtherScaler"  # the operator is the only one setting replicas
 # SLOMet
 LATENCY_WITHIN_TARGET = "LatencyWithinTarget"  # observed quantile <= target
 LATENCY_ABOVE_TARGET = "LatencyAboveTarget"  # observed quantile > target
 LATENCY_UNKNOWN = "LatencyUnknown"  # the latency signal is missing or stale
+NO_REQUESTS = "NoRequests"  # no request completed in the window: there is no quantile to judge
 # WithinBudget
 NO_BUDGET = "NoBudget"  # the spec sets no budget
 WITHIN_BUDGET = "WithinBudget"  # observed power and energy within every limit
@@ -32,9 +63,11 @@ def verdict(status: str, reason: str, message: str) -> Verdict:
     return Verdict(status=status, reason=reason, message=message)
 
 
-def slo_verdict(latency_s: float | None, target_s: float, quantile: float) -> Verdict:
-    """SLOMet from the observed latency quantile."""
+def slo_verdict(latency_s: float | None, target_s: float, quantile: float, *, idle: bool = False) -> Verdict:
+    """SLOMet from the observed latency quantile (``idle``: no request completed in the window)."""
     name = f"p{round(quantile * 100):d}"
+    if latency_s is None and idle:
+        return verdict(UNKNOWN, NO_REQUESTS, f"no request completed in the window: no {name} to judge")
     if latency_s is None:
         return verdict(UNKNOWN, LATENCY_UNKNOWN, f"{name} latency is unknown (missing or stale)")
     if latency_s <= target_s:
@@ -47,5 +80,5 @@ def metrics_verdict(missing: dict[str, str]) -> Verdict:
     if not missing:
         return verdict(TRUE, METRICS_FRESH, "latency and request rate are fresh")
     listed = ", ".join(f"{name} ({why})" for name, why in sorted(missing.items()))
-    reason = METRICS_STALE if all(why == "stale" for why in missing.values()) else METRICS_MISSING
-    return verdict(FALSE, reason, f"unavailable: {listed}")
+    stale = all(why.lower().startswith("stale") for why in missing.values())
+    return verdict(FALSE, METRICS_STALE if stale else METRICS_MISSING, f"unavailable: {listed}")

@@ -30,7 +30,8 @@ from thermostat.control.memory import LATENCY_CORRECTION_BOUNDS, LEARNING_RATE, 
 from thermostat.control.model import OVERLOAD_LATENCY_S, ResponseModel
 from thermostat.control.planning import Plan, budget_verdict, plan_replicas, power_limit_w, stabilize
 from thermostat.control.profile import Profile
-from thermostat.control.types import Decision, Observation, Signal
+from thermostat.control.signals import Idle, Missing, load_value, reading_value
+from thermostat.control.types import Decision, Observation, Signal, Verdict
 
 BURST_RESERVE = 1.15  # capacity kept in hand over the planned load: the knob's range first, then replicas
 MIN_REQUESTS_TO_LEARN = 20  # completions in the SLO window for a full-weight update; fewer weigh less
@@ -85,12 +86,14 @@ def decide(
 
 def _missing_signals(observation: Observation, spec: RoutedModelSpec, now: float) -> dict[str, str]:
     """The signals the law needs (latency, request rate) that are missing or stale, with why."""
-    if now - observation.time > spec.behavior.metrics_max_age_seconds:
-        return {Signal.LATENCY.value: "stale", Signal.REQUEST_RATE.value: "stale"}
+    age_s = now - observation.time
+    if age_s > spec.behavior.metrics_max_age_seconds:
+        why = f"Stale: newest sample {age_s:.0f}s old"
+        return {Signal.LATENCY.value: why, Signal.REQUEST_RATE.value: why}
     missing: dict[str, str] = {}
     for name, value in ((Signal.LATENCY, observation.latency_s), (Signal.REQUEST_RATE, observation.request_rate)):
-        if value is None or not math.isfinite(value):
-            missing[name.value] = observation.missing.get(name.value, "missing")
+        if isinstance(value, Missing):
+            missing[name.value] = value.reason
     return missing
 
 
@@ -105,11 +108,13 @@ def _hold(
         replicas, action = rule.replicas, f"run at least {rule.replicas} replicas"
     replicas = min(max(replicas, spec.replicas.min), max(observation.replicas, spec.replicas.max))
     metrics = c.metrics_verdict(missing)
-    conditions = {
-        "SLOMet": c.slo_verdict(observation.latency_s, spec.slo.target_seconds, spec.slo.quantile),
-        "WithinBudget": budget_verdict(observation, spec),
-        "MetricsAvailable": metrics,
-        "Feasible": c.verdict(c.UNKNOWN, c.DECISION_HELD, "not evaluated while metrics are unavailable"),
+    conditions: dict[str, Verdict] = {
+        c.ConditionType.SLO_MET: c.slo_verdict(
+            reading_value(observation.latency_s), spec.slo.target_seconds, spec.slo.quantile
+        ),
+        c.ConditionType.WITHIN_BUDGET: budget_verdict(observation, spec),
+        c.ConditionType.METRICS_AVAILABLE: metrics,
+        c.ConditionType.FEASIBLE: c.verdict(c.UNKNOWN, c.DECISION_HELD, "not evaluated while metrics are unavailable"),
     }
     reason = (
         f"{metrics.message}: {action} (onMetricsUnavailable {rule.action}), temperature "
@@ -121,40 +126,39 @@ def _hold(
 
 def _learn(mem: LawMemory, obs: Observation, profile: Profile, spec: RoutedModelSpec) -> LawMemory:
     """Correct tokens per request, capacity and power from this observation."""
-    rate = obs.request_rate or 0.0
-    if obs.token_rate is not None and rate > 0.05 and obs.token_rate > 0:
+    rate = load_value(obs.request_rate) or 0.0
+    tokens, latency, power = load_value(obs.token_rate), reading_value(obs.latency_s), reading_value(obs.power_w)
+    if tokens is not None and rate > 0.05 and tokens > 0:
         mem = replace(
             mem,
-            tokens_per_request=max(
-                1.0, mem.tokens_per_request * (obs.token_rate / rate / mem.tokens_per_request) ** 0.3
-            ),
+            tokens_per_request=max(1.0, mem.tokens_per_request * (tokens / rate / mem.tokens_per_request) ** 0.3),
         )
     model = _model(profile, mem, spec)
     ready = obs.ready_replicas
     # Evidence, not a cut-off: a window of few completions still says something (the local stack
     # sees 10-30 per window), it just moves the correction less.
     weight = min(1.0, rate * spec.slo.window_seconds / MIN_REQUESTS_TO_LEARN)
-    if obs.latency_s is not None and ready > 0 and weight > 0 and obs.latency_s > 0:
+    if latency is not None and ready > 0 and weight > 0 and latency > 0:
         per_replica = rate / ready
         predicted = model.latency_s(per_replica, obs.routing_temperature)
         if (
             predicted < OVERLOAD_LATENCY_S
             and model.utilisation(per_replica, obs.routing_temperature) < LEARN_BELOW_UTILISATION
         ):
-            ratio = obs.latency_s / predicted
+            ratio = latency / predicted
             error = abs(math.log(ratio))
             ewma = (
                 error if mem.latency_error is None else mem.latency_error + 0.2 * weight * (error - mem.latency_error)
             )
             scale = blend(mem.latency_scale, ratio, LEARNING_RATE * weight, LATENCY_CORRECTION_BOUNDS)
             mem = replace(mem, latency_scale=scale, latency_error=ewma, samples=mem.samples + 1)
-    if obs.power_w is not None and ready > 0:
+    if power is not None and ready > 0:
         idle = model.power.idle_w * max(obs.replicas, ready)
         predicted_dynamic = (
             model.total_power_w(rate, obs.routing_temperature, ready, max(0, obs.replicas - ready)) - idle
         )
         if predicted_dynamic > 0.05 * idle:
-            mem = replace(mem, power_scale=blend(mem.power_scale, max(0.0, obs.power_w - idle) / predicted_dynamic))
+            mem = replace(mem, power_scale=blend(mem.power_scale, max(0.0, power - idle) / predicted_dynamic))
     return mem
 
 
@@ -174,7 +178,7 @@ def _act(
     """Metrics fresh: plan replicas, stabilize them, pick the temperature, report."""
     model = _model(profile, mem, spec)
     # A backlog is load too: drain what waits within one SLO window.
-    demand = (obs.request_rate or 0.0) + (obs.queue_depth or 0.0) / spec.slo.window_seconds
+    demand = (load_value(obs.request_rate) or 0.0) + (load_value(obs.queue_depth) or 0.0) / spec.slo.window_seconds
     target_s = spec.slo.target_seconds * (1.0 - spec.slo.margin_fraction)
     limit_w = power_limit_w(spec, demand, model.tokens_per_request)
     plan = plan_replicas(
@@ -187,7 +191,8 @@ def _act(
         reserve=BURST_RESERVE,
         current=obs.replicas,
     )
-    excursion = obs.latency_s is not None and obs.latency_s > target_s
+    latency = reading_value(obs.latency_s)
+    excursion = latency is not None and latency > target_s
     # A lone-request verdict contradicted by a met SLO at a quiet load (too few requests in the window to
     # have queued) is the model being wrong: it is not followed. Under real load the plan stands.
     if plan.lone_request and not excursion and demand * spec.slo.window_seconds >= MIN_REQUESTS_TO_LEARN:
@@ -214,11 +219,13 @@ def _act(
     ready = max(1, obs.ready_replicas)
     predicted_latency = model.latency_s(demand / ready, temperature)
     predicted_power = model.total_power_w(demand, temperature, ready, starting)
-    conditions = {
-        "SLOMet": c.slo_verdict(obs.latency_s, spec.slo.target_seconds, spec.slo.quantile),
-        "WithinBudget": budget_verdict(obs, spec),
-        "MetricsAvailable": c.metrics_verdict({}),
-        "Feasible": plan.feasible,
+    conditions: dict[str, Verdict] = {
+        c.ConditionType.SLO_MET: c.slo_verdict(
+            latency, spec.slo.target_seconds, spec.slo.quantile, idle=isinstance(obs.latency_s, Idle)
+        ),
+        c.ConditionType.WITHIN_BUDGET: budget_verdict(obs, spec),
+        c.ConditionType.METRICS_AVAILABLE: c.metrics_verdict({}),
+        c.ConditionType.FEASIBLE: plan.feasible,
     }
     reason = _reason(obs, spec, demand=demand, temperature=temperature, replicas=replicas, plan=plan, note=note)
     memory = replace(mem, last_time=now, last_temperature=temperature).to_dict()
@@ -274,7 +281,7 @@ def _heed_observation(
         # The model has learned a mismatch as latency spread (it cannot tell a slower replica from a
         # wider tail) and would ask for every replica: size from the observed excess instead, at most
         # doubling, and only once the pods asked for before are ready.
-        excess = (obs.latency_s or 0.0) / target_s
+        excess = (reading_value(obs.latency_s) or 0.0) / target_s
         grown = min(2 * current, math.ceil(current * excess - 1e-9))
         wanted = max(current, grown) if obs.ready_replicas >= obs.replicas else current
         why += f"; sized from the observed excess instead: {min(wanted, bounds.n_max)} replicas"
@@ -361,7 +368,9 @@ def _reason(
 ) -> str:
     """A sentence a person can read: what was seen, what changes, and why."""
     q = f"p{round(spec.slo.quantile * 100):d}"
-    seen = f"{q} {obs.latency_s:.2f}s vs SLO {spec.slo.target_seconds:.2f}s, load {demand:.2f} req/s"
+    latency = reading_value(obs.latency_s)
+    measured = f"{latency:.2f}s" if latency is not None else "idle (no request in the window)"
+    seen = f"{q} {measured} vs SLO {spec.slo.target_seconds:.2f}s, load {demand:.2f} req/s"
     change = f"temperature {obs.routing_temperature:.2f}→{temperature:.2f}, replicas {obs.replicas}→{replicas}"
     parts = [f"{seen}: {change}", plan.why]
     if note:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from thermostat.api.spec import RoutedModelSpec
 from thermostat.control import conditions as c
 from thermostat.control.model import ResponseModel
+from thermostat.control.signals import load_value, reading_value
 from thermostat.control.types import Observation, Verdict
 
 if TYPE_CHECKING:
@@ -183,21 +184,23 @@ def budget_verdict(obs: Observation, spec: RoutedModelSpec) -> Verdict:
     if budget is None:
         return c.verdict(c.TRUE, c.NO_BUDGET, "no budget set")
     estimated = " (estimated)" if obs.power_source == "estimate" else ""
-    if obs.power_w is None:
+    power = reading_value(obs.power_w)
+    if power is None:
         return c.verdict(c.UNKNOWN, c.POWER_UNKNOWN, "power is missing or stale")
     over: list[str] = []
-    if budget.power_watts is not None and obs.power_w > budget.power_watts:
-        over.append(f"power {obs.power_w:.0f} W{estimated} > {budget.power_watts:.0f} W")
-    rate = obs.request_rate
-    energy_rate = obs.energy_rate_w if obs.energy_rate_w is not None else obs.power_w
+    if budget.power_watts is not None and power > budget.power_watts:
+        over.append(f"power {power:.0f} W{estimated} > {budget.power_watts:.0f} W")
+    rate, tokens = load_value(obs.request_rate), load_value(obs.token_rate)
+    energy = reading_value(obs.energy_rate_w)
+    energy_rate = energy if energy is not None else power
     if budget.energy_joules_per_request is not None and rate:
         per_request = energy_rate / rate
         if per_request > budget.energy_joules_per_request:
             over.append(f"{per_request:.0f} J/request > {budget.energy_joules_per_request:.0f}")
-    if budget.energy_joules_per_1k_tokens is not None and obs.token_rate:
-        per_1k = 1000.0 * energy_rate / obs.token_rate
+    if budget.energy_joules_per_1k_tokens is not None and tokens:
+        per_1k = 1000.0 * energy_rate / tokens
         if per_1k > budget.energy_joules_per_1k_tokens:
             over.append(f"{per_1k:.0f} J/1k tokens > {budget.energy_joules_per_1k_tokens:.0f}")
     if over:
         return c.verdict(c.FALSE, c.OVER_BUDGET, "; ".join(over))
-    return c.verdict(c.TRUE, c.WITHIN_BUDGET, f"power {obs.power_w:.0f} W{estimated} within budget")
+    return c.verdict(c.TRUE, c.WITHIN_BUDGET, f"power {power:.0f} W{estimated} within budget")

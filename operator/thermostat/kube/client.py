@@ -51,15 +51,22 @@ class ObjectRef:
     kind: str = KIND
 
 
-def load_api_client(kubeconfig: Path | None = None) -> ApiClient:
-    """In-cluster credentials when running in a pod, else the kubeconfig (``$KUBECONFIG`` or ~/.kube/config)."""
+def load_api_client(kubeconfig: Path | None = None, *, user_agent: str | None = None) -> ApiClient:
+    """In-cluster credentials when running in a pod, else the kubeconfig (``$KUBECONFIG`` or ~/.kube/config).
+
+    ``user_agent`` names the caller in the API server's audit log (the operator sends its own).
+    """
     if kubeconfig is None and os.environ.get("KUBERNETES_SERVICE_HOST"):
         kubernetes.config.load_incluster_config()  # type: ignore[no-untyped-call]
-        return ApiClient()
-    configuration = kubernetes.client.Configuration()
-    path = str(kubeconfig) if kubeconfig else None
-    kubernetes.config.load_kube_config(config_file=path, client_configuration=configuration)  # type: ignore[no-untyped-call]
-    return ApiClient(configuration)
+        client = ApiClient()
+    else:
+        configuration = kubernetes.client.Configuration()
+        path = str(kubeconfig) if kubeconfig else None
+        kubernetes.config.load_kube_config(config_file=path, client_configuration=configuration)  # type: ignore[no-untyped-call]
+        client = ApiClient(configuration)
+    if user_agent:
+        client.user_agent = user_agent
+    return client
 
 
 def retry_conflicts(call: Callable[[], T], *, attempts: int = CONFLICT_ATTEMPTS) -> T:

@@ -1,17 +1,20 @@
 """Observation of a RoutedModel's pods: one ``MetricsSource`` protocol, a Prometheus implementation.
 
-``collect(source, scope, now=...)`` reads every signal the law needs and reports the missing ones.
-The PromQL templates are documented in docs/metrics.md ("Operator queries").
+``collect(source, scope, now=...)`` reads every signal and returns each as ``Reading | Idle |
+Missing``, decided in one place (``thermostat.metrics.collect.classify``). The PromQL templates are
+documented in docs/metrics.md ("Operator queries").
 """
 
-from thermostat.metrics.collect import OBSERVED, Signals, collect
+from thermostat.control.signals import Idle, Missing, Reading, SignalValue
+from thermostat.metrics.collect import OBSERVED, Signals, classify, collect, unusable
+from thermostat.metrics.config import PrometheusConfig, prometheus_config
 from thermostat.metrics.source import (
     MetricsError,
     MetricsSource,
     NoDataError,
     NotANumberError,
     QueryRejectedError,
-    Reading,
+    Sample,
     Scope,
     SourceUnavailableError,
     StaleDataError,
@@ -19,15 +22,23 @@ from thermostat.metrics.source import (
 
 __all__ = [
     "OBSERVED",
+    "Idle",
     "MetricsError",
     "MetricsSource",
+    "Missing",
     "NoDataError",
     "NotANumberError",
+    "PrometheusConfig",
     "QueryRejectedError",
     "Reading",
+    "Sample",
     "Scope",
+    "SignalValue",
     "Signals",
     "SourceUnavailableError",
     "StaleDataError",
+    "classify",
     "collect",
+    "prometheus_config",
+    "unusable",
 ]

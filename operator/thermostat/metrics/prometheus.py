@@ -25,7 +25,7 @@ from thermostat.metrics.source import (
     NoDataError,
     NotANumberError,
     QueryRejectedError,
-    Reading,
+    Sample,
     Scope,
     SourceUnavailableError,
     StaleDataError,
@@ -135,7 +135,7 @@ class PrometheusMetrics:
             raise StaleDataError(f"no current sample of {anchor} for {scope.namespace}/{scope.routedmodel}")
         return _scalar(result, query)[0]
 
-    def read(self, signal: Signal | str, scope: Scope, *, now: float) -> Reading:
+    def read(self, signal: Signal | str, scope: Scope, *, now: float) -> Sample:
         """Read one signal; stale anchors and empty or NaN results raise (``now`` is unused: Prometheus' clock)."""
         template = template_for(signal, self.slo, self.metrics)
         age_s = None
@@ -148,7 +148,7 @@ class PrometheusMetrics:
         promql = render(template.promql, scope, self.slo)
         result = self.query(promql)
         value, labels = _scalar(result, promql)
-        return Reading(value=value, age_s=age_s, power_source=self._power_source(signal, result, labels))
+        return Sample(value=value, age_s=age_s, power_source=self._power_source(signal, result, labels))
 
     def _power_source(self, signal: str, result: list[dict[str, Any]], labels: dict[str, str]) -> str | None:
         if signal != Signal.POWER:

@@ -1,8 +1,9 @@
 """The one interface every metrics source implements, and the typed errors it raises.
 
-A source reads one ``Signal`` for one RoutedModel (its ``Scope``) and returns a ``Reading`` or raises
-a ``MetricsError``; it never returns zero for "don't know". Failures are turned into "missing" in one
-place (``thermostat.metrics.collect``), not in each source, as KEDA's fallback package does.
+A source reads one ``Signal`` for one RoutedModel (its ``Scope``) and returns a ``Sample`` or raises
+a ``MetricsError``; it never returns zero for "don't know". Samples and failures become the law's
+``Reading | Idle | Missing`` in one place (``thermostat.metrics.collect``), not in each source, as
+KEDA's fallback package does.
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ class Scope:
 
 
 @dataclass(frozen=True)
-class Reading:
-    """One signal's value, how old its newest underlying sample is, and where power came from."""
+class Sample:
+    """One signal's value as a source answered it, how old its newest underlying sample is, and where
+    power came from."""
 
     value: float
     age_s: float | None = None  # None when the source cannot tell (e.g. an overridden query)
@@ -69,6 +71,6 @@ class StaleDataError(MetricsError):
 class MetricsSource(Protocol):
     """Reads signals for a RoutedModel. Implementations are synchronous; callers run them off-loop."""
 
-    def read(self, signal: Signal | str, scope: Scope, *, now: float) -> Reading:
+    def read(self, signal: Signal | str, scope: Scope, *, now: float) -> Sample:
         """The signal's current value, or a ``MetricsError`` saying why there is none."""
         ...

@@ -20,7 +20,7 @@ LATENCY_HISTOGRAMS = {
     SloMetric.TIME_TO_FIRST_TOKEN: "thermostat_time_to_first_token_seconds",
     SloMetric.TIME_PER_OUTPUT_TOKEN: "thermostat_time_per_output_token_seconds",
 }
-QUEUE_DEPTH = "queueDepth"  # not a Signal of the law's contract's `missing` names, but observed too
+QUEUE_DEPTH = Signal.QUEUE_DEPTH  # kept for callers of the old name
 
 
 @dataclass(frozen=True)
@@ -40,23 +40,37 @@ def latency_template(metric: SloMetric) -> Template:
     )
 
 
+def _counter_rate(series: str, matchers: str = "") -> str:
+    """The summed per-second rate of a runtime counter over the window."""
+    return f"sum(rate({series}{{{{selector}}{matchers}}}[{{window}}]))"
+
+
+# A child the runtime has not exported (a code never answered) is a rate of 0, not "no data": the
+# anchor, the counter's own newest sample, still says whether the pods are there at all.
+_ZERO_WHEN_ABSENT = " or vector(0)"
 RUNTIME_TEMPLATES: dict[str, Template] = {
-    Signal.REQUEST_RATE: Template(
-        'sum(rate(thermostat_requests_total{{selector},code="200"}[{window}]))', "thermostat_requests_total"
+    Signal.REQUEST_RATE: Template(_counter_rate("thermostat_requests_total"), "thermostat_requests_total"),
+    Signal.SERVED_RATE: Template(
+        _counter_rate("thermostat_requests_total", ',code="200"') + _ZERO_WHEN_ABSENT, "thermostat_requests_total"
+    ),
+    Signal.SHED_RATE: Template(
+        _counter_rate("thermostat_requests_total", ',code="429"') + _ZERO_WHEN_ABSENT, "thermostat_requests_total"
     ),
     Signal.TOKEN_RATE: Template(
-        'sum(rate(thermostat_tokens_total{{selector},kind="generated"}[{window}]))', "thermostat_tokens_total"
+        _counter_rate("thermostat_tokens_total", ',kind="generated"'), "thermostat_tokens_total"
     ),
     Signal.POWER: Template("sum by (source) (thermostat_gpu_power_watts{{selector}})", "thermostat_gpu_power_watts"),
-    Signal.ENERGY: Template(
-        "sum(rate(thermostat_gpu_energy_joules_total{{selector}}[{window}]))", "thermostat_gpu_energy_joules_total"
-    ),
+    Signal.ENERGY: Template(_counter_rate("thermostat_gpu_energy_joules_total"), "thermostat_gpu_energy_joules_total"),
     Signal.QUALITY: Template(
-        "sum(rate(thermostat_shadow_agree_tokens_total{{selector}}[{window}]))"
-        " / sum(rate(thermostat_shadow_tokens_total{{selector}}[{window}]))",
+        _counter_rate("thermostat_shadow_agree_tokens_total") + " / " + _counter_rate("thermostat_shadow_tokens_total"),
         "thermostat_shadow_tokens_total",
     ),
-    QUEUE_DEPTH: Template("sum(thermostat_queue_depth{{selector}})", "thermostat_queue_depth"),
+    Signal.QUALITY_KL: Template(
+        _counter_rate("thermostat_shadow_kl_nats_total") + " / " + _counter_rate("thermostat_shadow_tokens_total"),
+        "thermostat_shadow_kl_nats_total",
+    ),
+    Signal.SHADOW_TOKENS: Template(_counter_rate("thermostat_shadow_tokens_total"), "thermostat_shadow_tokens_total"),
+    Signal.QUEUE_DEPTH: Template("sum(thermostat_queue_depth{{selector}})", "thermostat_queue_depth"),
 }
 # The DCGM exporter reports per GPU with the pod's namespace/pod labels; its energy counter is in millijoules.
 DCGM_TEMPLATES: dict[str, Template] = {

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 from thermostat.api.spec import RoutedModelSpec
 from thermostat.control import Observation, Profile, decide
+from thermostat.control.signals import load_value, reading_value
 
 HPA_TOLERANCE = 0.1
 HPA_SCALE_DOWN_WINDOW_S = 300.0
@@ -73,7 +74,7 @@ class HpaController:
     history: list[tuple[float, int]] = field(default_factory=list)
 
     def _usage(self, observation: Observation) -> float | None:
-        return observation.latency_s if self.value_metric else observation.token_rate
+        return reading_value(observation.latency_s) if self.value_metric else load_value(observation.token_rate)
 
     def _raw(self, observation: Observation) -> int:
         current, ready = observation.replicas, observation.ready_replicas

@@ -10,6 +10,7 @@ import numpy as np
 
 from thermostat.api.spec import RoutedModelSpec
 from thermostat.control import Profile
+from thermostat.control.signals import reading_value
 from thermostat.sim.controllers import Controller
 from thermostat.sim.engine import Cluster
 from thermostat.sim.telemetry import Telemetry
@@ -131,7 +132,7 @@ def _record(
     for key, value in (
         ("time", now),
         ("load", float(arrived[1] - arrived[0]) / 60.0),
-        ("latency", math.nan if observation.latency_s is None else observation.latency_s),
+        ("latency", math.nan if (latency := reading_value(observation.latency_s)) is None else latency),
         ("replicas", float(replicas)),
         ("ready", float(ready)),
         ("temperature", cluster.temperature),

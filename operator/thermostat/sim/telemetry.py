@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from thermostat.control.signals import Idle, Missing, Reading, SignalValue
 from thermostat.control.types import Observation
 from thermostat.sim.engine import TPOT_BUCKETS_S, Cluster
 
@@ -83,20 +84,36 @@ class Telemetry:
         latency = histogram_quantile(quantile, last.histograms[metric] - win_from.histograms[metric], bounds)
         power_from = self._at_or_before(last.time - self.scrape_interval_s)
         power_span = last.time - power_from.time
-        missing = {} if latency is not None else {"latency": "missing"}
-        if span <= 0:
-            missing["requestRate"] = "missing"
         replicas, ready = cluster.counts()
+        requests = (last.requests - rate_from.requests) / span if span > 0 else None
+        tokens = (last.tokens - rate_from.tokens) / span if span > 0 else None
+        power = (last.energy_j - power_from.energy_j) / power_span if power_span > 0 else None
+        unscraped = Missing("NoData: no scrape spans the window yet")
         return Observation(
             time=last.time,
             routing_temperature=cluster.temperature,
             replicas=replicas,
             ready_replicas=ready,
-            latency_s=latency,
-            request_rate=(last.requests - rate_from.requests) / span if span > 0 else None,
-            token_rate=(last.tokens - rate_from.tokens) / span if span > 0 else None,
-            power_w=(last.energy_j - power_from.energy_j) / power_span if power_span > 0 else None,
+            window_s=window_s,
+            latency_s=_latency_signal(latency, requests, last.time),
+            request_rate=unscraped if requests is None else Reading(requests, last.time),
+            served_rate=Missing("not simulated"),
+            shed_rate=Missing("not simulated"),
+            token_rate=unscraped if tokens is None else Reading(tokens, last.time),
+            power_w=unscraped if power is None else Reading(power, last.time),
+            energy_rate_w=Missing("not simulated"),
+            quality_kl_nats=Missing("not simulated"),
+            shadow_token_rate=Missing("not simulated"),
+            quality_agreement=Missing("not simulated"),
+            queue_depth=Reading(float(last.queue_depth), last.time),
             power_source="estimate",
-            queue_depth=float(last.queue_depth),
-            missing=missing,
         )
+
+
+def _latency_signal(latency: float | None, requests: float | None, time: float) -> SignalValue:
+    """The quantile as the operator's metrics layer classifies it: no request in the window is Idle."""
+    if latency is not None:
+        return Reading(latency, time)
+    if requests == 0.0:
+        return Idle(time)
+    return Missing("NotANumber: no completion in the window")

@@ -14,8 +14,10 @@ from typing import Any
 from thermostat.api.spec import RoutedModelSpec
 from thermostat.api.status import DecisionRecord, Display, LawMemory, RoutedModelStatus, Settings
 from thermostat.api.status import Observation as StatusObservation
+from thermostat.control.conditions import ConditionType
+from thermostat.control.signals import load_value, reading_value
 from thermostat.control.types import Decision, Observation, Verdict
-from thermostat.status.conditions import READY, Health, ready_verdict, set_conditions
+from thermostat.status.conditions import Health, ready_verdict, set_conditions
 from thermostat.status.display import format_latency, format_power
 from thermostat.status.history import record_decision
 
@@ -34,19 +36,24 @@ def _ratio(numerator: float | None, denominator: float | None, scale: float = 1.
 
 
 def status_observation(observation: Observation) -> StatusObservation:
-    """The observation as users read it: energy per request and quality loss in points."""
-    agreement = observation.quality_agreement
+    """The observation as users read it: energy per request and quality loss in points.
+
+    A figure that is not a fresh reading is absent; an idle load reads as 0 requests per second.
+    """
+    agreement = reading_value(observation.quality_agreement)
+    energy = reading_value(observation.energy_rate_w)
+    rate, tokens = load_value(observation.request_rate), load_value(observation.token_rate)
     return StatusObservation(
         time=rfc3339(observation.time),
-        latency_seconds=observation.latency_s,
-        request_rate=observation.request_rate,
-        token_rate=observation.token_rate,
-        power_watts=observation.power_w,
+        latency_seconds=reading_value(observation.latency_s),
+        request_rate=rate,
+        token_rate=tokens,
+        power_watts=reading_value(observation.power_w),
         power_source=observation.power_source,
-        energy_joules_per_request=_ratio(observation.energy_rate_w, observation.request_rate),
-        energy_joules_per_1k_tokens=_ratio(observation.energy_rate_w, observation.token_rate, 1000.0),
+        energy_joules_per_request=_ratio(energy, rate),
+        energy_joules_per_1k_tokens=_ratio(energy, tokens, 1000.0),
         quality_loss_points=None if agreement is None else round(100.0 * (1.0 - agreement), 3),
-        missing=sorted(f"{name}: {why}" for name, why in observation.missing.items()),
+        missing=sorted(f"{name}: {why}" for name, why in observation.missing_signals().items()),
     )
 
 
@@ -66,8 +73,8 @@ class RunOutcome:
 
 
 def _display(spec: RoutedModelSpec, observation: Observation | None) -> Display:
-    latency = observation.latency_s if observation else None
-    power = observation.power_w if observation else None
+    latency = reading_value(observation.latency_s) if observation else None
+    power = reading_value(observation.power_w) if observation else None
     estimated = bool(observation and observation.power_source == ESTIMATE)
     budget = spec.budget.power_watts if spec.budget else None
     return Display(
@@ -80,7 +87,7 @@ def build_status(previous: RoutedModelStatus | None, spec: RoutedModelSpec, run:
     """The next status: conditions updated by the conventions, the decision recorded when it is news."""
     previous = previous or RoutedModelStatus()
     now = rfc3339(run.now)
-    verdicts: dict[str, Verdict] = {READY: ready_verdict(run.health)}
+    verdicts: dict[str, Verdict] = {ConditionType.READY: ready_verdict(run.health)}
     decisions = list(previous.decisions)
     recommended = previous.recommended
     memory = previous.memory

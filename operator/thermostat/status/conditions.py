@@ -1,6 +1,6 @@
 """RoutedModel conditions, by the metav1.Condition conventions.
 
-Each condition type and reason is a constant with a line saying when it applies. ``set_condition``
+Types and reasons are declared once, in ``thermostat.control.conditions``. ``set_condition``
 keeps ``lastTransitionTime`` unless the status flips, so a condition that stays True for a day says
 so; ``ready_verdict`` computes the ``Ready`` summary from what the operator knows about the objects.
 """
@@ -11,27 +11,19 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from thermostat.api.status import Condition, ConditionStatus
+from thermostat.control.conditions import (
+    APPLY_FAILED,
+    INVALID_SPEC,
+    NO_CONFLICT,
+    OTHER_SCALER,
+    SERVING,
+    TARGET_NOT_FOUND,
+    WAITING_FOR_REPLICAS,
+    ConditionType,
+)
 from thermostat.control.types import Verdict
 
-# Condition types, in the order they are listed in status.
-READY = "Ready"  # summary: the model is served and the operator is in control
-SLO_MET = "SLOMet"  # the latency quantile is within the SLO (from the law)
-WITHIN_BUDGET = "WithinBudget"  # power and energy are within the budget (from the law)
-METRICS_AVAILABLE = "MetricsAvailable"  # every signal the law needs was fresh (from the law)
-FEASIBLE = "Feasible"  # SLO, budget and quality floor can all hold (from the law)
-CONFLICT = "Conflict"  # another scaler drives the same Deployment
-CONDITION_ORDER = (READY, SLO_MET, WITHIN_BUDGET, METRICS_AVAILABLE, FEASIBLE, CONFLICT)
-
-# Ready reasons.
-SERVING = "Serving"  # objects applied and at least one replica ready
-WAITING_FOR_REPLICAS = "WaitingForReplicas"  # objects applied, no replica ready yet
-INVALID_SPEC = "InvalidSpec"  # the spec passed the schema but not the operator's deeper checks
-TARGET_NOT_FOUND = "TargetNotFound"  # spec.targetRef names a Deployment that does not exist
-APPLY_FAILED = "ApplyFailed"  # the API server refused an owned object
-# Conflict reasons.
-OTHER_SCALER = "OtherScaler"  # an HPA or KEDA ScaledObject targets the same Deployment
-REPLICAS_OVERRIDDEN = "ReplicasOverridden"  # something keeps resetting spec.replicas (e.g. GitOps)
-NO_CONFLICT = "NoOtherScaler"  # the operator is the only one setting replicas
+CONDITION_ORDER: tuple[str, ...] = tuple(ConditionType)
 
 TRUE, FALSE, UNKNOWN = ConditionStatus.TRUE, ConditionStatus.FALSE, ConditionStatus.UNKNOWN
 

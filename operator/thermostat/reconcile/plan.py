@@ -1,0 +1,171 @@
+"""The policies, pure: from a ``World`` and the law's ``Decision`` to the ``Actions`` of a run.
+
+- Enforce writes the temperature (ConfigMap) and the replicas (scale subresource), each with an Event;
+  Recommend writes neither. With ``targetRef`` Recommend owns nothing in the namespace at all; with
+  ``model`` it creates the workload at T = 1 and ``replicas.min`` and never changes them after.
+- Another scaler on the Deployment (HPA, ScaledObject): ``Conflict=True``, temperature only.
+- Replicas changed outside Thermostat: adopted once with an Event; twice in a row is a conflict
+  (``thermostat.reconcile.replicas``).
+- A missing targetRef Deployment: ``Ready=False TargetNotFound``, nothing written.
+"""
+
+from __future__ import annotations
+
+from thermostat.api.spec import Mode, RoutedModelSpec
+from thermostat.api.status import Settings
+from thermostat.control import Decision
+from thermostat.control.conditions import OTHER_SCALER, REPLICAS_OVERRIDDEN, ConditionType
+from thermostat.reconcile import events
+from thermostat.reconcile.actions import Actions, ApplyObject, PatchConfigMap, Scale, Write
+from thermostat.reconcile.replicas import OVERRIDE_LIMIT, ReplicaVerdict, after_write, judge_replicas
+from thermostat.reconcile.world import Workload, World, configmap_temperature
+from thermostat.render import Owner, format_routing_temperature, render_owned_objects, routing_configmap_name
+from thermostat.render.objects import ROUTING_KEY
+from thermostat.scaledown import pods_to_remove
+from thermostat.status import Health, conflict_verdict
+
+EXACT = 1.0  # the routing temperature at which the model's output is the unrouted model's
+
+
+def remembered(world: World) -> Settings:
+    """What status last said was in force."""
+    previous = world.subject.previous
+    return previous.current if previous and previous.current else Settings()
+
+
+def quiet_seconds(spec: RoutedModelSpec) -> float:
+    """How long without an external replica change before a replica conflict clears."""
+    return float(max(spec.behavior.scale_down.stabilization_window_seconds, 3 * spec.behavior.period_seconds))
+
+
+def plan_invalid(world: World) -> Actions:
+    """A spec that does not parse or fails the deeper checks: say what to fix, write nothing."""
+    current = remembered(world)
+    return Actions(health=Health(invalid_spec=world.problem), before=current, after=current, watch=world.watch)
+
+
+def plan_missing_workload(world: World, spec: RoutedModelSpec) -> Actions:
+    """No Deployment: a missing target is the user's to fix; our own is still being created."""
+    current = remembered(world)
+    if spec.target_ref is not None:
+        missing = f"{world.subject.namespace}/{spec.target_ref.name}"
+        health = Health(target_missing=missing, apply_error=world.apply_error)
+    else:
+        health = Health(replicas=spec.replicas.min, apply_error=world.apply_error)
+    return Actions(health=health, before=current, after=current, watch=world.watch)
+
+
+def plan_actions(world: World, decision: Decision | None, spec: RoutedModelSpec, *, now: float) -> Actions:
+    """The control run's writes, Events, health and settings after, from what was read and decided."""
+    workload = world.workload
+    if workload is None or decision is None:
+        return plan_missing_workload(world, spec)
+    enforce = spec.mode == Mode.ENFORCE
+    fallback = remembered(world).replicas
+    verdict = judge_replicas(world.watch, workload.replicas, fallback=fallback, now=now, quiet_s=quiet_seconds(spec))
+    conflict, reason = _conflict(world.scalers, verdict)
+    notes = _replica_events(world, workload, verdict, last=world.watch.expected or fallback)
+    if decision.memory_reset:
+        notes.append(events.memory_reset(decision.reason))
+    writes: list[Write] = []
+    temperature, replicas, watch = world.temperature, workload.replicas, verdict.watch
+    ready = workload.ready_replicas
+    if enforce and format_routing_temperature(decision.routing_temperature) != format_routing_temperature(temperature):
+        writes.append(_temperature_write(world, spec, decision))
+        temperature = decision.routing_temperature
+    if enforce and conflict is None and decision.replicas != workload.replicas:
+        writes.append(_scale(world, workload, decision))
+        replicas, watch = decision.replicas, after_write(watch, decision.replicas)
+    return Actions(
+        writes=tuple(writes),
+        events=tuple(notes),
+        health=Health(
+            ready_replicas=ready,
+            replicas=replicas,
+            conflict=conflict,
+            metrics_problem=_metrics_problem(decision),
+            apply_error=world.apply_error,
+        ),
+        before=Settings(routing_temperature=world.temperature, replicas=workload.replicas, ready_replicas=ready),
+        after=Settings(routing_temperature=temperature, replicas=replicas, ready_replicas=ready),
+        applied=enforce and not decision.held and (conflict is None or decision.replicas == workload.replicas),
+        watch=watch,
+        verdicts={ConditionType.CONFLICT: conflict_verdict(conflict, reason=reason)},
+    )
+
+
+def _conflict(scalers: tuple[str, ...], verdict: ReplicaVerdict) -> tuple[str | None, str]:
+    if scalers:
+        return ", ".join(scalers) + " also scale(s) this Deployment", OTHER_SCALER
+    return verdict.overridden, REPLICAS_OVERRIDDEN
+
+
+def _replica_events(
+    world: World, workload: Workload, verdict: ReplicaVerdict, *, last: int | None
+) -> list[events.Event]:
+    """An external change is said once: adopted, or the start of a conflict. Other scalers are expected to."""
+    if not verdict.external or world.scalers or last is None:
+        return []
+    if verdict.overridden is None:
+        return [events.replicas_changed_externally(workload.name, workload.replicas, last)]
+    if verdict.watch.changes == OVERRIDE_LIMIT:
+        return [events.replicas_overridden(verdict.overridden)]
+    return []
+
+
+def _temperature_write(world: World, spec: RoutedModelSpec, decision: Decision) -> PatchConfigMap:
+    new = decision.routing_temperature
+    return PatchConfigMap(
+        name=routing_configmap_name(world.subject.name, spec),
+        data={ROUTING_KEY: format_routing_temperature(new)},
+        event=events.temperature_changed(world.temperature, new, decision.reason),
+    )
+
+
+def _scale(world: World, workload: Workload, decision: Decision) -> Scale:
+    removed = workload.replicas - decision.replicas
+    mark = tuple(pods_to_remove(list(world.pods), removed)) if removed > 0 else ()
+    event = events.replicas_changed(workload.replicas, decision.replicas, decision.reason)
+    return Scale(deployment=workload.name, replicas=decision.replicas, mark=mark, event=event)
+
+
+def _metrics_problem(decision: Decision) -> str | None:
+    verdict = decision.conditions.get(ConditionType.METRICS_AVAILABLE)
+    return verdict.message if verdict is not None and verdict.status != "True" else None
+
+
+def initial_settings(world: World, spec: RoutedModelSpec) -> tuple[float, int]:
+    """Temperature and replicas to create with. Recommend: exact and the fewest. Enforce: what is in
+    force, else what status remembers, else the ceiling and the fewest."""
+    if spec.mode == Mode.RECOMMEND:
+        return EXACT, spec.replicas.min
+    current = remembered(world)
+    temperature = configmap_temperature(world.configmap) or current.routing_temperature
+    return temperature or spec.quality.max_routing_temperature, current.replicas or spec.replicas.min
+
+
+def plan_owned(world: World, spec: RoutedModelSpec) -> Actions:
+    """The create/update/resume pass: the owned objects to apply (never resetting the two knobs)."""
+    current = remembered(world)
+    if spec.target_ref is not None and world.workload is None:
+        missing = f"{world.subject.namespace}/{spec.target_ref.name}"
+        return Actions(health=Health(target_missing=missing), before=current, after=current, watch=world.watch,
+                       retry=f"target Deployment {missing} not found")  # fmt: skip
+    if spec.target_ref is not None and spec.mode == Mode.RECOMMEND:
+        # Advice on someone else's Deployment: nothing of ours in the namespace.
+        return Actions(before=current, after=current, watch=world.watch)
+    temperature, replicas = initial_settings(world, spec)
+    own_deployment_exists = spec.model is not None and world.workload is not None
+    account = world.workload.service_account if spec.target_ref is not None and world.workload else None
+    manifests = render_owned_objects(
+        Owner.from_body(world.subject.body), spec, temperature=temperature,
+        replicas=None if own_deployment_exists else replicas, target_service_account=account,
+    )  # fmt: skip
+    writes: list[Write] = []
+    for rendered in manifests:
+        desired = rendered
+        if rendered["kind"] == "ConfigMap" and world.configmap is not None:
+            # The control run owns the temperature once the ConfigMap exists: keep what is in force.
+            desired = {**rendered, "data": world.configmap.get("data") or rendered["data"]}
+        writes.append(ApplyObject(desired))
+    return Actions(writes=tuple(writes), before=current, after=current, watch=world.watch)
