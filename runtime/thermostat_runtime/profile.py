@@ -45,7 +45,9 @@ SCHEMA_VERSION = 2
 class ProfileSettings:
     """How much to measure; ``quick()`` is the CI-sized run."""
 
-    temperatures: list[float] = field(default_factory=lambda: [0.2, 0.35, 0.5, 0.6, 0.7, 0.8, 0.9])
+    temperatures: list[float] = field(
+        default_factory=lambda: [0.2, 0.35, 0.5, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95]
+    )
     test_chunks: int = 64
     seq_len: int = 256
     batch_sizes: list[int] = field(default_factory=lambda: [1, 8, 64])
@@ -53,6 +55,7 @@ class ProfileSettings:
     prompt_len: int = 16
     chat_prompts: int | None = None  # None: all committed prompts; 0: no chat figures
     chat_max_tokens: int = 48
+    chat_from: float = 0.5  # chat figures at t_min and every T from here up (lower T: far past any budget)
 
     @classmethod
     def quick(cls) -> ProfileSettings:
@@ -190,7 +193,7 @@ def measure_profile(model: RoutedLlama, settings: ProfileSettings) -> tuple[dict
     prompt = chunks[0, : settings.prompt_len].tolist()
     for point in points:
         point.update(_speed(model, point["routing_temperature"], settings, prompt, bench))
-        if chat:
+        if point["routing_temperature"] in chat:
             point["chat"] = chat[point["routing_temperature"]]
         log.info("T=%.2f: %s", point["routing_temperature"], json.dumps(point))
     profile = {
@@ -217,7 +220,8 @@ def _chat(model: RoutedLlama, settings: ProfileSettings, temps: list[float]) -> 
 
     prompts = chat_prompt_ids(model, settings.chat_prompts)
     answers = exact_answers(model, prompts, max_tokens=settings.chat_max_tokens)
-    return chat_quality(model, prompts, answers, temps, max_tokens=settings.chat_max_tokens)
+    chosen = [t for t in temps if t == model.t_min or t >= settings.chat_from]
+    return chat_quality(model, prompts, answers, chosen, max_tokens=settings.chat_max_tokens)
 
 
 def _notes(settings: ProfileSettings, chunks: np.ndarray) -> str:
