@@ -1,6 +1,7 @@
 """Neuron routing's wall time: sparse kernels against the dense product, and decode step time per T.
 
-    python benchmarks/bench_routing.py [--temperatures 0.05,0.5,1.0] [--batches 1,8,64] [--steps 8] [--quick]
+    python benchmarks/bench_routing.py [--temperatures 0.05,0.5,1.0] [--batches 1,8,64] [--steps 8]
+                                       [--quick] [--kernels-only]
 
 Part 1 (kernels): one projection of SmolLM2-135M's shapes (gate/up: 576 -> 3072, down: 1536 -> 576) at
 keep fractions 1.0/0.7/0.5/0.3, rows 1/8/64: dense ``x @ wt``, ``embedding_bag`` with per-sample
@@ -52,7 +53,8 @@ def kernel_table(repeats: int) -> str:
                 theta = torch.quantile(x.abs().flatten(), 1 - keep) if keep < 1 else torch.tensor(-1.0)
                 mask = x.abs() > theta
                 r, c = mask.nonzero(as_tuple=True)
-                offsets = torch.cat([torch.zeros(1, dtype=torch.long), torch.bincount(r, minlength=rows).cumsum(0)[:-1]])
+                counts = torch.bincount(r, minlength=rows)
+                offsets = torch.cat([torch.zeros(1, dtype=torch.long), counts.cumsum(0)[:-1]])
                 shared = torch.topk(x.abs().sum(0), max(1, int(keep * d_in))).indices.sort().values
                 dense = _median_us(lambda: x @ wt, repeats)  # noqa: B023 - called at once
                 bag = _median_us(
@@ -76,8 +78,11 @@ def model_table(model: RoutedLlama, temperatures: list[float], batches: list[int
             _, exact_s, per_token = paired_decode_timing(model, t, batch, steps=steps, prompt=prompt)
             shared = "-"
             if batch > 1:
-                shared = f"{paired_decode_timing(model.with_batch_shared(), t, batch, steps=steps, prompt=prompt)[2]:.3f}"
-            lines.append(f"| {t:.2f} | {100 * (1 - flops):.1f}% | {batch} | {per_token:.3f} | {shared} | {1000 * exact_s:.1f} |")
+                ratio = paired_decode_timing(model.with_batch_shared(), t, batch, steps=steps, prompt=prompt)[2]
+                shared = f"{ratio:.3f}"
+            lines.append(
+                f"| {t:.2f} | {100 * (1 - flops):.1f}% | {batch} | {per_token:.3f} | {shared} | {1000 * exact_s:.1f} |"
+            )
             print(lines[-1], flush=True)
     return "\n".join(lines)
 
@@ -89,12 +94,15 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=50)
     parser.add_argument("--quick", action="store_true", help="CI-sized: one T, batch 1, 2 steps, few repeats")
+    parser.add_argument("--kernels-only", action="store_true", help="Part 1 only (no model)")
     args = parser.parse_args()
     if args.quick:
         args.temperatures, args.batches, args.steps, args.repeats = "0.5", "1", 2, 3
     torch.set_num_threads(1)
     print(f"load average (1 min) before: {os.getloadavg()[0]:.2f}; torch threads: {torch.get_num_threads()}")
     print(kernel_table(args.repeats), flush=True)
+    if args.kernels_only:
+        return
     model = RoutedLlama.load()
     print(f"model {model.name}, router {model.router_hash}, T_min {model.t_min}")
     table = model_table(model, [float(t) for t in args.temperatures.split(",")],
