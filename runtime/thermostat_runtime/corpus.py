@@ -3,7 +3,9 @@
 Sources that ship with the machine, nothing downloaded: CPython's ``pydoc_data/topics.py`` (one
 document per topic), ``/usr/share/common-licenses`` and plain-text files under ``/usr/share/doc``
 (duplicates by content removed). A document's split is a hash of its name, so the held-out split is
-the same on every run and never used for training or tuning; calibration reads only held-out chunks.
+the same on every run. Three splits: ``train`` (thresholds are calibrated on it), ``validation`` (every
+choice of schedule, allocation and gate kind) and ``test`` (scored once for the committed profile;
+the old "held-out" split, unchanged).
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-HELD_OUT_PERCENT = 15
+HELD_OUT_PERCENT = 15  # test split
+VALIDATION_PERCENT = 10
+SPLITS = ("train", "validation", "test")
 LICENSES_DIR = Path("/usr/share/common-licenses")
 DOC_DIR = Path("/usr/share/doc")
 MAX_DOC_BYTES = 200_000
@@ -28,9 +32,16 @@ class Document:
     text: str
 
 
+def split_of(name: str) -> str:
+    """The split a document belongs to, by a hash of its name."""
+    bucket = int.from_bytes(hashlib.sha256(name.encode()).digest()[:4], "big") % 100
+    if bucket < HELD_OUT_PERCENT:
+        return "test"
+    return "validation" if bucket < HELD_OUT_PERCENT + VALIDATION_PERCENT else "train"
+
+
 def is_held_out(name: str) -> bool:
-    digest = hashlib.sha256(name.encode()).digest()
-    return int.from_bytes(digest[:4], "big") % 100 < HELD_OUT_PERCENT
+    return split_of(name) == "test"
 
 
 def _pydoc_topics() -> Iterator[Document]:
@@ -70,14 +81,16 @@ def documents() -> list[Document]:
 
 
 def token_chunks(
-    encode: object, *, held_out: bool, seq_len: int, separator: int, max_chunks: int | None = None
+    encode: object, *, split: str, seq_len: int, separator: int, max_chunks: int | None = None
 ) -> np.ndarray:
     """Documents of one split, tokenized, joined by ``separator`` and cut into [n, seq_len] chunks."""
     assert callable(encode)
+    if split not in SPLITS:
+        raise ValueError(f"split {split!r} is not one of {SPLITS}")
     stream: list[int] = []
     limit = None if max_chunks is None else max_chunks * seq_len
     for doc in documents():
-        if is_held_out(doc.name) != held_out:
+        if split_of(doc.name) != split:
             continue
         stream.extend(encode(doc.text))
         stream.append(separator)

@@ -92,8 +92,13 @@ class ModelEngine:
     def clamp(self, routing_temperature: float) -> float:
         return self.model.clamp(routing_temperature)
 
+    @property
+    def routing_mode(self) -> str:
+        return "shared" if self.model.batch_shared else "per-token"
+
     def new_sequence(self, *, routing_temperature: float, seed: int) -> SequenceState:
-        return self.model.new_sequence(routing_temperature=routing_temperature, seed=seed)
+        """A served sequence: traced, so its gate-mask hashes reach the request log."""
+        return self.model.new_sequence(routing_temperature=routing_temperature, seed=seed, trace=True)
 
     def forward(self, states: Sequence[SequenceState], token_lists: Sequence[Sequence[int]]) -> StepOutput:
         return self.model.forward(states, token_lists)

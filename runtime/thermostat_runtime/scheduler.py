@@ -75,6 +75,8 @@ class GenerationResult:
     flops_full: float
     routing_changes: list[tuple[int, float]]
     shadow: ShadowTally | None
+    gate_hashes: list[str] = field(default_factory=list)  # one per token fed (prompt, then generated)
+    routing_mode: str = "per-token"
 
 
 @dataclass
@@ -308,6 +310,8 @@ class Scheduler:
             flops_full=state.flops_full if state is not None else 0.0,
             routing_changes=item.changes,
             shadow=item.shadow,
+            gate_hashes=list(getattr(state, "gate_hashes", [])),
+            routing_mode=getattr(self.engine, "routing_mode", "per-token"),
         )
         if item.shadow is not None:
             self.metrics.shadow_tokens.inc(item.shadow.tokens)

@@ -9,13 +9,20 @@ import pytest
 if TYPE_CHECKING:
     from thermostat_runtime.model import RoutedLlama
 
+TEXTS = [
+    "The capital of France is Paris, a city on the Seine with many museums and old bridges.",
+    "def add(a, b):\n    return a + b\n\nprint(add(2, 3))  # five, as the function adds its inputs",
+    "Licensed under the Apache License, Version 2.0 (the License); you may not use this file except",
+]
+
 
 @pytest.fixture(scope="session")
 def unrouted_model() -> RoutedLlama:
-    pytest.importorskip("torch")
+    torch = pytest.importorskip("torch")
     from thermostat_runtime.gguf_loader import ModelNotFoundError
     from thermostat_runtime.model import RoutedLlama
 
+    torch.set_num_threads(1)  # shared cores; also the setting the batch-invariance tests assume
     try:
         return RoutedLlama.load(router_dir=None)
     except ModelNotFoundError as error:
@@ -24,25 +31,8 @@ def unrouted_model() -> RoutedLlama:
 
 @pytest.fixture(scope="session")
 def routed_model(unrouted_model: RoutedLlama) -> RoutedLlama:
-    """The same weights with synthetic routers on every other layer (sampled gates), so routing really
-    skips rows whatever the trained routers do."""
-    import torch
+    """The same weights with a router from a few texts' activations (uniform sparsity, 60% at T_min),
+    so routing really skips channels whatever the packaged router does."""
+    from thermostat_runtime.calibrate import prompt_router
 
-    from thermostat_runtime.routing import RouterConfig, Routers
-
-    config = unrouted_model.config
-    routers = Routers(
-        RouterConfig(
-            layers=list(range(2, config.n_layers, 2)),
-            d_model=config.d_model,
-            adapter_rank=4,
-            gate_noise=1.0,
-            t_min=0.05,
-        )
-    )
-    generator = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        routers.weight.copy_(torch.randn(routers.weight.shape, generator=generator) * 0.05)
-        routers.bias.fill_(1.0)
-    routers.requires_grad_(False)
-    return unrouted_model.with_routers(routers, "sha256:" + "0" * 64)
+    return unrouted_model.with_router(prompt_router(unrouted_model, TEXTS), "sha256:" + "0" * 64)

@@ -1,4 +1,4 @@
-"""The routed SmolLM2 on this CPU: exactness at T = 1, real skipping, reproducible gates."""
+"""The routed SmolLM2 on this CPU: exactness at T = 1, channels really skipped, reproducible gates."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from thermostat_runtime import sparse
 from thermostat_runtime.model import RoutedLlama, generate
 
 pytestmark = pytest.mark.model
@@ -15,10 +16,8 @@ pytestmark = pytest.mark.model
 PROMPTS = ["The capital of France is", "def add(a, b):\n    return", "Licensed under the Apache License"]
 
 
-def _greedy_batch(
-    model: RoutedLlama, prompts: list[list[int]], temps: list[float], steps: int
-) -> list[list[int]]:
-    states = [model.new_sequence(routing_temperature=t, seed=10 + i) for i, t in enumerate(temps)]
+def _decode(model: RoutedLlama, states: list, prompts: list[list[int]], steps: int) -> list[list[int]]:  # type: ignore[type-arg]
+    """Greedy: prefill every prompt in one call, then ``steps`` batched decode steps."""
     out = model.forward(states, prompts)
     tokens: list[list[int]] = [[] for _ in prompts]
     for _ in range(steps):
@@ -30,9 +29,7 @@ def _greedy_batch(
 
 
 def test_chat_generation_answers(unrouted_model: RoutedLlama) -> None:
-    ids = unrouted_model.tokenizer.encode_chat(
-        [{"role": "user", "content": "What is the capital of France?"}]
-    )
+    ids = unrouted_model.tokenizer.encode_chat([{"role": "user", "content": "What is the capital of France?"}])
     result = generate(unrouted_model, ids, max_new_tokens=20)
     assert "Paris" in unrouted_model.tokenizer.decode(result.tokens)
     assert result.finish_reason == "stop"
@@ -46,137 +43,109 @@ def test_cached_steps_match_the_dense_forward(unrouted_model: RoutedLlama) -> No
     rest = unrouted_model.forward([state], [ids[5:]], all_logits=True)
     assert first.all_logits is not None
     assert rest.all_logits is not None
-    cached = torch.cat([first.all_logits[0], rest.all_logits[0]])
-    assert torch.allclose(cached, dense, atol=1e-3)
+    assert torch.allclose(torch.cat([first.all_logits[0], rest.all_logits[0]]), dense, atol=1e-3)
 
 
 def test_temperature_one_is_bit_identical_to_the_unrouted_model(
     unrouted_model: RoutedLlama, routed_model: RoutedLlama
 ) -> None:
     ids = unrouted_model.tokenizer.encode(PROMPTS[0])
-    for steps in range(2):
-        plain, routed = (
-            unrouted_model.new_sequence(seed=3),
-            routed_model.new_sequence(routing_temperature=1.0, seed=3),
-        )
-        a = unrouted_model.forward([plain], [ids])
-        b = routed_model.forward([routed], [ids])
-        for _ in range(steps):
-            token = int(torch.argmax(a.logits[0]))
-            a, b = unrouted_model.forward([plain], [[token]]), routed_model.forward([routed], [[token]])
+    plain, routed = unrouted_model.new_sequence(seed=3), routed_model.new_sequence(routing_temperature=1.0, seed=3)
+    a, b = unrouted_model.forward([plain], [ids]), routed_model.forward([routed], [ids])
+    for _ in range(3):
         assert torch.equal(a.logits, b.logits)
-        assert b.flops_executed == b.flops_full
-        assert routed.executed_fraction == 1.0
+        token = int(torch.argmax(a.logits[0]))
+        a, b = unrouted_model.forward([plain], [[token]]), routed_model.forward([routed], [[token]])
+    assert torch.equal(a.logits, b.logits)
+    assert b.flops_executed == b.flops_full
+    assert routed.executed_fraction == 1.0
 
 
-def test_greedy_tokens_do_not_depend_on_the_batch_mix(routed_model: RoutedLlama) -> None:
+def test_routing_changes_the_output_below_one(routed_model: RoutedLlama) -> None:
+    ids = routed_model.tokenizer.encode(PROMPTS[0])
+    exact = routed_model.forward([routed_model.new_sequence()], [ids]).logits
+    routed = routed_model.forward([routed_model.new_sequence(routing_temperature=0.3)], [ids]).logits
+    assert not torch.equal(exact, routed)
+
+
+def test_gates_and_tokens_do_not_depend_on_batch_neighbours(routed_model: RoutedLlama) -> None:
     prompts = [routed_model.tokenizer.encode(p) for p in PROMPTS]
-    temps = [1.0, 0.3, 0.6]
-    together = _greedy_batch(routed_model, prompts, temps, steps=6)
+    temps = [0.4, 0.2, 0.9]
+    together = [routed_model.new_sequence(routing_temperature=t, seed=i, trace=True) for i, t in enumerate(temps)]
+    mixed = _decode(routed_model, together, prompts, steps=6)
     for i in range(len(prompts)):
-        states = [routed_model.new_sequence(routing_temperature=temps[i], seed=10 + i)]
-        alone = _greedy_batch_single(routed_model, states[0], prompts[i], steps=6)
-        assert alone == together[i]
+        alone = routed_model.new_sequence(routing_temperature=temps[i], seed=i, trace=True)
+        assert _decode(routed_model, [alone], [prompts[i]], steps=6)[0] == mixed[i]
+        assert alone.gate_hashes == together[i].gate_hashes
+        assert len(alone.gate_hashes) == len(prompts[i]) + 6
+    assert together[0].gate_hashes != together[1].gate_hashes
 
 
-def _greedy_batch_single(model: RoutedLlama, state: object, prompt: list[int], steps: int) -> list[int]:
-    assert hasattr(state, "seed")
-    out = model.forward([state], [prompt])  # type: ignore[list-item]
-    tokens = []
-    for _ in range(steps):
-        tokens.append(int(torch.argmax(out.logits[0])))
-        out = model.forward([state], [[tokens[-1]]])  # type: ignore[list-item]
-    return tokens
-
-
-def test_gates_do_not_depend_on_batch_neighbours(routed_model: RoutedLlama) -> None:
-    ids = routed_model.tokenizer.encode(PROMPTS[1])
-    alone = routed_model.forward(
-        [routed_model.new_sequence(routing_temperature=0.4, seed=5)], [ids], record_gates=True
-    )
-    neighbours = [routed_model.new_sequence(routing_temperature=t, seed=s) for t, s in ((0.2, 9), (0.9, 1))]
-    mixed = routed_model.forward(
-        [neighbours[0], routed_model.new_sequence(routing_temperature=0.4, seed=5), neighbours[1]],
-        [routed_model.tokenizer.encode(PROMPTS[0]), ids, [1, 2, 3]],
-        record_gates=True,
-    )
-    start = len(routed_model.tokenizer.encode(PROMPTS[0]))
-    for layer, mask in alone.exec_masks.items():
-        assert torch.equal(mask, mixed.exec_masks[layer][start : start + len(ids)])
-    assert not all(bool(m.all()) for m in alone.exec_masks.values())
-
-
-def test_rows_fed_to_mlps_are_counted_and_match_the_executed_fraction(
+def test_channels_fed_to_kernels_are_the_reported_executed_fraction(
     routed_model: RoutedLlama, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    fed: list[int] = []
-    original = routed_model.mlp
+    fed = [0, 0]  # channels x out_dim x 2, channels
+    real_bag, real_dense = sparse.bag_matmul, sparse.masked_dense
 
-    def counting_mlp(layer: int, h: torch.Tensor) -> torch.Tensor:
-        fed.append(h.shape[0])
-        return original(layer, h)
+    def bag(x: torch.Tensor, mask: torch.Tensor, wt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        cols = mask.nonzero()  # what embedding_bag is given
+        fed[0] += 2 * wt.shape[1] * len(cols)
+        fed[1] += len(cols)
+        return real_bag(x, mask, wt)
 
-    monkeypatch.setattr(routed_model, "mlp", counting_mlp)
-    states = [routed_model.new_sequence(routing_temperature=t, seed=i) for i, t in enumerate((0.2, 0.5, 1.0))]
-    ids = routed_model.tokenizer.encode(" ".join(PROMPTS) * 2)
-    out = routed_model.forward(states, [ids] * 3)
-    assert sum(fed) == out.mlp_rows_executed < out.mlp_rows_full
-    skipped = out.mlp_rows_full - out.mlp_rows_executed
-    assert sum(s.mlp_rows_executed for s in states) == out.mlp_rows_executed
-    assert out.flops_full - out.flops_executed > 0.9 * skipped * routed_model.mlp_flops
-    assert out.flops_executed == pytest.approx(sum(s.flops_executed for s in states))
-    assert states[2].executed_fraction == 1.0
+    def dense(x: torch.Tensor, mask: torch.Tensor, wt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        nonzero = int((x * mask != 0).sum() + ((x == 0) & mask).sum())
+        fed[0] += 2 * wt.shape[1] * nonzero
+        fed[1] += nonzero
+        return real_dense(x, mask, wt)
+
+    monkeypatch.setattr(sparse, "bag_matmul", bag)
+    monkeypatch.setattr(sparse, "masked_dense", dense)
+    states = [routed_model.new_sequence(routing_temperature=t, seed=i) for i, t in enumerate((0.2, 0.5))]
+    ids = routed_model.tokenizer.encode(" ".join(PROMPTS))
+    steps = [routed_model.forward(states, [ids, ids]), routed_model.forward(states, [[13], [14]])]
+    assert fed[1] == sum(s.channels_executed for s in steps) < sum(s.channels_full for s in steps)
+    head = routed_model.head_flops * 4
+    assert sum(s.flops_executed for s in steps) == pytest.approx(fed[0] + head)
+    assert sum(s.flops_executed for s in states) == pytest.approx(fed[0] + head)
     assert states[0].executed_fraction < states[1].executed_fraction < 1
 
 
-def test_batch_one_skips_by_not_running_the_mlp(
-    routed_model: RoutedLlama, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    fed: list[int] = []
-    original = routed_model.mlp
-    monkeypatch.setattr(routed_model, "mlp", lambda layer, h: fed.append(h.shape[0]) or original(layer, h))
-    state = routed_model.new_sequence(routing_temperature=0.1, seed=2)
-    routed_model.forward([state], [routed_model.tokenizer.encode(PROMPTS[0])])
-    fed.clear()
-    out = routed_model.forward([state], [[13]])
-    assert len(fed) == out.mlp_rows_executed < routed_model.config.n_layers
-    assert all(n == 1 for n in fed)
-
-
-def test_executed_flops_are_monotone_in_temperature(routed_model: RoutedLlama) -> None:
+def test_executed_flops_are_strictly_monotone_in_temperature(routed_model: RoutedLlama) -> None:
     ids = routed_model.tokenizer.encode(" ".join(PROMPTS) * 3)
     flops = []
     for t in (0.05, 0.2, 0.4, 0.6, 0.8, 0.95, 1.0):
-        states = [routed_model.new_sequence(routing_temperature=t, seed=s) for s in range(4)]
-        out = routed_model.forward(states, [ids] * 4)
-        flops.append(out.flops_executed)
+        flops.append(routed_model.forward([routed_model.new_sequence(routing_temperature=t)], [ids]).flops_executed)
     assert flops == sorted(flops)
     assert len(set(flops)) == len(flops)
 
 
-def test_same_seed_and_temperature_give_the_same_output(routed_model: RoutedLlama) -> None:
+def test_same_seed_and_temperature_give_the_same_tokens(routed_model: RoutedLlama) -> None:
     ids = routed_model.tokenizer.encode(PROMPTS[2])
     runs = [
         generate(routed_model, ids, max_new_tokens=8, routing_temperature=0.3, seed=s, temperature=0.8)
         for s in (4, 4, 5)
     ]
     assert runs[0] == runs[1]
-    masks = [
-        routed_model.forward(
-            [routed_model.new_sequence(routing_temperature=0.3, seed=s)], [ids], record_gates=True
-        ).exec_masks
-        for s in (4, 5)
-    ]
-    assert any(not torch.equal(masks[0][k], masks[1][k]) for k in masks[0])
+    assert runs[0].tokens != runs[2].tokens  # the seed does reach sampling
 
 
-def test_attention_sinks_always_run(routed_model: RoutedLlama) -> None:
+def test_attention_sinks_keep_every_channel(routed_model: RoutedLlama) -> None:
     ids = routed_model.tokenizer.encode(PROMPTS[1])
-    out = routed_model.forward(
-        [routed_model.new_sequence(routing_temperature=0.05, seed=1)], [ids], record_gates=True
-    )
-    assert all(bool(mask[:4].all()) for mask in out.exec_masks.values())
-    assert not all(bool(mask[4:].all()) for mask in out.exec_masks.values())
+    out = routed_model.forward([routed_model.new_sequence(routing_temperature=0.05)], [ids], record_gates=True)
+    assert out.masks
+    assert all(bool(mask[:4].all()) for mask in out.masks)
+    assert not all(bool(mask[4:].all()) for mask in out.masks)
+
+
+def test_batch_shared_mode_runs_one_channel_set_and_saves_channels(routed_model: RoutedLlama) -> None:
+    shared = routed_model.with_batch_shared()
+    prompts = [routed_model.tokenizer.encode(p) for p in PROMPTS]
+    states = [shared.new_sequence(routing_temperature=0.3, seed=i) for i in range(3)]
+    shared.forward(states, prompts)
+    out = shared.forward(states, [[13], [14], [15]], record_gates=True)
+    assert out.channels_executed < 0.8 * out.channels_full
+    assert out.channels_executed % 3 == 0  # every row multiplies the same |S| channels
 
 
 def test_temperature_out_of_range_is_clamped_not_refused(
@@ -190,16 +159,11 @@ def test_temperature_out_of_range_is_clamped_not_refused(
 
 
 @pytest.mark.slow
-def test_quick_profile_command_writes_a_valid_profile(tmp_path: Path, routed_model: RoutedLlama) -> None:
+def test_quick_profile_writes_a_valid_profile(tmp_path: Path, routed_model: RoutedLlama) -> None:
     from thermostat_runtime.profile import ProfileSettings, measure_profile, validate_profile
 
-    profile, bench = measure_profile(routed_model, ProfileSettings.quick())
+    profile, _ = measure_profile(routed_model, ProfileSettings.quick())
     validate_profile(profile)
     temps = [p["routing_temperature"] for p in profile["points"]]
     assert temps[0] == routed_model.t_min
     assert temps[-1] == 1.0
-    exact = profile["points"][-1]
-    assert exact["top1_agreement"] == 1.0
-    assert exact["kl_nats"] == 0.0
-    assert profile["points"][0]["flops_fraction"] < 1.0
-    assert len(bench) == len(temps)

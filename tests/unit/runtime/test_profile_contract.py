@@ -1,7 +1,8 @@
-"""The committed profile: valid against the shared JSON Schema, measured with the committed routers."""
+"""The committed profile: valid against the shared JSON Schema, measured with the committed router."""
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pytest
 
 RUNTIME = Path(__file__).resolve().parents[3] / "runtime" / "thermostat_runtime"
 PROFILE = RUNTIME / "profiles" / "smollm2-135m-cpu.json"
-ROUTERS = RUNTIME / "routers" / "smollm2-135m"
+ROUTER = RUNTIME / "routers" / "smollm2-135m" / "router.json"
 
 
 def _profile() -> dict[str, object]:
@@ -36,10 +37,24 @@ def test_committed_profile_matches_the_committed_router_hash() -> None:
     import hashlib
 
     profile = _profile()
-    recorded = json.loads((ROUTERS / "router.json").read_text())
-    actual = "sha256:" + hashlib.sha256((ROUTERS / recorded["weights_file"]).read_bytes()).hexdigest()
-    assert profile["router_hash"] == recorded["weights_sha256"] == actual
-    assert (ROUTERS / recorded["weights_file"]).stat().st_size <= 20 * 1024 * 1024
+    assert profile["schema_version"] == 2
+    actual = "sha256:" + hashlib.sha256(ROUTER.read_bytes()).hexdigest()
+    assert profile["router_hash"] == actual, "re-run `thermostat-runtime profile` after recalibrating"
+    assert ROUTER.stat().st_size <= 1024 * 1024
+
+
+@pytest.mark.fast
+def test_committed_profile_carries_the_quality_loss_and_a_test_split_of_16k_tokens() -> None:
+    import math
+
+    profile = _profile()
+    assert int(profile["test_tokens"]) >= 16_000  # type: ignore[call-overload]
+    for point in profile["points"]:  # type: ignore[attr-defined]
+        assert point["quality_loss_percent"] == pytest.approx(100 * math.expm1(point["kl_nats"]))
+        low, high = point["quality_loss_ci95"]
+        assert low <= point["quality_loss_percent"] <= high
+    flops = [p["flops_fraction"] for p in profile["points"]]  # type: ignore[attr-defined]
+    assert all(a < b for a, b in itertools.pairwise(flops))
 
 
 def test_gpu_benchmark_exits_cleanly_without_a_gpu(capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,0 +1,151 @@
+"""One forward call's rows and their routing: which kernel each row's projections use, and what they cost.
+
+Rows are all new tokens of all sequences of a ``RoutedLlama.forward`` call, concatenated. A sequence at
+``T = 1`` is an exact row (plain dense product, as the unrouted model). A routed sequence's rows get
+per-layer, per-unit |x| thresholds from the router (its first ``ALWAYS_RUN_POSITIONS`` positions keep
+every channel); the gate mask ``|x| > θ`` is computed first, from the row alone, and only then is the
+kernel chosen, by the row's own request shape: a decode row (the sequence sends one token) goes through
+``sparse.bag_matmul``, a prefill row through ``sparse.masked_dense``. With ``shared=True`` (batch-shared
+mode) two or more decode rows share one channel set per step (``sparse.shared_matmul``).
+
+The per-row tally counts the channels each kernel really multiplied; executed FLOPs are
+``2 × out_dim`` per channel. With ``trace`` on, each row's gate mask over all layers and units is
+hashed (``gate_hashes``), the per-token routing record of the request log.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from thermostat_runtime import sparse
+from thermostat_runtime.routing import ALWAYS_RUN_POSITIONS, NeuronRouter
+
+
+@dataclass
+class _Group:
+    index: torch.Tensor | None  # rows of this group (None: every row of the call)
+    kind: str  # "exact" | "bag" | "dense" | "shared"
+
+
+@dataclass
+class RowRouting:
+    """Routing of one forward call's rows (see the module docstring)."""
+
+    n_rows: int
+    thresholds: torch.Tensor  # [N, L, U]; -inf: keep all (sinks)
+    groups: list[_Group]
+    trace: bool
+    channels: torch.Tensor  # [N] channels multiplied, all routed units
+    flops: torch.Tensor  # [N] float64 FLOPs of the routed units' products
+    masks: list[torch.Tensor] = field(default_factory=list)  # traced: [N, in] per (layer, unit)
+    shared_sets: list[torch.Tensor] = field(default_factory=list)
+
+    def project(self, layer: int, unit: int, x: torch.Tensor, wt: torch.Tensor) -> torch.Tensor:
+        """``x @ wt`` for every row, each row through its group's kernel on its own kept channels."""
+        if len(self.groups) == 1 and self.groups[0].index is None:
+            out, used, mask = self._run(self.groups[0].kind, layer, unit, x, wt, None)
+            self._tally(None, used, wt.shape[1], mask)
+            return out
+        out = x.new_empty((x.shape[0], wt.shape[1]))
+        full_mask = torch.ones(x.shape, dtype=torch.bool) if self.trace else None
+        for group in self.groups:
+            assert group.index is not None
+            part, used, mask = self._run(group.kind, layer, unit, x[group.index], wt, group.index)
+            out[group.index] = part
+            self._tally(group.index, used, wt.shape[1], None)
+            if full_mask is not None and mask is not None:
+                full_mask[group.index] = mask.cpu()
+        if full_mask is not None:
+            self.masks.append(full_mask)
+        return out
+
+    def _run(  # noqa: PLR0917 - private, one call site
+        self, kind: str, layer: int, unit: int, x: torch.Tensor, wt: torch.Tensor, index: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        if kind == "exact":
+            return x @ wt, torch.full((x.shape[0],), x.shape[1], dtype=torch.long), None
+        theta = self.thresholds[:, layer, unit] if index is None else self.thresholds[index, layer, unit]
+        theta = theta[:, None].to(x.device)
+        mask = sparse.gate_mask(x, theta)
+        if kind == "bag":
+            out, used = sparse.bag_matmul(x, mask, wt)
+        elif kind == "dense":
+            out, used = sparse.masked_dense(x, mask, wt)
+        else:
+            out, used, shared = sparse.shared_matmul(x, mask, theta, wt)
+            mask = mask & torch.zeros_like(mask).index_fill_(1, shared, True)
+            self.shared_sets.append(shared)
+        return out, used.cpu(), mask
+
+    def _tally(self, index: torch.Tensor | None, used: torch.Tensor, out_dim: int, mask: torch.Tensor | None) -> None:
+        flops = used.double() * (2 * out_dim)
+        if index is None:
+            self.channels += used
+            self.flops += flops
+        else:
+            self.channels.index_add_(0, index.cpu(), used)
+            self.flops.index_add_(0, index.cpu(), flops)
+        if self.trace and mask is not None:
+            self.masks.append(mask.cpu())
+        elif self.trace and index is None:
+            self.masks.append(torch.ones((used.shape[0], 1), dtype=torch.bool))
+
+    def gate_hashes(self) -> list[str]:
+        """Per row: a short hash of its gate mask over every layer and unit (in order)."""
+        if not self.masks:
+            return []
+        packed = np.packbits(torch.cat(self.masks, dim=1).numpy(), axis=1)
+        return [hashlib.blake2b(row.tobytes(), digest_size=8).hexdigest() for row in packed]
+
+
+def plan_rows(
+    router: NeuronRouter | None,
+    temps: Sequence[float],
+    positions: Sequence[np.ndarray],
+    *,
+    shared: bool,
+    trace: bool,
+) -> RowRouting | None:
+    """The routing of a call (None: no sequence routes, the exact path runs)."""
+    if router is None or all(t >= 1.0 for t in temps):
+        return None
+    n = sum(len(p) for p in positions)
+    thresholds = torch.full((n, router.n_layers, router.quantiles.shape[1]), -torch.inf)
+    kinds: list[str] = []
+    start = 0
+    decode_rows = sum(1 for t, p in zip(temps, positions, strict=True) if t < 1.0 and len(p) == 1)
+    for t, pos in zip(temps, positions, strict=True):
+        if t >= 1.0:
+            kind = "exact"
+        elif len(pos) == 1:
+            kind = "shared" if shared and decode_rows > 1 else "bag"
+        else:
+            kind = "dense"
+        if kind != "exact":
+            routed = np.nonzero(pos >= ALWAYS_RUN_POSITIONS)[0] + start
+            thresholds[torch.from_numpy(routed)] = router.thresholds(t)
+        kinds += [kind] * len(pos)
+        start += len(pos)
+    return RowRouting(
+        n_rows=n,
+        thresholds=thresholds,
+        groups=_groups(kinds),
+        trace=trace,
+        channels=torch.zeros(n, dtype=torch.long),
+        flops=torch.zeros(n, dtype=torch.float64),
+    )
+
+
+def _groups(kinds: list[str]) -> list[_Group]:
+    distinct = sorted(set(kinds))
+    if len(distinct) == 1:
+        return [_Group(None, distinct[0])]
+    return [
+        _Group(torch.tensor([i for i, k in enumerate(kinds) if k == kind], dtype=torch.long), kind)
+        for kind in distinct
+    ]
