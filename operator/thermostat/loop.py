@@ -29,7 +29,14 @@ from thermostat.scaledown import pods_to_remove
 from thermostat.settings import OperatorSettings
 from thermostat.status import Health, RunOutcome, build_status, conflict_verdict, parse_status, status_patch
 from thermostat.status.conditions import CONFLICT, OTHER_SCALER, READY, REPLICAS_OVERRIDDEN
-from thermostat.telemetry import ACTUATIONS, DECISIONS, LOOP_DURATION, QUERY_ERRORS, SINCE_GOOD_OBSERVATION
+from thermostat.telemetry import (
+    ACTUATIONS,
+    DECISIONS,
+    LOOP_DURATION,
+    QUERY_ERRORS,
+    SINCE_GOOD_OBSERVATION,
+    record_objectives,
+)
 from thermostat.workload import configmap_temperature, target_deployment_name
 
 logger = logging.getLogger(__name__)
@@ -154,6 +161,11 @@ class Controller:
         if decision.memory_reset:
             self.kube.post_event(subject.ref, reason="MemoryReset", message=decision.reason, warning=True)
         self._account(subject, decision, now, enforce=enforce)
+        record_objectives(
+            subject.namespace, subject.name, target_s=spec.slo.target_seconds,
+            budget_w=spec.budget.power_watts if spec.budget else None,
+            latency_s=observation.latency_s, power_w=observation.power_w,
+        )  # fmt: skip
         run = RunOutcome(
             now=now,
             generation=subject.generation,
