@@ -3,7 +3,9 @@ of the runtime's metric contract, and the emulated API server as a process (``th
 
 ``runtime_exporter`` serves the contract's series on a free loopback port; ``prometheus`` scrapes it
 every 0.5 s with the scoping labels of the test's RoutedModel (namespace ``it``, routedmodel ``chat``).
-``emulated_api`` runs ``python -m thermostat apiserver`` from this tree and yields its kubeconfig.
+``emulated_api`` runs ``python -m thermostat apiserver`` from this tree and yields its kubeconfig and
+request log; ``operator_kubeconfig`` installs the chart's ServiceAccount and RBAC there and is a
+kubeconfig with that account's token: the operator runs as its chart installs it.
 Helpers live in ``integration_support``.
 """
 
@@ -16,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from integration_support import SCOPE_LABELS, EmulatedApi, SeriesExporter, child_env, wait_for_kubeconfig
+from rbac_support import Audit, install_operator_identity
 
 from thermostat_stack.promserver import PrometheusServer, ScrapeTarget
 
@@ -39,13 +42,14 @@ def prometheus(runtime_exporter: SeriesExporter) -> Iterator[PrometheusServer]:
 @pytest.fixture
 def emulated_api(tmp_path: Path) -> Iterator[EmulatedApi]:
     """The emulated API server (Pods turn Ready 0.5 s after creation), as a child process."""
-    kubeconfig, log = tmp_path / "kubeconfig", tmp_path / "apiserver.log"
-    command = [sys.executable, "-m", "thermostat", "apiserver", "--port", "0", "--kubeconfig", str(kubeconfig)]
+    kubeconfig, log, audit = tmp_path / "kubeconfig", tmp_path / "apiserver.log", tmp_path / "audit.jsonl"
+    command = [sys.executable, "-m", "thermostat", "apiserver", "--port", "0", "--kubeconfig", str(kubeconfig),
+               "--audit-log", str(audit)]  # fmt: skip
     with log.open("wb") as out:
         process = subprocess.Popen([*command, "--pod-ready-delay", "0.5"], env=child_env(), stdout=out, stderr=out)
     try:
         url = wait_for_kubeconfig(kubeconfig, process, log, timeout_s=60)
-        yield EmulatedApi(kubeconfig, url, process, log)
+        yield EmulatedApi(kubeconfig, url, process, log, Audit(audit))
     finally:
         process.terminate()
         try:
@@ -53,3 +57,9 @@ def emulated_api(tmp_path: Path) -> Iterator[EmulatedApi]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@pytest.fixture
+def operator_kubeconfig(emulated_api: EmulatedApi, tmp_path: Path) -> Path:
+    """The chart's operator ServiceAccount and RBAC installed; a kubeconfig with its token."""
+    return install_operator_identity(emulated_api.kubeconfig, tmp_path / "operator-kubeconfig")

@@ -82,6 +82,7 @@ class EmulatedApi:
     url: str
     process: subprocess.Popen[bytes]
     log: Path
+    audit: Any = None  # rbac_support.Audit: the request log, each request with its identity
 
 
 def wait_for_kubeconfig(path: Path, process: subprocess.Popen[bytes], log: Path, timeout_s: float) -> str:

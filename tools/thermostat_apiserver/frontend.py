@@ -109,16 +109,21 @@ class KmockFrontend(kmock.RawHandler):
         entry = self._record(request, route, started, user)  # before serving: a watch cut at shutdown counts too
         if refusal is not None or user is None:
             return self._answered(entry, error_response(refusal or ApiError(401, "Unauthorized", "Unauthorized")))
+        streaming = entry["verb"] == "watch"
+        if streaming and self.audit_sink is not None:  # a watch streams for minutes: logged as it starts (200)
+            self.audit_sink({**entry, "code": 200})
         token = current_user.set(user)
         try:
             response = await self._respond(request, route, data)
         finally:
             current_user.reset(token)
-        return self._answered(entry, response)
+        return self._answered(entry, response, log=not streaming)
 
-    def _answered(self, entry: dict[str, Any], response: aiohttp.web.StreamResponse) -> aiohttp.web.StreamResponse:
+    def _answered(
+        self, entry: dict[str, Any], response: aiohttp.web.StreamResponse, *, log: bool = True
+    ) -> aiohttp.web.StreamResponse:
         entry["code"] = response.status
-        if self.audit_sink is not None:
+        if log and self.audit_sink is not None:
             self.audit_sink(entry)
         return response
 
