@@ -1,8 +1,9 @@
 """Fixtures for integration tests: a real Prometheus (``thermostat_stack.promserver``) scraping an exporter
 of the runtime's metric contract, and the emulated API server as a process (``thermostat apiserver``).
 
-``runtime_exporter`` serves the contract's series on a free loopback port; ``prometheus`` scrapes it
-every 0.5 s with the scoping labels of the test's RoutedModel (namespace ``it``, routedmodel ``chat``).
+``runtime_exporter`` serves the contract's series on a free loopback port; ``prometheus`` discovers it
+as a runtime pod of the test's RoutedModel (namespace ``it``, routedmodel ``chat``) through the
+emulated API and scrapes it every 0.5 s.
 ``emulated_api`` runs ``python -m thermostat apiserver`` from this tree and yields its kubeconfig and
 request log; ``operator_kubeconfig`` installs the chart's ServiceAccount and RBAC there and is a
 kubeconfig with that account's token: the operator runs as its chart installs it.
@@ -17,10 +18,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from integration_support import SCOPE_LABELS, EmulatedApi, SeriesExporter, child_env, wait_for_kubeconfig
-from rbac_support import Audit, install_operator_identity
+from integration_support import Cluster, EmulatedApi, SeriesExporter, child_env, publish_pod, wait_for_kubeconfig
+from rbac_support import DISCOVERY_USER, Audit, install_discovery_identity, install_operator_identity, never_exercised
 
-from thermostat_stack.promserver import PrometheusServer, ScrapeTarget
+from thermostat_stack.promserver import PrometheusServer
+from thermostat_stack.scrape import KubernetesDiscovery
 
 
 @pytest.fixture
@@ -31,12 +33,18 @@ def runtime_exporter() -> Iterator[SeriesExporter]:
 
 
 @pytest.fixture
-def prometheus(runtime_exporter: SeriesExporter) -> Iterator[PrometheusServer]:
-    """A real Prometheus scraping ``runtime_exporter`` as pod ``chat-0`` of RoutedModel it/chat."""
-    target = ScrapeTarget(runtime_exporter.address, {**SCOPE_LABELS, "pod": "chat-0"})
-    with PrometheusServer(targets=[target], scrape_interval_s=0.5) as server:
-        server.wait_for_series('up{routedmodel="chat"} == 1', timeout_s=30)
+def prometheus(emulated_api: EmulatedApi, runtime_exporter: SeriesExporter) -> Iterator[PrometheusServer]:
+    """A real Prometheus finding ``runtime_exporter`` as pod ``chat-0`` of RoutedModel it/chat the way it
+    would in a cluster: Kubernetes discovery against the emulated API, the chart's relabelling, as its
+    own ServiceAccount with the chart's discovery RBAC. Afterwards its requests were all allowed and used."""
+    publish_pod(Cluster(emulated_api.kubeconfig), "chat-0", runtime_exporter.port)
+    token, table = install_discovery_identity(emulated_api.kubeconfig)
+    discovery = KubernetesDiscovery(emulated_api.url, token)
+    with PrometheusServer(discovery=discovery, scrape_interval_s=0.5) as server:
+        server.wait_for_series('up{routedmodel="chat",pod="chat-0",namespace="it"} == 1', timeout_s=30)
         yield server
+    assert not emulated_api.audit.outside_table(DISCOVERY_USER, table)
+    assert not never_exercised(table, emulated_api.audit.exercised(DISCOVERY_USER, table))
 
 
 @pytest.fixture

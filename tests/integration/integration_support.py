@@ -28,7 +28,6 @@ from thermostat_stack.promserver import free_port
 
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 20, 30, 60)
 TPOT_BUCKETS = (0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.2, 0.5, 1)
-SCOPE_LABELS = {"namespace": "it", "routedmodel": "chat"}
 
 
 class SeriesExporter:
@@ -157,7 +156,14 @@ class Cluster:
         self.kubeconfig = kubeconfig
 
     def create_namespace(self, name: str = NAMESPACE) -> None:
-        self.kube.core.create_namespace({"metadata": {"name": name}}, _preload_content=False)
+        """Create the namespace (already there, e.g. made by the Prometheus fixture: fine)."""
+        from thermostat.kube import ApiException
+
+        try:
+            self.kube.core.create_namespace({"metadata": {"name": name}}, _preload_content=False)
+        except ApiException as error:
+            if error.status != 409:
+                raise
 
     def create_routedmodel(self, spec: dict[str, Any], *, name: str = NAME) -> dict[str, Any]:
         body = {
@@ -225,3 +231,15 @@ class OperatorProcess:
 
     def log_tail(self, chars: int = 3000) -> str:
         return self.log.read_text(errors="replace")[-chars:] if self.log.exists() else ""
+
+
+def publish_pod(cluster: Cluster, name: str, port: int, *, routedmodel: str = NAME) -> None:
+    """A runtime pod of ``routedmodel`` serving on 127.0.0.1:``port``, as the kubelet reports one:
+    the runtime's labels and ``http`` port in the spec, its address in ``status.podIP``."""
+    cluster.create_namespace()
+    labels = {"app.kubernetes.io/component": "runtime", "thermostat.dev/routedmodel": routedmodel}
+    container = {"name": "runtime", "image": "exporter", "ports": [{"name": "http", "containerPort": port}]}
+    pod = {"metadata": {"name": name, "labels": labels}, "spec": {"containers": [container]}}
+    cluster.kube.core.create_namespaced_pod(NAMESPACE, pod, _preload_content=False)
+    status = {"status": {"phase": "Running", "podIP": "127.0.0.1", "podIPs": [{"ip": "127.0.0.1"}]}}
+    cluster.kube.core.patch_namespaced_pod_status(name, NAMESPACE, status, _preload_content=False)

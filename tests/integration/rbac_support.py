@@ -121,3 +121,34 @@ def never_exercised(table: list[Permission], used: set[tuple[Permission, str]]) 
         for verb in p.verbs
         if (p, verb) not in used
     )
+
+
+DISCOVERY_NAMESPACE, DISCOVERY_ACCOUNT = "monitoring", "prometheus"
+DISCOVERY_USER = service_account_user(DISCOVERY_NAMESPACE, DISCOVERY_ACCOUNT)
+
+
+def permissions_of(rules: list[dict[str, Any]], why: str) -> list[Permission]:
+    """RBAC rules as table entries (one per group and resource), to check a client's requests against."""
+    entries = []
+    for rule in rules:
+        for group in rule["apiGroups"]:
+            for resource in rule["resources"]:
+                base, _, sub = resource.partition("/")
+                entries.append(Permission(group, base, tuple(rule["verbs"]), why, subresource=sub))
+    return entries
+
+
+def install_discovery_identity(admin_kubeconfig: Path) -> tuple[str, list[Permission]]:
+    """Prometheus's ServiceAccount with the chart's discovery RBAC: its token, and the rules as entries."""
+    kube = Kube(load_api_client(admin_kubeconfig))
+    kube.core.create_namespace({"metadata": {"name": DISCOVERY_NAMESPACE}}, _preload_content=False)
+    account = {"metadata": {"name": DISCOVERY_ACCOUNT}}
+    kube.core.create_namespaced_service_account(DISCOVERY_NAMESPACE, account, _preload_content=False)
+    values = {"monitoring": {"discoveryRbac": {"enabled": True}}}
+    documents = [d for d in render(values) if d["metadata"]["name"].endswith("-discovery")]
+    create_objects(kube, documents)
+    response = kube.core.create_namespaced_service_account_token(
+        DISCOVERY_ACCOUNT, DISCOVERY_NAMESPACE, {"spec": {"audiences": []}}, _preload_content=False
+    )
+    rules = next(d["rules"] for d in documents if d["kind"] == "ClusterRole")
+    return json.loads(response.data)["status"]["token"], permissions_of(rules, "Prometheus pod discovery")

