@@ -69,10 +69,11 @@ class _Grant:
 class Tokens:
     """The tokens this server accepts."""
 
-    def __init__(self, store: Store, *, anonymous: User | None = None) -> None:
+    def __init__(self, store: Store, *, anonymous: User | None = None, admin_token: str | None = None) -> None:
         self._store = store
         self.anonymous = anonymous or ADMIN
-        self.admin_token = "admin." + secrets.token_urlsafe(24)
+        # A restarted server may keep its admin token, as a cluster's credentials outlive an API server restart.
+        self.admin_token = admin_token or "admin." + secrets.token_urlsafe(24)
         self._granted: dict[str, _Grant] = {}
 
     def issue(self, namespace: str, name: str) -> str:

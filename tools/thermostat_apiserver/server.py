@@ -54,12 +54,13 @@ class ApiServer:
         crds: list[Obj] | None = None,
         history: int = 10_000,
         anonymous: User | None = None,
+        admin_token: str | None = None,
     ) -> None:
         self.store = Store(history=history)
         self.registry = Registry()
         for rt in BUILTIN:
             self.store.register(rt)
-        self.tokens = Tokens(self.store, anonymous=anonymous)
+        self.tokens = Tokens(self.store, anonymous=anonymous, admin_token=admin_token)
         self.authorizer = Authorizer(self.store)
         self.store.admissions += [BuiltinDefaults(), CrdAdmission(self.store), EscalationCheck(self.authorizer)]
         self.store.listeners.append(self._on_event)
