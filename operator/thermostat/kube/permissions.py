@@ -12,7 +12,7 @@ Scope ``namespace`` means "in each watched namespace" (a ClusterRole when the op
 whole cluster, a Role per namespace otherwise); ``cluster`` is a cluster-scoped resource (always a
 ClusterRole). A ``delegated`` entry is held so that the operator may grant it onward: Kubernetes
 refuses a Role that grants more than its creator holds (the RBAC escalation check), and the runtime
-pods' Role reads their routing ConfigMap (get, list, watch). Holding those verbs on ConfigMaps is far
+pods' Role reads their routing ConfigMap (list, watch). Holding those verbs on ConfigMaps is far
 less than the alternative, the ``escalate`` and ``bind`` verbs, which would let the operator grant
 itself anything in the namespace.
 """
@@ -104,7 +104,7 @@ DELEGATED: tuple[Permission, ...] = (
     Permission(
         "",
         "configmaps",
-        ("get", "list", "watch"),
+        ("list", "watch"),
         "granted onward: the runtime pods' Role reads their routing ConfigMap",
         delegated=True,
     ),
