@@ -59,6 +59,7 @@ class Stack:
     operator: ChildProcess | None = None
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     ports: set[int] = field(default_factory=set)
+    addresses: set[str] = field(default_factory=set)  # the runtime pods' host:port (each pod its own 127.0.0.N)
     other_pids: list[int] = field(default_factory=list)
 
     @property
@@ -66,8 +67,8 @@ class Stack:
         return self.options.kubeconfig or self.workdir / "kubeconfig"
 
     def set_targets(self, targets: list[Target]) -> None:
-        """Remember the runtime ports (Prometheus finds the pods itself, through the API)."""
-        self.ports.update(int(t.address.rsplit(":", 1)[1]) for t in targets)
+        """Remember the runtime addresses (Prometheus finds the pods itself, through the API)."""
+        self.addresses.update(t.address for t in targets)
 
 
 def default_report_dir() -> Path:
@@ -267,7 +268,8 @@ def _write_lifecycle(stack: Stack, report_dir: Path) -> None:
     """Record every process and port the run used, so that a test can check none is left."""
     pids = [child.pid for child in stack.processes.processes] + stack.other_pids
     ports = sorted(stack.ports)
-    record = {"pids": pids, "ports": ports, "workdir": str(stack.workdir), "kubeconfig": str(stack.kubeconfig)}
+    record = {"pids": pids, "ports": ports, "addresses": sorted(stack.addresses), "workdir": str(stack.workdir),
+              "kubeconfig": str(stack.kubeconfig)}  # fmt: skip
     with contextlib.suppress(OSError):
         report_dir.mkdir(parents=True, exist_ok=True)
         (report_dir / "lifecycle.json").write_text(json.dumps(record, indent=1) + "\n")
