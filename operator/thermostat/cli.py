@@ -99,6 +99,14 @@ def crd() -> None:
 
 
 @app.command()
+def rbac() -> None:
+    """Print the operator's RBAC rules, generated from its declared API use (the chart's files/operator-rules.yaml)."""
+    from thermostat.kube.permissions import rules_yaml
+
+    typer.echo(rules_yaml(), nl=False)
+
+
+@app.command()
 def validate(
     files: Annotated[list[Path], typer.Argument(help="RoutedModel manifests (YAML, multi-document allowed).")],
 ) -> None:

@@ -5,6 +5,7 @@ Metric names follow Prometheus conventions (``_total``, ``_seconds``) under ``th
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sys
@@ -34,6 +35,33 @@ SINCE_GOOD_OBSERVATION = Gauge(
     "Seconds since the last run with every needed signal fresh",
     ["namespace", "routedmodel"],
 )
+
+# The objectives and the law's view of them, so alert rules and dashboards compare like with like
+# (the chart's PrometheusRule and Grafana dashboard read these beside the runtime series).
+SLO_TARGET = Gauge("thermostat_operator_slo_target_seconds", "The SLO's latency target", ["namespace", "routedmodel"])
+LATENCY = Gauge(
+    "thermostat_operator_latency_seconds", "The SLO's latency quantile as last observed", ["namespace", "routedmodel"]
+)
+POWER_BUDGET = Gauge("thermostat_operator_power_budget_watts", "The GPU power budget", ["namespace", "routedmodel"])
+POWER = Gauge("thermostat_operator_power_watts", "GPU power as last observed", ["namespace", "routedmodel"])
+
+
+def record_objectives(
+    namespace: str,
+    name: str,
+    *,
+    target_s: float,
+    budget_w: float | None,
+    latency_s: float | None,
+    power_w: float | None,
+) -> None:
+    """Publish a RoutedModel's objectives and last observation; an unknown figure is absent, not zero."""
+    for gauge, value in ((SLO_TARGET, target_s), (POWER_BUDGET, budget_w), (LATENCY, latency_s), (POWER, power_w)):
+        if value is None:
+            with contextlib.suppress(KeyError):  # never set: nothing to remove
+                gauge.remove(namespace, name)
+        else:
+            gauge.labels(namespace, name).set(value)
 
 
 def serve_metrics(port: int, host: str) -> None:

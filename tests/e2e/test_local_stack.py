@@ -40,10 +40,10 @@ def _running(pid: int) -> bool:
         return False
 
 
-def _listening(port: int) -> bool:
+def _listening(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket() as sock:
         sock.settimeout(0.5)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
+        return sock.connect_ex((host, port)) == 0
 
 
 def _kubectl(kubeconfig: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -190,6 +190,8 @@ def test_nothing_is_left_behind_and_the_report_is_kept(burst_run: dict[str, Any]
     assert lifecycle["pids"]
     assert not [pid for pid in lifecycle["pids"] if _running(pid)]
     assert not [port for port in lifecycle["ports"] if _listening(port)]
+    assert lifecycle["addresses"]  # the runtime pods' own addresses (127.0.0.N:port)
+    assert not [a for a in lifecycle["addresses"] if _listening(int(a.rsplit(":", 1)[1]), a.rsplit(":", 1)[0])]
     assert not Path(lifecycle["workdir"]).exists()
     assert not Path(lifecycle["kubeconfig"]).exists()
     assert (burst_run["report"] / "overview.png").is_file()

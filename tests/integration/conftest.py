@@ -1,10 +1,12 @@
 """Fixtures for integration tests: a real Prometheus (``thermostat_stack.promserver``) scraping an exporter
 of the runtime's metric contract, and the emulated API server as a process (``thermostat apiserver``).
 
-``runtime_exporter`` serves the contract's series on a free loopback port; ``prometheus`` scrapes it
-every 0.5 s with the scoping labels of the test's RoutedModel (namespace ``it``, routedmodel ``chat``).
-``emulated_api`` runs ``python -m thermostat apiserver`` from this tree and yields its kubeconfig; its
-request log (every request: verb, resource, user agent) is written when it stops.
+``runtime_exporter`` serves the contract's series on a free loopback port; ``prometheus`` discovers it
+as a runtime pod of the test's RoutedModel (namespace ``it``, routedmodel ``chat``) through the
+emulated API and scrapes it every 0.5 s.
+``emulated_api`` runs ``python -m thermostat apiserver`` from this tree and yields its kubeconfig and
+request log; ``operator_kubeconfig`` installs the chart's ServiceAccount and RBAC there and is a
+kubeconfig with that account's token: the operator runs as its chart installs it.
 Helpers live in ``integration_support``.
 """
 
@@ -16,9 +18,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from integration_support import SCOPE_LABELS, EmulatedApi, SeriesExporter, child_env, wait_for_kubeconfig
+from integration_support import Cluster, EmulatedApi, SeriesExporter, child_env, publish_pod, wait_for_kubeconfig
+from rbac_support import DISCOVERY_USER, Audit, install_discovery_identity, install_operator_identity, never_exercised
 
-from thermostat_stack.promserver import PrometheusServer, ScrapeTarget
+from thermostat_stack.promserver import PrometheusServer
+from thermostat_stack.scrape import KubernetesDiscovery
 
 
 @pytest.fixture
@@ -29,25 +33,31 @@ def runtime_exporter() -> Iterator[SeriesExporter]:
 
 
 @pytest.fixture
-def prometheus(runtime_exporter: SeriesExporter) -> Iterator[PrometheusServer]:
-    """A real Prometheus scraping ``runtime_exporter`` as pod ``chat-0`` of RoutedModel it/chat."""
-    target = ScrapeTarget(runtime_exporter.address, {**SCOPE_LABELS, "pod": "chat-0"})
-    with PrometheusServer(targets=[target], scrape_interval_s=0.5) as server:
-        server.wait_for_series('up{routedmodel="chat"} == 1', timeout_s=30)
+def prometheus(emulated_api: EmulatedApi, runtime_exporter: SeriesExporter) -> Iterator[PrometheusServer]:
+    """A real Prometheus finding ``runtime_exporter`` as pod ``chat-0`` of RoutedModel it/chat the way it
+    would in a cluster: Kubernetes discovery against the emulated API, the chart's relabelling, as its
+    own ServiceAccount with the chart's discovery RBAC. Afterwards its requests were all allowed and used."""
+    publish_pod(Cluster(emulated_api.kubeconfig), "chat-0", runtime_exporter.port)
+    token, table = install_discovery_identity(emulated_api.kubeconfig)
+    discovery = KubernetesDiscovery(emulated_api.url, token)
+    with PrometheusServer(discovery=discovery, scrape_interval_s=0.5) as server:
+        server.wait_for_series('up{routedmodel="chat",pod="chat-0",namespace="it"} == 1', timeout_s=30)
         yield server
+    assert not emulated_api.audit.outside_table(DISCOVERY_USER, table)
+    assert not never_exercised(table, emulated_api.audit.exercised(DISCOVERY_USER, table))
 
 
 @pytest.fixture
 def emulated_api(tmp_path: Path) -> Iterator[EmulatedApi]:
     """The emulated API server (Pods turn Ready 0.5 s after creation), as a child process."""
     kubeconfig, log, audit = tmp_path / "kubeconfig", tmp_path / "apiserver.log", tmp_path / "audit.jsonl"
-    command = [sys.executable, "-m", "thermostat", "apiserver", "--port", "0", "--kubeconfig", str(kubeconfig)]
-    command += ["--audit-log", str(audit)]
+    command = [sys.executable, "-m", "thermostat", "apiserver", "--port", "0", "--kubeconfig", str(kubeconfig),
+               "--audit-log", str(audit)]  # fmt: skip
     with log.open("wb") as out:
         process = subprocess.Popen([*command, "--pod-ready-delay", "0.5"], env=child_env(), stdout=out, stderr=out)
     try:
         url = wait_for_kubeconfig(kubeconfig, process, log, timeout_s=60)
-        yield EmulatedApi(kubeconfig, url, process, log, audit)
+        yield EmulatedApi(kubeconfig, url, process, log, Audit(audit))
     finally:
         process.terminate()
         try:
@@ -55,3 +65,9 @@ def emulated_api(tmp_path: Path) -> Iterator[EmulatedApi]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@pytest.fixture
+def operator_kubeconfig(emulated_api: EmulatedApi, tmp_path: Path) -> Path:
+    """The chart's operator ServiceAccount and RBAC installed; a kubeconfig with its token."""
+    return install_operator_identity(emulated_api.kubeconfig, tmp_path / "operator-kubeconfig")

@@ -28,7 +28,6 @@ from thermostat_stack.promserver import free_port
 
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 20, 30, 60)
 TPOT_BUCKETS = (0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.2, 0.5, 1)
-SCOPE_LABELS = {"namespace": "it", "routedmodel": "chat"}
 
 
 class SeriesExporter:
@@ -84,14 +83,7 @@ class EmulatedApi:
     url: str
     process: subprocess.Popen[bytes]
     log: Path
-    audit_log: Path
-
-    def stop_and_read_requests(self) -> list[dict[str, Any]]:
-        """Stop the server and return every request it served (it writes the log on a clean stop)."""
-        self.process.terminate()
-        self.process.wait(timeout=20)
-        lines = self.audit_log.read_text(encoding="utf-8").splitlines()
-        return [json.loads(line) for line in lines if line.strip()]
+    audit: Any = None  # rbac_support.Audit: the request log, each request with its identity
 
 
 def wait_for_kubeconfig(path: Path, process: subprocess.Popen[bytes], log: Path, timeout_s: float) -> str:
@@ -166,7 +158,14 @@ class Cluster:
         self.kubeconfig = kubeconfig
 
     def create_namespace(self, name: str = NAMESPACE) -> None:
-        self.kube.core.create_namespace({"metadata": {"name": name}}, _preload_content=False)
+        """Create the namespace (already there, e.g. made by the Prometheus fixture: fine)."""
+        from thermostat.kube import ApiException
+
+        try:
+            self.kube.core.create_namespace({"metadata": {"name": name}}, _preload_content=False)
+        except ApiException as error:
+            if error.status != 409:
+                raise
 
     def create_routedmodel(self, spec: dict[str, Any], *, name: str = NAME) -> dict[str, Any]:
         body = {
@@ -248,3 +247,15 @@ class OperatorProcess:
 
     def log_tail(self, chars: int = 3000) -> str:
         return self.log.read_text(errors="replace")[-chars:] if self.log.exists() else ""
+
+
+def publish_pod(cluster: Cluster, name: str, port: int, *, routedmodel: str = NAME) -> None:
+    """A runtime pod of ``routedmodel`` serving on 127.0.0.1:``port``, as the kubelet reports one:
+    the runtime's labels and ``http`` port in the spec, its address in ``status.podIP``."""
+    cluster.create_namespace()
+    labels = {"app.kubernetes.io/component": "runtime", "thermostat.dev/routedmodel": routedmodel}
+    container = {"name": "runtime", "image": "exporter", "ports": [{"name": "http", "containerPort": port}]}
+    pod = {"metadata": {"name": name, "labels": labels}, "spec": {"containers": [container]}}
+    cluster.kube.core.create_namespaced_pod(NAMESPACE, pod, _preload_content=False)
+    status = {"status": {"phase": "Running", "podIP": "127.0.0.1", "podIPs": [{"ip": "127.0.0.1"}]}}
+    cluster.kube.core.patch_namespaced_pod_status(name, NAMESPACE, status, _preload_content=False)

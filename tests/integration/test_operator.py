@@ -16,7 +16,9 @@ from typing import Any
 
 import pytest
 from integration_support import NAME, NAMESPACE, Cluster, EmulatedApi, LoadDriver, OperatorProcess, wait_until
+from rbac_support import OPERATOR_USER
 
+from thermostat.kube import permissions
 from thermostat_stack.promserver import PrometheusServer, free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(240)]
@@ -54,11 +56,16 @@ def load(runtime_exporter: Any) -> Iterator[LoadDriver]:
 
 
 @pytest.fixture
-def operator(emulated_api: EmulatedApi, prometheus: PrometheusServer, tmp_path: Path) -> Iterator[OperatorProcess]:
-    process = OperatorProcess(emulated_api.kubeconfig, prometheus.url, tmp_path / "operator.log")
+def operator(
+    emulated_api: EmulatedApi, operator_kubeconfig: Path, prometheus: PrometheusServer, tmp_path: Path
+) -> Iterator[OperatorProcess]:
+    """The operator as the chart's ServiceAccount; afterwards, none of its requests fell outside the table."""
+    process = OperatorProcess(operator_kubeconfig, prometheus.url, tmp_path / "operator.log")
     yield process
     process.stop()
     print(process.log_tail())  # shown by pytest when the test failed
+    outside = emulated_api.audit.outside_table(OPERATOR_USER, permissions.table())
+    assert not outside, f"operator requests outside thermostat.kube.permissions (or refused): {outside}"
 
 
 def ready(cluster: Cluster) -> bool:
@@ -152,7 +159,6 @@ def test_prometheus_down_holds_and_never_scales_down(
 
 
 WRITE_VERBS = {"create", "update", "patch", "delete", "deletecollection"}
-OPERATOR_AGENTS = ("thermostat-operator", "kopf/")
 
 
 def test_recommend_on_a_target_deployment_writes_nothing_but_status_and_events(
@@ -171,10 +177,9 @@ def test_recommend_on_a_target_deployment_writes_nothing_but_status_and_events(
     )
     assert recommended["routingTemperature"] <= 1.0
     assert all(not d["applied"] for d in cluster.status()["decisions"])
-    requests = emulated_api.stop_and_read_requests()
-    ours = [r for r in requests if r["verb"] in WRITE_VERBS and r["userAgent"].startswith(OPERATOR_AGENTS)]
+    ours = [r for r in emulated_api.audit.entries(OPERATOR_USER) if r["verb"] in WRITE_VERBS]
     status_writes = [r for r in ours if (r["resource"], r["subresource"]) == ("routedmodels", "status")]
-    assert status_writes, "no status write seen: is the operator's user agent still thermostat-operator?"
+    assert status_writes, "no status write seen: does the operator still run as the chart's ServiceAccount?"
     # Kopf's own bookkeeping lives in annotations of the RoutedModel itself; anything else is a write.
     others = [r for r in ours if r["resource"] not in ("routedmodels", "events")]
     assert others == [], others
@@ -329,11 +334,11 @@ def test_a_tool_resetting_replicas_is_a_conflict(cluster: Cluster, operator: Ope
 
 
 def test_spec_edits_reach_the_deployment_and_the_operator_reports_on_itself(
-    emulated_api: EmulatedApi, prometheus: PrometheusServer, cluster: Cluster, load: LoadDriver, tmp_path: Path
+    operator_kubeconfig: Path, prometheus: PrometheusServer, cluster: Cluster, load: LoadDriver, tmp_path: Path
 ) -> None:
     metrics_port, liveness_port = free_port(), free_port()
     process = OperatorProcess(
-        emulated_api.kubeconfig,
+        operator_kubeconfig,
         prometheus.url,
         tmp_path / "operator.log",
         THERMOSTAT_METRICS_PORT=str(metrics_port),

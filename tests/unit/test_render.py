@@ -97,7 +97,7 @@ def test_role_reads_only_the_routing_configmap() -> None:
         "apiGroups": [""],
         "resources": ["configmaps"],
         "resourceNames": ["chat-routing"],
-        "verbs": ["get", "list", "watch"],
+        "verbs": ["list", "watch"],
     }
     assert objects["RoleBinding"]["subjects"] == [
         {"kind": "ServiceAccount", "name": "chat-runtime", "namespace": "inference"}

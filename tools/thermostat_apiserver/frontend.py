@@ -20,9 +20,14 @@ from kmock._internal import enums, references, rendering
 
 from thermostat_apiserver import protobuf
 from thermostat_apiserver.errors import ApiError
+from thermostat_apiserver.identity import SYSTEM, User, current_user
+from thermostat_apiserver.rbac import request_verb
 from thermostat_apiserver.routing import Route, parse_path
 
 Dispatch = Callable[[rendering.Request, Route, Any], Awaitable[aiohttp.web.StreamResponse]]
+# Authenticates and authorizes a request (route, method, query, headers, path): its user (None when the
+# token is refused) and the refusal, if any.
+Gate = Callable[[Route, str, dict[str, str], dict[str, str], str], tuple[User | None, ApiError | None]]
 
 
 def _action(route: Route, method: str, query: dict[str, str]) -> enums.action | None:
@@ -64,7 +69,10 @@ class KmockFrontend(kmock.RawHandler):
     """kmock's handler with Kubernetes path parsing that covers every path, and our dispatcher behind it."""
 
     dispatch: Dispatch | None = None
+    gate: Gate | None = None
     audit: list[dict[str, Any]] = attrs.field(factory=list)
+    # Called with each audit entry once answered (the command's --audit-log streams them to a file).
+    audit_sink: Callable[[dict[str, Any]], None] | None = None
 
     async def __call__(self, raw_request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
         started = time.time()
@@ -95,9 +103,28 @@ class KmockFrontend(kmock.RawHandler):
             subresource=route.subresource,
         )
         self._requests.append(request)
-        entry = self._record(request, route, started)  # before serving: a watch cut at shutdown counts too
-        response = await self._respond(request, route, data)
+        user, refusal = (SYSTEM, None) if self.gate is None else self.gate(
+            route, raw_request.method, query, dict(raw_request.headers), raw_request.path
+        )  # fmt: skip
+        entry = self._record(request, route, started, user)  # before serving: a watch cut at shutdown counts too
+        if refusal is not None or user is None:
+            return self._answered(entry, error_response(refusal or ApiError(401, "Unauthorized", "Unauthorized")))
+        streaming = entry["verb"] == "watch"
+        if streaming and self.audit_sink is not None:  # a watch streams for minutes: logged as it starts (200)
+            self.audit_sink({**entry, "code": 200})
+        token = current_user.set(user)
+        try:
+            response = await self._respond(request, route, data)
+        finally:
+            current_user.reset(token)
+        return self._answered(entry, response, log=not streaming)
+
+    def _answered(
+        self, entry: dict[str, Any], response: aiohttp.web.StreamResponse, *, log: bool = True
+    ) -> aiohttp.web.StreamResponse:
         entry["code"] = response.status
+        if log and self.audit_sink is not None:
+            self.audit_sink(entry)
         return response
 
     async def _respond(self, request: rendering.Request, route: Route, data: Any) -> aiohttp.web.StreamResponse:
@@ -113,20 +140,12 @@ class KmockFrontend(kmock.RawHandler):
         except ApiError as error:
             return error_response(error)
 
-    def _record(self, request: rendering.Request, route: Route, started: float) -> dict[str, Any]:
-        verb = {
-            enums.action.WATCH: "watch",
-            enums.action.LIST: "list",
-            enums.action.FETCH: "get",
-            enums.action.CREATE: "create",
-            enums.action.DELETE: "delete",
-        }.get(request.action)  # type: ignore[arg-type]
+    def _record(self, request: rendering.Request, route: Route, started: float, user: User | None) -> dict[str, Any]:
         method = str(request.method.value if hasattr(request.method, "value") else request.method).upper()
-        if verb is None and route.plural:
-            verb = {"PATCH": "patch", "PUT": "update", "DELETE": "deletecollection"}.get(method, method.lower())
+        verb = request_verb(route, method, dict(request.params)) if route.plural else method.lower()
         entry: dict[str, Any] = {
             "time": started,
-            "verb": verb or method.lower(),
+            "verb": verb,
             "path": request.url.path,
             "group": route.group,
             "version": route.version,
@@ -135,6 +154,9 @@ class KmockFrontend(kmock.RawHandler):
             "namespace": route.namespace,
             "name": route.name,
             "userAgent": request.headers.get("User-Agent", ""),
+            "user": user.name if user else None,
+            "groups": list(user.groups) if user else [],
+            "query": dict(request.params),
             "code": None,
         }
         self.audit.append(entry)

@@ -1,8 +1,10 @@
 """What the node would do for each Pod: run it, and report it Ready — through a replaceable hook.
 
 The server starts :meth:`PodRunner.run` for every Pod it stores and cancels it when the Pod is
-deleted. The default runner, :class:`DelayedReady`, marks the Pod Ready after a delay; the local
-stack passes a runner that starts a real process and calls ``pod.set_ready()`` once it serves.
+deleted (or marked for deletion: a runner may ``hold()`` its Pod so that it stays, Terminating,
+until the runner has drained it and lets go). The default runner, :class:`DelayedReady`, marks the
+Pod Ready after a delay; the local stack passes a runner that starts a real process and calls
+``pod.set_ready()`` once it serves.
 """
 
 from __future__ import annotations
@@ -15,6 +17,9 @@ from thermostat_apiserver.resources import ResourceType
 from thermostat_apiserver.store import Obj, Store, timestamp
 
 PODS = ResourceType("", "v1", "pods", "Pod", subresources=("status",))
+# Held by a runner while its Pod drains: a deleted Pod stays, Terminating, until the runner is done,
+# as the kubelet keeps it through the grace period (Prometheus goes on scraping it meanwhile).
+NODE_FINALIZER = "thermostat.dev/node-agent"
 
 
 class PodHandle:
@@ -32,11 +37,20 @@ class PodHandle:
     def name(self) -> str:
         return str(self.pod["metadata"]["name"])
 
+    def hold(self, held: bool = True) -> None:
+        """Keep the Pod object through its termination (finalizer), or let it go once drained."""
+        current = self._store.find(PODS, self.namespace, self.name)
+        if current is None:
+            return
+        finalizers = [f for f in current["metadata"].get("finalizers") or [] if f != NODE_FINALIZER]
+        current["metadata"]["finalizers"] = [*finalizers, NODE_FINALIZER] if held else finalizers
+        self._store.update(PODS, self.namespace, self.name, current)
+
     async def set_ready(self, ready: bool = True, *, pod_ip: str | None = None, message: str = "") -> None:
         """Write the Pod's status as the kubelet would: Running, its containers and the Ready condition."""
         current = self._store.find(PODS, self.namespace, self.name)
-        if current is None:
-            return  # deleted meanwhile
+        if current is None or current["metadata"].get("deletionTimestamp"):
+            return  # deleted meanwhile, or terminating: no longer the runner's to report
         current["status"] = pod_status(current, ready=ready, pod_ip=pod_ip, message=message)
         self._store.update(PODS, self.namespace, self.name, current, subresource="status")
 
@@ -122,8 +136,8 @@ class PodSupervisor:
             if not pod.get("status", {}).get("phase"):
                 pod = copy.deepcopy(pod)
                 self._tasks[uid] = asyncio.get_running_loop().create_task(self._run(pod))
-        elif kind == "DELETED" and uid in self._tasks:
-            self._tasks.pop(uid).cancel()
+        elif uid in self._tasks and (kind == "DELETED" or pod["metadata"].get("deletionTimestamp")):
+            self._tasks.pop(uid).cancel()  # deleted, or terminating while a runner holds it
 
     async def _run(self, pod: Obj) -> None:
         handle = PodHandle(self._store, pod)

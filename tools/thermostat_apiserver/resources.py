@@ -58,7 +58,7 @@ BUILTIN: tuple[ResourceType, ...] = (
     _b("", "services", "Service", short_names=("svc",), subresources=("status",), categories=("all",)),
     _b("", "configmaps", "ConfigMap", short_names=("cm",)),
     _b("", "secrets", "Secret"),
-    _b("", "serviceaccounts", "ServiceAccount", short_names=("sa",)),
+    _b("", "serviceaccounts", "ServiceAccount", short_names=("sa",), subresources=("token",)),
     _b("", "events", "Event", short_names=("ev",)),
     _b(
         "apps",

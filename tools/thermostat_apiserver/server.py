@@ -25,7 +25,9 @@ from thermostat_apiserver.admission import CrdAdmission
 from thermostat_apiserver.defaults import BuiltinDefaults
 from thermostat_apiserver.deployments import DeploymentController
 from thermostat_apiserver.frontend import KmockFrontend
+from thermostat_apiserver.identity import Tokens, User, token_request
 from thermostat_apiserver.pods import DelayedReady, PodRunner, PodSupervisor
+from thermostat_apiserver.rbac import Authorizer, EscalationCheck, attributes, non_resource_allowed
 from thermostat_apiserver.resources import BUILTIN, CRD_KEY, Registry
 from thermostat_apiserver.routing import Route
 from thermostat_apiserver.store import Event, Obj, Store
@@ -51,16 +53,20 @@ class ApiServer:
         pod_runner: PodRunner | None = None,
         crds: list[Obj] | None = None,
         history: int = 10_000,
+        anonymous: User | None = None,
+        admin_token: str | None = None,
     ) -> None:
         self.store = Store(history=history)
         self.registry = Registry()
         for rt in BUILTIN:
             self.store.register(rt)
-        self.store.admissions += [BuiltinDefaults(), CrdAdmission(self.store)]
+        self.tokens = Tokens(self.store, anonymous=anonymous, admin_token=admin_token)
+        self.authorizer = Authorizer(self.store)
+        self.store.admissions += [BuiltinDefaults(), CrdAdmission(self.store), EscalationCheck(self.authorizer)]
         self.store.listeners.append(self._on_event)
         self.controller = DeploymentController(self.store)
         self.pods = PodSupervisor(self.store, pod_runner or DelayedReady(pod_ready_delay_s))
-        self.kmock = KmockFrontend(dispatch=self._dispatch)
+        self.kmock = KmockFrontend(dispatch=self._dispatch, gate=self._gate)
         self._host, self._port = host, port
         self._crds = _default_crds() if crds is None else crds
         self._server: kmock.Server | None = None
@@ -103,28 +109,53 @@ class ApiServer:
             self._server = None
         await self.kmock.__aexit__(exc_type, exc, tb)
 
-    def kubeconfig(self, *, namespace: str = "default") -> dict[str, Any]:
+    def kubeconfig(
+        self, *, namespace: str = "default", token: str | None = None, user: str = "thermostat-admin"
+    ) -> dict[str, Any]:
+        """A kubeconfig for this server: the admin's token unless ``token`` (a ServiceAccount's) is given."""
         return {
             "apiVersion": "v1",
             "kind": "Config",
             "preferences": {},
             "clusters": [{"name": "thermostat-emulated", "cluster": {"server": self.url}}],
-            "users": [{"name": "thermostat-admin", "user": {}}],
+            "users": [{"name": user, "user": {"token": token or self.tokens.admin_token}}],
             "contexts": [
                 {
                     "name": "thermostat-emulated",
-                    "context": {"cluster": "thermostat-emulated", "user": "thermostat-admin", "namespace": namespace},
+                    "context": {"cluster": "thermostat-emulated", "user": user, "namespace": namespace},
                 }
             ],
             "current-context": "thermostat-emulated",
         }
 
-    def write_kubeconfig(self, path: str | Path, *, namespace: str = "default") -> Path:
-        """Write a kubeconfig for this server (no credentials: the emulator trusts loopback)."""
+    def write_kubeconfig(self, path: str | Path, *, namespace: str = "default", token: str | None = None) -> Path:
+        """Write a kubeconfig for this server: the admin's (``system:masters``), or with a ServiceAccount's token."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(yaml.safe_dump(self.kubeconfig(namespace=namespace), sort_keys=False), encoding="utf-8")
+        config = self.kubeconfig(
+            namespace=namespace, token=token, user="service-account" if token else "thermostat-admin"
+        )
+        path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+        path.chmod(0o600)
         return path
+
+    def _gate(
+        self, route: Route, method: str, query: dict[str, str], headers: dict[str, str], path: str
+    ) -> tuple[User | None, errors.ApiError | None]:
+        """Authenticate the bearer token, then authorize the request with RBAC."""
+        try:
+            user = self.tokens.authenticate(headers.get("Authorization", ""))
+        except errors.ApiError as refusal:
+            return None, refusal
+        if route.plural is None:
+            if non_resource_allowed(user, path):
+                return user, None
+            return user, errors.ApiError(403, "Forbidden", f'forbidden: User "{user.name}" cannot get path "{path}"')
+        try:
+            self.authorizer.check(user, attributes(route, method, query))
+        except errors.ApiError as refusal:
+            return user, refusal
+        return user, None
 
     def _on_event(self, event: Event) -> None:
         if event.key == CRD_KEY:
@@ -161,6 +192,10 @@ class ApiServer:
 
     async def _serve(self, req: handlers.ApiRequest) -> aiohttp.web.StreamResponse:
         named = req.route.name is not None
+        if req.route.subresource == "token" and req.rt.has("token") and req.method == "POST" and named:
+            assert req.route.name is not None
+            body = token_request(self.tokens, req.rt, req.namespace, req.route.name, req.body)
+            return aiohttp.web.json_response(body, status=201)
         if req.route.subresource not in (None, "status", "scale") or (
             req.route.subresource and not req.rt.has(req.route.subresource)
         ):

@@ -4,14 +4,16 @@ It is the emulated API server's Pod runner (``thermostat_apiserver.pods.PodRunne
 calls :meth:`NodeAgent.run` for every Pod it stores and cancels it when the Pod is deleted. For a
 Pod whose first container runs ``thermostat-runtime serve`` the agent waits the documented start
 delay (standing in for the image pull), starts the process per the pod template contract
-(:mod:`podspec`), publishes it as a Prometheus ``file_sd`` target with the labels ``namespace``,
-``pod`` and ``routedmodel``, and reports the Pod Ready once ``/readyz`` answers 200 (the runtime is
+(:mod:`podspec`) on an address of the Pod's own (127.0.0.N) at its ``http`` container port, and
+reports the Pod Ready with that address as ``status.podIP`` once ``/readyz`` answers 200: Prometheus
+discovers it from the Pod object, as in a cluster (the runtime is
 not ready before its first read of the routing ConfigMap). At most ``max_replicas`` run at once: two
 cores are the frame (DESIGN §6), so a further Pod waits, not Ready, with a message saying why.
 
-A deleted Pod is drained as a kubelet would after its preStop hook: its endpoint leaves the pool
-first, in-flight requests finish, Prometheus gets two more scrapes (so the runtime's final counters
-are stored), then SIGTERM, the grace period, and SIGKILL if needed. Other Pods are reported Ready
+A deleted Pod is drained as a kubelet would after its preStop hook, the Pod object kept (Terminating)
+meanwhile by the agent's finalizer: its endpoint leaves the pool first, in-flight requests finish,
+Prometheus gets two more scrapes (so the runtime's final counters are stored), then SIGTERM, the
+grace period, and SIGKILL if needed; then the finalizer goes and the Pod with it. Other Pods are reported Ready
 at once, as the emulated server's default runner does.
 """
 
@@ -29,8 +31,8 @@ from typing import Any, Protocol
 import aiohttp
 
 from thermostat_stack.endpoints import EndpointPool
-from thermostat_stack.podspec import PodContractError, grace_period_s, is_runtime_pod, runtime_launch
-from thermostat_stack.ports import free_port
+from thermostat_stack.podspec import PodContractError, grace_period_s, http_port, is_runtime_pod, runtime_launch
+from thermostat_stack.ports import address_free
 from thermostat_stack.processes import ChildProcess, ProcessTable
 
 log = logging.getLogger(__name__)
@@ -55,6 +57,8 @@ class PodHandleLike(Protocol):
 
     async def set_ready(self, ready: bool = True, *, pod_ip: str | None = None, message: str = "") -> None: ...
 
+    def hold(self, held: bool = True) -> None: ...
+
 
 @dataclass(frozen=True)
 class Target:
@@ -66,13 +70,14 @@ class Target:
 
 @dataclass
 class LocalPod:
-    """A runtime Pod the agent runs: identity, port, process."""
+    """A runtime Pod the agent runs: identity, address, process."""
 
     namespace: str
     name: str
     routedmodel: str
     port: int
     process: ChildProcess
+    host: str = "127.0.0.1"
 
     @property
     def key(self) -> str:
@@ -80,7 +85,7 @@ class LocalPod:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
 
 @dataclass
@@ -111,6 +116,7 @@ class NodeAgent:
             await pod.set_ready(False, message=f"start delay {self.start_delay_s:.0f}s stands in for the image pull")
             await asyncio.sleep(self.start_delay_s)
             local = self._start(pod, key)
+            pod.hold()  # a deletion now leaves the Pod Terminating until it has drained
             await self._serve(pod, local)
             await asyncio.Event().wait()
         except PodContractError as error:
@@ -123,6 +129,7 @@ class NodeAgent:
             if local_pod is not None:
                 # Runs to completion even though this task was cancelled: the Pod is draining.
                 await asyncio.shield(self._drain(local_pod, grace_period_s(pod.pod)))
+                pod.hold(False)
 
     async def _take_slot(self, pod: PodHandleLike, key: str) -> None:
         """Wait until fewer than ``max_replicas`` Pods hold a slot (two cores, DESIGN §6)."""
@@ -140,14 +147,24 @@ class NodeAgent:
         self._slots.add(key)
 
     def _start(self, pod: PodHandleLike, key: str) -> LocalPod:
-        port = free_port()
-        launch = runtime_launch(pod.pod, port=port, kubeconfig=self.kubeconfig, extra_env=self.extra_env)
+        port = http_port(pod.pod)
+        host = self._address(port)
+        launch = runtime_launch(pod.pod, port=port, host=host, kubeconfig=self.kubeconfig, extra_env=self.extra_env)
         process = self.processes.start(f"runtime-{pod.name}", launch.argv, env=launch.env)
-        local = LocalPod(pod.namespace, pod.name, launch.routedmodel, port, process)
+        local = LocalPod(pod.namespace, pod.name, launch.routedmodel, port, process, host)
         self.running[key] = local
-        self._note(f"{key}: started pid {process.pid} on 127.0.0.1:{port}")
+        self._note(f"{key}: started pid {process.pid} on {host}:{port}")
         self.on_targets(self.targets())
         return local
+
+    def _address(self, port: int) -> str:
+        """A loopback address of the Pod's own (127.0.0.N) where ``port`` is free: its pod IP."""
+        taken = {p.host for p in self.running.values()}
+        for n in range(2, 255):
+            host = f"127.0.0.{n}"
+            if host not in taken and address_free(host, port):
+                return host
+        raise PodContractError(f"no loopback address has port {port} free")
 
     async def _serve(self, pod: PodHandleLike, local: LocalPod) -> None:
         """Poll ``/readyz`` until 200, then report the Pod Ready and add its endpoint."""
@@ -158,7 +175,7 @@ class NodeAgent:
                     await pod.set_ready(False, message=f"runtime exited; log: {local.process.log_path}")
                     return
                 await asyncio.sleep(READY_POLL_S)
-        await pod.set_ready(True, pod_ip="127.0.0.1")
+        await pod.set_ready(True, pod_ip=local.host)  # Prometheus discovers it at podIP:port from here on
         self.pool.add(local.key, local.url)
         self._note(f"{local.key}: ready")
 
@@ -177,7 +194,7 @@ class NodeAgent:
     def targets(self) -> list[Target]:
         """Scrape targets of the runtime processes running now."""
         return [
-            Target(f"127.0.0.1:{p.port}", {"namespace": p.namespace, "pod": p.name, "routedmodel": p.routedmodel})
+            Target(f"{p.host}:{p.port}", {"namespace": p.namespace, "pod": p.name, "routedmodel": p.routedmodel})
             for p in self.running.values()
         ]
 

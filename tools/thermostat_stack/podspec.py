@@ -2,10 +2,11 @@
 
 The first container runs ``thermostat-runtime serve ...`` (command and args), its port named ``http``
 is the API and metrics port, and its ``env`` carries the routing ConfigMap's name and the downward-API
-fields. On this machine the process listens on 127.0.0.1 at a port of its own (two replicas cannot
-share the container port), runs from this Python with the package of this tree, uses one torch
-thread at batch 1 (two cores are the frame, DESIGN §6), and reaches the API server through the stack's kubeconfig
-as an in-cluster pod would through its service account.
+fields. On this machine each Pod gets an address of its own on the loopback range (127.0.0.N) and its
+process listens there on the container's ``http`` port, as a pod does on its pod IP. It runs from this
+Python with the package of this tree, uses one torch thread at batch 1 (two cores are the frame,
+DESIGN §6), and reaches the API server through the stack's kubeconfig as an in-cluster pod would
+through its service account.
 """
 
 from __future__ import annotations
@@ -55,8 +56,8 @@ def _runtime_pythonpath() -> str:
     return str(Path(spec.origin).parent.parent)
 
 
-def local_runtime_args(args: list[str], port: int) -> list[str]:
-    """``serve``'s arguments for this machine: loopback at ``port``, the template's flags, the local frame's."""
+def local_runtime_args(args: list[str], port: int, host: str = "127.0.0.1") -> list[str]:
+    """``serve``'s arguments for this machine: ``host:port`` on loopback, the template's flags, the local frame's."""
     out: list[str] = []
     skip = False
     for arg in args:
@@ -69,7 +70,7 @@ def local_runtime_args(args: list[str], port: int) -> list[str]:
         if arg.startswith(("--host=", "--port=")):
             continue
         out.append(arg)
-    out += ["--host", "127.0.0.1", "--port", str(port)]
+    out += ["--host", host, "--port", str(port)]
     return out + local_frame_args(out)
 
 
@@ -82,12 +83,12 @@ def local_frame_args(args: list[str]) -> list[str]:
     return extra
 
 
-def _field_value(pod: dict[str, Any], path: str) -> str:
+def _field_value(pod: dict[str, Any], path: str, host: str) -> str:
     fields = {
         "metadata.name": pod["metadata"]["name"],
         "metadata.namespace": pod["metadata"].get("namespace", "default"),
         "metadata.uid": pod["metadata"].get("uid", ""),
-        "status.podIP": "127.0.0.1",
+        "status.podIP": host,
         "spec.nodeName": "local",
     }
     if path not in fields:
@@ -95,13 +96,13 @@ def _field_value(pod: dict[str, Any], path: str) -> str:
     return str(fields[path])
 
 
-def _container_env(pod: dict[str, Any], container: dict[str, Any]) -> dict[str, str]:
+def _container_env(pod: dict[str, Any], container: dict[str, Any], host: str) -> dict[str, str]:
     env: dict[str, str] = {}
     for var in container.get("env") or []:
         if "value" in var:
             env[var["name"]] = str(var["value"])
         elif "fieldRef" in var.get("valueFrom", {}):
-            env[var["name"]] = _field_value(pod, var["valueFrom"]["fieldRef"]["fieldPath"])
+            env[var["name"]] = _field_value(pod, var["valueFrom"]["fieldRef"]["fieldPath"], host)
         else:
             raise PodContractError(f"env {var['name']}: only value and fieldRef are supported locally")
     return env
@@ -120,16 +121,18 @@ def runtime_env(env: dict[str, str]) -> dict[str, str]:
     }
 
 
-def runtime_launch(pod: dict[str, Any], *, port: int, kubeconfig: Path, extra_env: dict[str, str]) -> RuntimeLaunch:
-    """The process for ``pod`` listening on 127.0.0.1:``port`` (:class:`PodContractError` if it breaks the contract)."""
+def runtime_launch(
+    pod: dict[str, Any], *, port: int, kubeconfig: Path, extra_env: dict[str, str], host: str = "127.0.0.1"
+) -> RuntimeLaunch:
+    """The process for ``pod`` listening on ``host:port`` (:class:`PodContractError` if it breaks the contract)."""
     if not is_runtime_pod(pod):
         raise PodContractError("the first container does not run `thermostat-runtime serve`")
     container = pod["spec"]["containers"][0]
     if not any(p.get("name") == "http" for p in container.get("ports") or []):
         raise PodContractError("the first container has no port named `http`")
     line = [*(container.get("command") or []), *(container.get("args") or [])]
-    argv = [sys.executable, "-m", "thermostat_runtime", *local_runtime_args(line[1:], port)]
-    env = runtime_env({**_container_env(pod, container), "KUBECONFIG": str(kubeconfig), **extra_env})
+    argv = [sys.executable, "-m", "thermostat_runtime", *local_runtime_args(line[1:], port, host)]
+    env = runtime_env({**_container_env(pod, container, host), "KUBECONFIG": str(kubeconfig), **extra_env})
     routedmodel = pod["metadata"].get("labels", {}).get(ROUTEDMODEL_LABEL, "")
     return RuntimeLaunch(argv, env, port, routedmodel)
 
@@ -137,3 +140,12 @@ def runtime_launch(pod: dict[str, Any], *, port: int, kubeconfig: Path, extra_en
 def grace_period_s(pod: dict[str, Any]) -> float:
     """The Pod's terminationGracePeriodSeconds (Kubernetes' default 30 when unset)."""
     return float(pod.get("spec", {}).get("terminationGracePeriodSeconds", 30))
+
+
+def http_port(pod: dict[str, Any]) -> int:
+    """The first container's port named ``http`` (:class:`PodContractError` when there is none)."""
+    container = (pod.get("spec", {}).get("containers") or [{}])[0]
+    for port in container.get("ports") or []:
+        if port.get("name") == "http" and port.get("containerPort"):
+            return int(port["containerPort"])
+    raise PodContractError("the first container has no port named `http`")

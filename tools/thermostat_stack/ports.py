@@ -44,3 +44,13 @@ def claim_port(port: int | None, what: str) -> int:
                 raise PortInUseError(port, what) from None
             raise
     return port
+
+
+def address_free(host: str, port: int) -> bool:
+    """Whether ``host:port`` can be bound now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+        return True

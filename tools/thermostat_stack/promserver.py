@@ -1,18 +1,23 @@
 """Run a real Prometheus server on a loopback port with a generated config: for tests and the local stack.
 
-    with PrometheusServer(targets=[ScrapeTarget("127.0.0.1:9101", {"namespace": "ns", "routedmodel": "chat"})]) as prom:
+    discovery = KubernetesDiscovery(api.url, token)      # an API server and a ServiceAccount's token
+    with PrometheusServer(discovery=discovery) as prom:
         prom.url                      # http://127.0.0.1:<free port>
-        prom.set_targets([...])       # rewrite the file_sd targets; picked up within about a second
         prom.wait_for_series('up{routedmodel="chat"}')
 
-Targets go through ``file_sd`` so their labels are the scoping labels of DESIGN §3 (``namespace``,
-``routedmodel``, ``pod``), exactly as PodMonitor relabelling sets them in a cluster. The server keeps
+It finds the runtime pods as it would in a cluster without prometheus-operator: Kubernetes discovery
+(role pod) against the API server, with the chart's relabelling (:mod:`thermostat_stack.scrape`), so
+the scoping labels ``namespace``, ``pod``, ``routedmodel`` of DESIGN §3 come from the pods themselves.
+A binary built without Kubernetes discovery (Debian's) gets the pods from :mod:`poddiscovery` as
+file_sd groups with the same meta labels; the relabelling still runs in Prometheus.
+``static`` adds plain jobs (job name -> addresses), e.g. the operator's own /metrics. The server keeps
 its data in a temporary directory removed on ``stop()``. Binary: ``/usr/bin/prometheus`` (Debian) or
 ``THERMOSTAT_PROMETHEUS_BINARY``.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -23,23 +28,17 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import yaml
 
+from thermostat_stack.poddiscovery import PodDiscovery
+from thermostat_stack.scrape import KubernetesDiscovery, file_sd_runtime_job, runtime_job
+
 DEFAULT_BINARY = "/usr/bin/prometheus"
-
-
-@dataclass(frozen=True)
-class ScrapeTarget:
-    """One endpoint to scrape (``host:port``) and the labels its series get."""
-
-    address: str
-    labels: dict[str, str] = field(default_factory=dict)
 
 
 def free_port() -> int:
@@ -60,19 +59,35 @@ def find_binary() -> str:
     return binary
 
 
+@functools.cache
+def supports_kubernetes_sd(binary: str) -> bool:
+    """Whether this Prometheus was built with Kubernetes discovery (Debian's is not): promtool says."""
+    promtool = Path(binary).with_name("promtool")
+    if not promtool.exists():
+        return False
+    with tempfile.TemporaryDirectory() as scratch:
+        config = Path(scratch) / "probe.yml"
+        config.write_text("scrape_configs: [{job_name: probe, kubernetes_sd_configs: [{role: pod}]}]\n")
+        result = subprocess.run([str(promtool), "check", "config", str(config)], capture_output=True, timeout=30)
+    return result.returncode == 0
+
+
 class PrometheusServer:
     """A Prometheus process scraping ``targets`` every ``scrape_interval_s`` seconds."""
 
     def __init__(
         self,
         *,
-        targets: Iterable[ScrapeTarget] = (),
+        discovery: KubernetesDiscovery | None = None,
+        static: Mapping[str, Sequence[str]] | None = None,
         scrape_interval_s: float = 1.0,
         port: int | None = None,
         workdir: Path | None = None,
         binary: str | None = None,
         extra_args: Sequence[str] = (),
     ) -> None:
+        self.discovery = discovery
+        self.static = dict(static or {})
         self.scrape_interval_s = scrape_interval_s
         self.port = port or free_port()
         self._own_workdir = workdir is None
@@ -80,34 +95,30 @@ class PrometheusServer:
         self.binary = binary or find_binary()
         self.extra_args = list(extra_args)
         self.process: subprocess.Popen[bytes] | None = None
-        self._targets = list(targets)
+        self.pod_discovery: PodDiscovery | None = None
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    @property
-    def targets_file(self) -> Path:
-        return self.workdir / "targets.json"
-
-    def set_targets(self, targets: Iterable[ScrapeTarget]) -> None:
-        """Replace the scraped targets (written atomically; Prometheus re-reads the file by itself)."""
-        self._targets = list(targets)
-        groups = [{"targets": [t.address], "labels": dict(t.labels)} for t in self._targets]
-        scratch = self.targets_file.with_suffix(".tmp")
-        scratch.write_text(json.dumps(groups), encoding="utf-8")
-        scratch.replace(self.targets_file)
-
     def _write_config(self) -> Path:
         interval = f"{max(int(self.scrape_interval_s * 1000), 100)}ms"
+        jobs: list[dict[str, Any]] = []
+        if self.discovery is not None and supports_kubernetes_sd(self.binary):
+            token_file = self.workdir / "token"
+            token_file.write_text(self.discovery.token, encoding="utf-8")
+            token_file.chmod(0o600)
+            jobs.append(runtime_job(self.discovery, token_file=str(token_file), interval=interval))
+        elif self.discovery is not None:
+            targets = self.workdir / "pods.json"
+            d = self.discovery
+            self.pod_discovery = PodDiscovery(d.api_server, d.token, targets, d.namespaces).start()
+            jobs.append(file_sd_runtime_job(str(targets), interval=interval))
+        for job, addresses in self.static.items():
+            jobs.append({"job_name": job, "honor_labels": True, "static_configs": [{"targets": list(addresses)}]})
         config = {
             "global": {"scrape_interval": interval, "evaluation_interval": interval, "scrape_timeout": interval},
-            "scrape_configs": [
-                {
-                    "job_name": "thermostat",
-                    "file_sd_configs": [{"files": [str(self.targets_file)], "refresh_interval": "1s"}],
-                }
-            ],
+            "scrape_configs": jobs,
         }
         path = self.workdir / "prometheus.yml"
         path.write_text(yaml.safe_dump(config), encoding="utf-8")
@@ -115,7 +126,6 @@ class PrometheusServer:
 
     def start(self, *, timeout_s: float = 30.0) -> PrometheusServer:
         """Launch the server and wait until it reports ready; raises with its log if it does not."""
-        self.set_targets(self._targets)
         config = self._write_config()
         log = (self.workdir / "prometheus.log").open("wb")
         args = [
@@ -177,6 +187,9 @@ class PrometheusServer:
                 self.process.kill()
                 self.process.wait()
         self.process = None
+        if self.pod_discovery is not None:
+            self.pod_discovery.stop()
+            self.pod_discovery = None
         if self._own_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
 

@@ -34,11 +34,12 @@ from thermostat_stack.loaddriver import LoadDriver
 from thermostat_stack.nodeagent import NodeAgent, Target
 from thermostat_stack.ports import claim_port
 from thermostat_stack.processes import ChildProcess, ProcessTable
-from thermostat_stack.promserver import PrometheusServer, ScrapeTarget, find_binary
+from thermostat_stack.promserver import PrometheusServer, find_binary
 from thermostat_stack.recorder import Recorder
 from thermostat_stack.report import write_report
 from thermostat_stack.runphase import collect_run, drive
 from thermostat_stack.scenarios import OfferedLoad, RequestShape
+from thermostat_stack.scrape import KubernetesDiscovery, discovery_token
 from thermostat_stack.setup import SetupError, UpOptions, build_load, check_load_options, load_manifest, parse_spec
 
 SCRAPE_INTERVAL_S = 1.0
@@ -58,6 +59,7 @@ class Stack:
     operator: ChildProcess | None = None
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     ports: set[int] = field(default_factory=set)
+    addresses: set[str] = field(default_factory=set)  # the runtime pods' host:port (each pod its own 127.0.0.N)
     other_pids: list[int] = field(default_factory=list)
 
     @property
@@ -65,9 +67,8 @@ class Stack:
         return self.options.kubeconfig or self.workdir / "kubeconfig"
 
     def set_targets(self, targets: list[Target]) -> None:
-        self.ports.update(int(t.address.rsplit(":", 1)[1]) for t in targets)
-        if self.prometheus is not None:
-            self.prometheus.set_targets([ScrapeTarget(t.address, dict(t.labels)) for t in targets])
+        """Remember the runtime addresses (Prometheus finds the pods itself, through the API)."""
+        self.addresses.update(t.address for t in targets)
 
 
 def default_report_dir() -> Path:
@@ -110,7 +111,6 @@ async def _run(
         return None
     load = build_load(options, spec, capacity)
     _print_plan(console, capacity, load)
-    stack.prometheus = await _start_prometheus(stack, prometheus_port)
     agent = NodeAgent(
         stack.processes,
         stack.pool,
@@ -121,6 +121,7 @@ async def _run(
     )
     async with ApiServer(port=api_port, pod_runner=agent) as api:
         api.write_kubeconfig(stack.kubeconfig)
+        stack.prometheus = await _start_prometheus(stack, prometheus_port, api)
         stack.operator = _start_operator(stack, capacity)
         console.print(f"API server {api.url}, Prometheus {stack.prometheus.url}, operator pid {stack.operator.pid}")
         console.print(f"[bold]kubectl --kubeconfig {stack.kubeconfig} get rm[/]  (while it runs)")
@@ -155,8 +156,10 @@ async def _measure_capacity(stack: Stack, spec: Any) -> Capacity | None:
     return capacity
 
 
-async def _start_prometheus(stack: Stack, port: int) -> PrometheusServer:
-    prometheus = PrometheusServer(port=port, scrape_interval_s=SCRAPE_INTERVAL_S)
+async def _start_prometheus(stack: Stack, port: int, api: ApiServer) -> PrometheusServer:
+    """Prometheus discovering the runtime pods through the API, as its own ServiceAccount (list, watch pods)."""
+    discovery = KubernetesDiscovery(api.url, discovery_token(api))
+    prometheus = PrometheusServer(discovery=discovery, port=port, scrape_interval_s=SCRAPE_INTERVAL_S)
     stack.prometheus = prometheus  # stopped at teardown even if it fails to become ready
     await asyncio.to_thread(prometheus.start)
     if prometheus.process is not None:
@@ -265,7 +268,8 @@ def _write_lifecycle(stack: Stack, report_dir: Path) -> None:
     """Record every process and port the run used, so that a test can check none is left."""
     pids = [child.pid for child in stack.processes.processes] + stack.other_pids
     ports = sorted(stack.ports)
-    record = {"pids": pids, "ports": ports, "workdir": str(stack.workdir), "kubeconfig": str(stack.kubeconfig)}
+    record = {"pids": pids, "ports": ports, "addresses": sorted(stack.addresses), "workdir": str(stack.workdir),
+              "kubeconfig": str(stack.kubeconfig)}  # fmt: skip
     with contextlib.suppress(OSError):
         report_dir.mkdir(parents=True, exist_ok=True)
         (report_dir / "lifecycle.json").write_text(json.dumps(record, indent=1) + "\n")

@@ -22,6 +22,7 @@ from kubernetes.client import ApiClient, ApiException
 
 from thermostat.api.resource import API_VERSION, GROUP, KIND, PLURAL, VERSION
 from thermostat.kube.diff import contains, update_patch
+from thermostat.kube.permissions import Permission, on_owned, requires
 
 logger = logging.getLogger(__name__)
 MERGE_PATCH = "application/merge-patch+json"
@@ -103,6 +104,7 @@ class Kube:
         class_name, suffix = KINDS[kind]
         return getattr(kubernetes.client, class_name)(self.api_client), suffix
 
+    @requires(*on_owned(("get",), "reads the objects a RoutedModel owns"))
     def read(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         """The live object, or None when it does not exist."""
         api, suffix = self._api(kind)
@@ -113,6 +115,7 @@ class Kube:
                 return None
             raise
 
+    @requires(*on_owned(("patch",), "brings owned objects to the desired state"))
     def patch(self, kind: str, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
         """A merge patch, retried on 409."""
         api, suffix = self._api(kind)
@@ -121,6 +124,7 @@ class Kube:
             lambda: _json(method(name, namespace, patch, _content_type=MERGE_PATCH, _preload_content=False))
         )
 
+    @requires(*on_owned(("get", "create", "patch"), "creates or updates the objects a RoutedModel owns"))
     def apply(self, desired: dict[str, Any]) -> str:
         """Create ``desired`` or bring the live object to it; returns created, updated or unchanged."""
         kind, metadata = desired["kind"], desired["metadata"]
@@ -141,6 +145,7 @@ class Kube:
         self.patch(kind, namespace, name, patch)
         return "updated"
 
+    @requires(Permission("apps", "deployments", ("patch",), "sets replicas as HPA does", subresource="scale"))
     def scale_deployment(self, namespace: str, name: str, replicas: int) -> None:
         """Set replicas through the scale subresource (what HPA and kubectl scale use)."""
         body = {"spec": {"replicas": replicas}}
@@ -150,6 +155,7 @@ class Kube:
             )
         )
 
+    @requires(Permission(GROUP, PLURAL, ("patch",), "writes RoutedModel status", subresource="status"))
     def patch_routedmodel_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
         """Write a RoutedModel's status subresource in one merge patch."""
         retry_conflicts(
@@ -165,6 +171,7 @@ class Kube:
             )
         )
 
+    @requires(Permission(GROUP, PLURAL, ("get",), "reads the live spec at each control run"))
     def read_routedmodel(self, namespace: str, name: str) -> dict[str, Any] | None:
         try:
             return _json(
@@ -177,6 +184,7 @@ class Kube:
                 return None
             raise
 
+    @requires(Permission("", "secrets", ("get",), "reads spec.metrics.prometheus.authSecretRef"))
     def read_secret_data(self, namespace: str, name: str) -> dict[str, str]:
         """A Secret's data, base64-decoded; a missing Secret raises ``LookupError`` naming it."""
         import base64
@@ -191,6 +199,7 @@ class Kube:
         data.update(secret.get("stringData") or {})
         return data
 
+    @requires(Permission("", "events", ("create",), "posts Events on RoutedModels"))
     def post_event(self, about: ObjectRef, *, reason: str, message: str, warning: bool = False) -> None:
         """A core/v1 Event on the RoutedModel, as ``kubectl describe`` shows them."""
         now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())

@@ -8,6 +8,7 @@ from typing import Any
 from kubernetes.client import ApiException
 
 from thermostat.kube.client import MERGE_PATCH, Kube
+from thermostat.kube.permissions import Permission, requires
 
 DELETION_COST = "controller.kubernetes.io/pod-deletion-cost"
 
@@ -24,6 +25,10 @@ def _items(call: Any) -> list[dict[str, Any]]:
     return items
 
 
+@requires(
+    Permission("autoscaling", "horizontalpodautoscalers", ("list",), "finds HPAs targeting the Deployment"),
+    Permission("keda.sh", "scaledobjects", ("list",), "finds KEDA ScaledObjects targeting the Deployment"),
+)
 def other_scalers(kube: Kube, namespace: str, deployment: str) -> list[str]:
     """HPAs and KEDA ScaledObjects in the namespace that target the Deployment, as ``Kind/name``."""
     found = []
@@ -44,6 +49,7 @@ def other_scalers(kube: Kube, namespace: str, deployment: str) -> list[str]:
     return found
 
 
+@requires(Permission("", "pods", ("list",), "counts ready and starting runtime pods"))
 def list_pods(kube: Kube, namespace: str, selector: dict[str, str]) -> list[dict[str, Any]]:
     """Pods matching the label selector."""
     label_selector = ",".join(f"{key}={value}" for key, value in sorted(selector.items()))
@@ -52,6 +58,7 @@ def list_pods(kube: Kube, namespace: str, selector: dict[str, str]) -> list[dict
     )
 
 
+@requires(Permission("", "pods", ("patch",), "sets pod-deletion-cost on pods to remove first"))
 def mark_for_removal(kube: Kube, namespace: str, pods: list[str]) -> None:
     """Give these pods the lowest deletion cost, so a scale-down removes them first."""
     for name in pods:

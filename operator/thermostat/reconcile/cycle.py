@@ -12,13 +12,14 @@ import time
 from dataclasses import replace
 
 from thermostat.control import Decision, decide
+from thermostat.control.signals import reading_value
 from thermostat.reconcile.actions import Actions, Outcome
 from thermostat.reconcile.apply import apply, write_status
 from thermostat.reconcile.gather import gather, gather_owned
 from thermostat.reconcile.plan import plan_actions, plan_invalid, plan_owned
 from thermostat.reconcile.settle import settle
 from thermostat.reconcile.world import Context, ResourceState, World
-from thermostat.telemetry import DECISIONS, LOOP_DURATION, QUERY_ERRORS, SINCE_GOOD_OBSERVATION
+from thermostat.telemetry import DECISIONS, LOOP_DURATION, QUERY_ERRORS, SINCE_GOOD_OBSERVATION, record_objectives
 
 DEFAULT_PERIOD_S = 15.0
 
@@ -85,6 +86,14 @@ def _finish(
         if not decision.held:
             state.last_good_s = world.now
         SINCE_GOOD_OBSERVATION.labels(namespace, name).set(world.now - (state.last_good_s or world.now))
+    if world.spec is not None:
+        observation = world.observation
+        record_objectives(
+            namespace, name, target_s=world.spec.slo.target_seconds,
+            budget_w=world.spec.budget.power_watts if world.spec.budget else None,
+            latency_s=reading_value(observation.latency_s) if observation else None,
+            power_w=reading_value(observation.power_w) if observation else None,
+        )  # fmt: skip
 
 
 def period_s(context: Context, world: World) -> float:

@@ -80,7 +80,8 @@ def render_rbac(owner: Owner, spec: RoutedModelSpec, *, service_account: str | N
                     "apiGroups": [""],
                     "resources": ["configmaps"],
                     "resourceNames": [routing_configmap_name(owner.name, spec)],
-                    "verbs": ["get", "list", "watch"],
+                    # What the runtime's ConfigMap watch sends (list, then watch, by metadata.name); no get.
+                    "verbs": ["list", "watch"],
                 }
             ],
         }

@@ -73,7 +73,8 @@ async def test_the_configmap_watch_drives_the_routing_temperature(start_server, 
         assert setting.value == 0.3
         assert _status(running.url + "/readyz") == 200
 
-        api = apiserver_module.ApiServer(port=port, pod_ready_delay_s=0.2)
+        # Restarted on the same port with the same admin credentials, as a cluster's API server restarts.
+        api = apiserver_module.ApiServer(port=port, pod_ready_delay_s=0.2, admin_token=api.tokens.admin_token)
         await api.__aenter__()
         await run(None, lambda: core.create_namespaced_config_map(NAMESPACE, _configmap(NAME, "0.7")))
         await _until(lambda: setting.value == 0.7, "the watch reconnected")

@@ -24,7 +24,7 @@ class H(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         self.send_response(200 if self.path == "/readyz" else 404); self.end_headers()
     def log_message(self, *args): pass
-http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+http.server.HTTPServer((sys.argv[1], int(sys.argv[2])), H).serve_forever()
 """
 
 
@@ -46,6 +46,11 @@ class FakeHandle:
             },
         }
         self.reports: list[tuple[bool, str]] = []
+        self.addresses: list[str] = []
+        self.held: list[bool] = []
+
+    def hold(self, held: bool = True) -> None:
+        self.held.append(held)
 
     @property
     def namespace(self) -> str:
@@ -57,10 +62,14 @@ class FakeHandle:
 
     async def set_ready(self, ready: bool = True, *, pod_ip: str | None = None, message: str = "") -> None:
         self.reports.append((ready, message))
+        if pod_ip:
+            self.addresses.append(pod_ip)
 
 
-def _launch(pod: dict[str, Any], *, port: int, kubeconfig: Path, extra_env: dict[str, str]) -> RuntimeLaunch:
-    return RuntimeLaunch([sys.executable, "-c", READYZ_SERVER, str(port)], {}, port, "chat")
+def _launch(
+    pod: dict[str, Any], *, port: int, kubeconfig: Path, extra_env: dict[str, str], host: str
+) -> RuntimeLaunch:
+    return RuntimeLaunch([sys.executable, "-c", READYZ_SERVER, host, str(port)], {}, port, "chat")
 
 
 async def _until(condition: Any, timeout_s: float = 20) -> None:
@@ -87,11 +96,17 @@ async def test_pods_run_as_processes_at_most_two_and_drain_when_deleted(
         "Unschedulable: the local node runs at most 2 runtime replicas (two cores)",
     )
     assert {t.labels["pod"] for t in published[-1]} == {"chat-0", "chat-1"}
+    # Each Pod has an address of its own and serves on its template's port there, published as its podIP.
+    (first,), (second,) = handles[0].addresses, handles[1].addresses
+    assert first != second
+    assert {t.address for t in published[-1]} == {f"{first}:8000", f"{second}:8000"}
+    assert handles[0].held == [True]  # kept Terminating through its drain
     assert all(t.labels["routedmodel"] == "chat" and t.labels["namespace"] == "default" for t in published[-1])
     process = agent.running["default/chat-0"].process
     tasks[0].cancel()  # the API server cancels the runner when the Pod is deleted
     await asyncio.gather(tasks[0], return_exceptions=True)
     assert not process.alive()
+    assert handles[0].held == [True, False]  # drained: the Pod may go
     assert "default/chat-0" not in {e.pod for e in pool.ready()}
     await _until(lambda: len(pool.ready()) == 2)  # the waiting Pod takes the freed slot
     assert (True, "") in handles[2].reports

@@ -1,0 +1,74 @@
+{{/* The release's full name, at most 63 characters. */}}
+{{- define "thermostat.fullname" -}}
+{{- if contains .Chart.Name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "thermostat.selectorLabels" -}}
+app.kubernetes.io/name: {{ .Chart.Name }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: operator
+{{- end -}}
+
+{{- define "thermostat.labels" -}}
+{{ include "thermostat.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+{{- end -}}
+
+{{- define "thermostat.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "thermostat.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "thermostat.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
+
+{{/* The operator's generated rules: a dict with "namespaced" and "cluster" lists. */}}
+{{- define "thermostat.rules" -}}
+{{- .Files.Get "files/operator-rules.yaml" | fromYaml | toYaml -}}
+{{- end -}}
+
+{{/* Runtime pods' label selector (render/identity.py: selector_labels). */}}
+{{- define "thermostat.runtimeSelector" -}}
+matchLabels:
+  app.kubernetes.io/component: runtime
+matchExpressions:
+  - key: thermostat.dev/routedmodel
+    operator: Exists
+{{- end -}}
+
+{{- define "thermostat.namespaceSelector" -}}
+{{- if .Values.watch.namespaces -}}
+matchNames: {{- toYaml .Values.watch.namespaces | nindent 2 }}
+{{- else -}}
+any: true
+{{- end -}}
+{{- end -}}
+
+{{/* prometheus-operator relabelings (camelCase) as Prometheus relabel_configs (snake_case). */}}
+{{- define "thermostat.relabelConfigs" -}}
+{{- $keys := dict "sourceLabels" "source_labels" "targetLabel" "target_label" "separator" "separator" "regex" "regex" "modulus" "modulus" "replacement" "replacement" "action" "action" -}}
+{{- $out := list -}}
+{{- range . -}}
+{{- $rule := dict -}}
+{{- range $key, $value := . -}}
+{{- $name := get $keys $key | required (printf "monitoring relabelings: unknown key %q (use %s)" $key (keys $keys | sortAlpha | join ", ")) -}}
+{{- if eq $key "action" -}}
+{{- $_ := set $rule $name (lower $value) -}}
+{{- else -}}
+{{- $_ := set $rule $name $value -}}
+{{- end -}}
+{{- end -}}
+{{- $out = append $out $rule -}}
+{{- end -}}
+{{- toYaml $out -}}
+{{- end -}}

@@ -1,0 +1,83 @@
+"""``helm install`` of the chart into the emulated API server (Helm's own library, Helm 4: server-side
+apply, which the emulator serves as a merge of the applied configuration), then the operator run as
+the installed Deployment says — its environment, its ServiceAccount's token — reconciles an example.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import helm_python
+import pytest
+import yaml
+from integration_support import Cluster, EmulatedApi, OperatorProcess, wait_until
+from rbac_support import OPERATOR_NAMESPACE, OPERATOR_USER, token_kubeconfig
+
+from chart_support import CHART, RELEASE
+from thermostat.kube import permissions
+from thermostat_stack.promserver import PrometheusServer, free_port
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(240)]
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "local-stack.yaml"
+
+
+def helm_install(kubeconfig: Path, values: dict[str, Any]) -> dict[str, Any]:
+    config = helm_python.Config(kubeconfig_path=str(kubeconfig), namespace=OPERATOR_NAMESPACE)
+    release: dict[str, Any] = config.install(
+        helm_python.Chart.load(CHART), RELEASE, values, namespace=OPERATOR_NAMESPACE, create_namespace=True, timeout=60
+    )
+    return release
+
+
+def pod_environment(cluster: Cluster) -> dict[str, str]:
+    """The operator container's THERMOSTAT_* settings, as the installed Deployment sets them."""
+    deployment = cluster.kube.read("Deployment", OPERATOR_NAMESPACE, RELEASE)
+    assert deployment is not None, "helm install created no operator Deployment"
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    return {e["name"]: e["value"] for e in container["env"] if "value" in e}
+
+
+@pytest.fixture
+def installed(emulated_api: EmulatedApi, prometheus: PrometheusServer) -> dict[str, Any]:
+    return helm_install(emulated_api.kubeconfig, {"operator": {"prometheusUrl": prometheus.url}})
+
+
+def test_helm_install_then_the_chart_operator_reconciles_an_example(
+    emulated_api: EmulatedApi, installed: dict[str, Any], tmp_path: Path
+) -> None:
+    assert installed["status"] == "deployed"
+    cluster = Cluster(emulated_api.kubeconfig)
+    helm_writes = [e for e in _entries(emulated_api) if e["user"] == "thermostat-admin" and e["verb"] == "patch"]
+    assert {e["resource"] for e in helm_writes} >= {"deployments", "serviceaccounts", "clusterroles"}  # applied
+    env = pod_environment(cluster)
+    assert env["THERMOSTAT_PROMETHEUS_URL"].startswith("http://127.0.0.1:")
+    # The pod's ports are the container's; here the process gets free ones.
+    env.update(THERMOSTAT_LIVENESS_ENDPOINT=f"http://127.0.0.1:{free_port()}/healthz", THERMOSTAT_METRICS_PORT="0")
+    kubeconfig = token_kubeconfig(emulated_api.kubeconfig, OPERATOR_NAMESPACE, RELEASE, tmp_path / "sa-kubeconfig")
+    operator = OperatorProcess(kubeconfig, env["THERMOSTAT_PROMETHEUS_URL"], tmp_path / "operator.log", **env)
+    try:
+        example = yaml.safe_load(EXAMPLE.read_text())
+        namespace, name = example["metadata"]["namespace"], example["metadata"]["name"]
+        cluster.kube.custom.create_namespaced_custom_object(
+            "thermostat.dev", "v1alpha1", namespace, "routedmodels", example, _preload_content=False
+        )
+        wait_until(
+            lambda: cluster.kube.read("Deployment", namespace, name), timeout_s=60, what="the example's Deployment"
+        )
+        wait_until(lambda: _ready(cluster, namespace, name), timeout_s=60, what="the example Ready")
+    finally:
+        operator.stop()
+        print(operator.log_tail())
+    assert not emulated_api.audit.outside_table(OPERATOR_USER, permissions.table())
+
+
+def _ready(cluster: Cluster, namespace: str, name: str) -> bool:
+    body = cluster.kube.read_routedmodel(namespace, name) or {}
+    conditions = (body.get("status") or {}).get("conditions") or []
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+
+
+def _entries(emulated_api: EmulatedApi) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in emulated_api.audit.path.read_text().splitlines()]
