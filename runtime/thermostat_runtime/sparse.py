@@ -7,8 +7,10 @@ of ``wt``. Three kernels, one contract: ``out[r] = sum over kept i of x[r, i] * 
   bag is summed on its own, so a row's result is bit-identical whatever else is in the batch; skipped
   rows of ``wt`` are never read. This is the per-token kernel at every batch size.
 * ``masked_dense`` (prefill rows): zero the skipped channels and run one dense product, padded to at
-  least ``MIN_DENSE_ROWS`` rows (torch's CPU matmul computes a row the same way for any row count from
-  4 up; 1-3 rows take a different path). Same quality as the bag, no time saved: prompts are prefilled
+  least ``MIN_DENSE_ROWS`` rows (with one torch thread, torch's CPU matmul computes a row the same way
+  for any row count from 4 up; 1-3 rows take a different path; with several threads the split of rows
+  across threads can change a row's rounding). A prompt is prefilled on its own, so its rows depend
+  only on the request's tokens either way. Same quality as the bag, no time saved: prompts are prefilled
   densely, the saving is in decode.
 * ``shared_matmul`` (batch-shared mode): one channel set ``S`` per step, the ``k`` channels with the
   largest aggregate normalized magnitude over the batch (``k`` = the rows' mean kept count); each row runs
