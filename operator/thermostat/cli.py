@@ -101,7 +101,7 @@ def crd() -> None:
 @app.command()
 def rbac() -> None:
     """Print the operator's RBAC rules, generated from its declared API use (the chart's files/operator-rules.yaml)."""
-    from thermostat.kube.permissions import rules_yaml
+    from thermostat.kube.inventory import rules_yaml
 
     typer.echo(rules_yaml(), nl=False)
 

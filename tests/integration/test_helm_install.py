@@ -16,7 +16,7 @@ from integration_support import Cluster, EmulatedApi, OperatorProcess, wait_unti
 from rbac_support import OPERATOR_NAMESPACE, OPERATOR_USER, token_kubeconfig
 
 from chart_support import CHART, RELEASE
-from thermostat.kube import permissions
+from thermostat.kube import inventory
 from thermostat_stack.promserver import PrometheusServer, free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(240)]
@@ -70,7 +70,7 @@ def test_helm_install_then_the_chart_operator_reconciles_an_example(
     finally:
         operator.stop()
         print(operator.log_tail())
-    assert not emulated_api.audit.outside_table(OPERATOR_USER, permissions.table())
+    assert not emulated_api.audit.outside_table(OPERATOR_USER, inventory.table())
 
 
 def _ready(cluster: Cluster, namespace: str, name: str) -> bool:

@@ -18,7 +18,7 @@ import pytest
 from integration_support import NAME, NAMESPACE, Cluster, EmulatedApi, LoadDriver, OperatorProcess, wait_until
 from rbac_support import OPERATOR_USER
 
-from thermostat.kube import permissions
+from thermostat.kube import inventory
 from thermostat_stack.promserver import PrometheusServer, free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(240)]
@@ -64,7 +64,7 @@ def operator(
     yield process
     process.stop()
     print(process.log_tail())  # shown by pytest when the test failed
-    outside = emulated_api.audit.outside_table(OPERATOR_USER, permissions.table())
+    outside = emulated_api.audit.outside_table(OPERATOR_USER, inventory.table())
     assert not outside, f"operator requests outside thermostat.kube.permissions (or refused): {outside}"
 
 

@@ -18,7 +18,7 @@ import pytest
 from integration_support import NAME, NAMESPACE, Cluster, EmulatedApi, LoadDriver, OperatorProcess, wait_until
 from rbac_support import OPERATOR_USER, never_exercised
 
-from thermostat.kube import permissions
+from thermostat.kube import inventory
 from thermostat_stack.promserver import PrometheusServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(240)]
@@ -35,7 +35,7 @@ def operator(
     yield process
     process.stop()
     print(process.log_tail())
-    print("refused or outside the table:", emulated_api.audit.outside_table(OPERATOR_USER, permissions.table()))
+    print("refused or outside the table:", emulated_api.audit.outside_table(OPERATOR_USER, inventory.table()))
 
 
 def spec(replicas_min: int) -> dict[str, Any]:
@@ -93,7 +93,7 @@ def _scenario(emulated_api: EmulatedApi, load: LoadDriver) -> None:
     )  # fmt: skip
     assert labelled
 
-    table = permissions.table()
+    table = inventory.table()
     outside = emulated_api.audit.outside_table(OPERATOR_USER, table)
     assert not outside, f"requests outside the table (or refused): {outside}"
     unused = never_exercised(table, emulated_api.audit.exercised(OPERATOR_USER, table))

@@ -12,9 +12,10 @@ import sys
 import pytest
 import yaml
 
-from thermostat.kube import permissions
+from thermostat.kube import inventory
 from thermostat.kube.client import KINDS
-from thermostat.kube.permissions import OWNED_RESOURCES, Permission, declared, kube_functions, requires, rules
+from thermostat.kube.inventory import kube_functions
+from thermostat.kube.permissions import OWNED_RESOURCES, Permission, declared, requires, rules
 
 pytestmark = pytest.mark.fast
 # Functions of thermostat.kube that make no API call themselves (they build a client or retry one).
@@ -69,6 +70,6 @@ def test_the_cli_prints_the_rules_file() -> None:
     out = subprocess.run(
         [sys.executable, "-m", "thermostat", "rbac"], capture_output=True, text=True, check=True, timeout=60
     ).stdout
-    assert out == permissions.rules_yaml()
+    assert out == inventory.rules_yaml()
     document = yaml.safe_load(out)
     assert {"namespaced", "cluster"} == set(document)

@@ -23,8 +23,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Literal, TypeVar
 
-import yaml
-
 from thermostat.api.resource import GROUP, PLURAL
 
 Scope = Literal["namespace", "cluster"]
@@ -111,29 +109,6 @@ DELEGATED: tuple[Permission, ...] = (
 )
 
 
-def kube_functions() -> list[Callable[..., object]]:
-    """Every function and method of thermostat.kube that may declare permissions."""
-    import inspect
-
-    from thermostat.kube import client, scalers
-
-    found: list[Callable[..., object]] = []
-    for module in (client, scalers):
-        for name, member in vars(module).items():
-            if inspect.isfunction(member) and member.__module__ == module.__name__ and not name.startswith("_"):
-                found.append(member)
-    for name, member in vars(client.Kube).items():
-        if inspect.isfunction(member) and not name.startswith("_"):
-            found.append(member)
-    return found
-
-
-def table() -> list[Permission]:
-    """The whole table: what kube/ declares, what Kopf needs, what is granted onward."""
-    entries = [permission for function in kube_functions() for permission in declared(function)]
-    return [*entries, *FRAMEWORK, *DELEGATED]
-
-
 def rules(permissions: Iterable[Permission], scope: Scope) -> list[dict[str, list[str]]]:
     """RBAC rules for the entries of one scope: one rule per resource, verbs merged and sorted."""
     verbs: dict[tuple[str, str], set[str]] = {}
@@ -144,14 +119,3 @@ def rules(permissions: Iterable[Permission], scope: Scope) -> list[dict[str, lis
         {"apiGroups": [group], "resources": [resource], "verbs": sorted(verbs[(group, resource)])}
         for group, resource in sorted(verbs)
     ]
-
-
-def rules_yaml() -> str:
-    """The chart's ``files/operator-rules.yaml``: the table as rules, by scope."""
-    entries = table()
-    document = {"namespaced": rules(entries, "namespace"), "cluster": rules(entries, "cluster")}
-    header = (
-        "# Generated from thermostat.kube.permissions (the operator's declared API use); do not edit.\n"
-        f"# Regenerate: {REGENERATE_COMMAND}\n"
-    )
-    return header + yaml.safe_dump(document, sort_keys=False, default_flow_style=None)

@@ -12,7 +12,8 @@ import yaml
 
 from chart_support import ALL_ON, CHART, NAMESPACE, REPO, crds, find, merged, notes, render, validate
 from thermostat.api.crd import CRD_FILE_NAME
-from thermostat.kube.permissions import REGENERATE_COMMAND, RULES_FILE, rules_yaml
+from thermostat.kube.inventory import rules_yaml
+from thermostat.kube.permissions import REGENERATE_COMMAND, RULES_FILE
 
 pytestmark = pytest.mark.fast
 WATCHED = {"watch": {"namespaces": ["team-a", "team-b"]}}
