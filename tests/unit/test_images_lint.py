@@ -67,8 +67,10 @@ def test_images_run_as_a_numeric_non_root_user(dockerfile: Path) -> None:
     assert users, f"{dockerfile.name}: the final stage sets no USER"
     uid, _, gid = users[-1].partition(":")
     # runAsNonRoot can only be checked by the kubelet against a numeric user.
-    assert uid.isdigit() and int(uid) != 0, users[-1]
-    assert not gid or (gid.isdigit() and int(gid) != 0), users[-1]
+    assert uid.isdigit(), users[-1]
+    assert int(uid) != 0, users[-1]
+    assert not gid or gid.isdigit(), users[-1]
+    assert not gid or int(gid) != 0, users[-1]
 
 
 @pytest.mark.parametrize("dockerfile", APP_DOCKERFILES, ids=lambda path: path.stem)
