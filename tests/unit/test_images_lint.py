@@ -103,5 +103,7 @@ def test_chart_defaults_name_the_images_built_here() -> None:
     chart = yaml.safe_load(chart_file.read_text(encoding="utf-8"))
     assert str(chart["appVersion"]) == IMAGE_NAMES[0].rsplit(":", 1)[1], "the chart's appVersion is the image tag"
     for name in IMAGE_NAMES:
-        repository = name.rsplit(":", 1)[0]
+        # The registry may be a value of its own (registry: ghcr.io, repository: thermostat-dev/operator).
+        registry, repository = name.rsplit(":", 1)[0].split("/", 1)
+        assert registry in text, f"charts/thermostat/values.yaml does not default to the registry {registry}"
         assert repository in text, f"charts/thermostat/values.yaml does not default to {repository}"
