@@ -44,8 +44,9 @@ from rbac_support import (
 )
 
 from thermostat.api import RoutedModelSpec
+from thermostat.control.signals import Reading
 from thermostat.control.types import Signal
-from thermostat.metrics import Scope, collect
+from thermostat.metrics import Scope, Signals, collect
 from thermostat.metrics.prometheus import PrometheusMetrics
 from thermostat_stack.promserver import PrometheusServer, free_port
 from thermostat_stack.scrape import KubernetesDiscovery
@@ -148,16 +149,14 @@ def test_runtime_follows_the_configmap_and_serves_the_operators_queries(
             source = PrometheusMetrics(prometheus.url, slo=spec.slo, metrics=spec.metrics, max_age_s=30, timeout_s=5)
             scope = Scope(NAMESPACE, NAME)
             signals = wait_until(
-                lambda: (s := collect(source, scope, now=time.time())).values.keys() >= {
-                    Signal.LATENCY, Signal.REQUEST_RATE, Signal.TOKEN_RATE, Signal.POWER, Signal.ENERGY, Signal.QUALITY
-                } and s,
+                lambda: _all_read(collect(source, scope, now=time.time())),
                 timeout_s=60,
                 what="every signal from the runtime's series",
             )  # fmt: skip
-            assert signals.values[Signal.LATENCY] > 0
-            assert signals.values[Signal.REQUEST_RATE] > 0
-            assert signals.values[Signal.TOKEN_RATE] > 0
-            assert 0.0 <= signals.values[Signal.QUALITY] <= 1.0
+            assert signals.values[Signal.LATENCY].value > 0
+            assert signals.values[Signal.REQUEST_RATE].value > 0
+            assert signals.values[Signal.TOKEN_RATE].value > 0
+            assert 0.0 <= signals.values[Signal.QUALITY].value <= 1.0
             assert signals.power_source in ("estimate", "nvml")
             # ...and the operator itself publishes them in status (Recommend mode: nothing changed).
             observed = wait_until(
@@ -186,3 +185,9 @@ def check_runtime_requests(emulated_api: EmulatedApi, cluster: Cluster) -> None:
     assert not refused, refused
     unused = never_exercised(table, {(p, e["verb"]) for p in table for e in after if e["resource"] == p.resource})
     assert not unused, f"the runtime's Role grants what it never uses: {unused}"
+
+
+def _all_read(signals: Signals) -> Signals | None:
+    """The signals when every one the operator queries is a fresh Reading, else None (keep waiting)."""
+    wanted = (Signal.LATENCY, Signal.REQUEST_RATE, Signal.TOKEN_RATE, Signal.POWER, Signal.ENERGY, Signal.QUALITY)
+    return signals if all(isinstance(signals.values.get(k), Reading) for k in wanted) else None
