@@ -144,7 +144,7 @@ class Controller:
         signals = self.sources.observe(subject.namespace, subject.name, spec, now=now)
         for error in signals.errors.values():
             QUERY_ERRORS.labels(subject.namespace, subject.name, error.reason).inc()
-        observation = build_observation(now, temperature, workload, signals)
+        observation = build_observation(now, temperature, workload, signals, window_s=float(spec.slo.window_seconds))
         memory = subject.previous.memory.state if subject.previous and subject.previous.memory else None
         decision = decide(observation, spec, memory, now, profile=self.profile)
         enforce = spec.mode == Mode.ENFORCE

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from thermostat.api.spec import RoutedModelSpec
+from thermostat.control.signals import Missing, Reading, SignalValue
 from thermostat.control.types import Observation, Signal
 from thermostat.kube import Kube
 from thermostat.metrics import Scope, Signals, StaleDataError, collect
@@ -51,23 +52,38 @@ def why_missing(signals: Signals) -> dict[str, str]:
     return out
 
 
-def build_observation(now: float, temperature: float, workload: Workload, signals: Signals) -> Observation:
-    """The Observation the law decides on; absent signals stay None."""
-    values = signals.values
+def build_observation(
+    now: float, temperature: float, workload: Workload, signals: Signals, *, window_s: float = 0.0
+) -> Observation:
+    """The Observation the law decides on: each signal a Reading, or Missing with why.
+
+    (Idle, the known zero of an empty window, comes with the metrics layer of the reconcile pipeline.)
+    """
+    values, why = signals.values, why_missing(signals)
+
+    def signal(name: str) -> SignalValue:
+        if name in values:
+            return Reading(values[name], now)
+        return Missing(why.get(name, "missing"))
+
     return Observation(
         time=now,
         routing_temperature=temperature,
         replicas=workload.replicas,
         ready_replicas=workload.ready_replicas,
-        latency_s=values.get(Signal.LATENCY),
-        request_rate=values.get(Signal.REQUEST_RATE),
-        token_rate=values.get(Signal.TOKEN_RATE),
-        power_w=values.get(Signal.POWER),
+        window_s=window_s,
+        latency_s=signal(Signal.LATENCY),
+        request_rate=signal(Signal.REQUEST_RATE),
+        served_rate=signal(Signal.SERVED_RATE),
+        shed_rate=signal(Signal.SHED_RATE),
+        token_rate=signal(Signal.TOKEN_RATE),
+        power_w=signal(Signal.POWER),
+        energy_rate_w=signal(Signal.ENERGY),
+        quality_kl_nats=signal(Signal.QUALITY_KL),
+        shadow_token_rate=signal(Signal.SHADOW_TOKENS),
+        quality_agreement=signal(Signal.QUALITY),
+        queue_depth=signal(QUEUE_DEPTH),
         power_source=signals.power_source if Signal.POWER in values else None,
-        energy_rate_w=values.get(Signal.ENERGY),
-        quality_agreement=values.get(Signal.QUALITY),
-        queue_depth=values.get(QUEUE_DEPTH),
-        missing={k: v for k, v in why_missing(signals).items() if k != QUEUE_DEPTH},
     )
 
 

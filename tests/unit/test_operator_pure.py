@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from thermostat.checks import parse_spec, spec_problems
+from thermostat.control.signals import Missing, Reading
 from thermostat.control.types import Signal
 from thermostat.kube.diff import contains, update_patch
 from thermostat.metrics import NoDataError, Signals, StaleDataError
@@ -84,16 +85,18 @@ def test_configmap_temperature_and_initial_settings() -> None:
     assert initial_settings({}, spec, {"data": {"routing_temperature": "0.5"}}) == (0.5, 2)
 
 
-def test_observation_keeps_unknowns_as_none_with_the_laws_words() -> None:
+def test_observation_keeps_unknowns_as_missing_with_the_laws_words() -> None:
     signals = Signals(values={Signal.LATENCY: 0.4, Signal.POWER: 200.0}, power_source="estimate")
     signals.errors = {Signal.REQUEST_RATE: StaleDataError("old"), Signal.QUALITY: NoDataError("none")}
     signals.missing = {Signal.REQUEST_RATE: "Stale: old", Signal.QUALITY: "NoData: none"}
     workload = Workload.from_deployment({"metadata": {"name": "d"}, "spec": {"replicas": 2}, "status": {}})
     observation = build_observation(10.0, 0.8, workload, signals)
     assert (observation.replicas, observation.ready_replicas) == (2, 0)
-    assert observation.request_rate is None
-    assert observation.missing[Signal.REQUEST_RATE] == "stale"
-    assert observation.missing[Signal.QUALITY].startswith("NoData")
+    assert isinstance(observation.request_rate, Missing)
+    assert observation.latency_s == Reading(0.4, 10.0)
+    missing = observation.missing_signals()
+    assert missing[Signal.REQUEST_RATE] == "stale"
+    assert missing[Signal.QUALITY].startswith("NoData")
     assert observation.power_source == "estimate"
 
 

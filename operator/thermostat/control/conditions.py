@@ -10,6 +10,7 @@ TRUE, FALSE, UNKNOWN = "True", "False", "Unknown"
 LATENCY_WITHIN_TARGET = "LatencyWithinTarget"  # observed quantile <= target
 LATENCY_ABOVE_TARGET = "LatencyAboveTarget"  # observed quantile > target
 LATENCY_UNKNOWN = "LatencyUnknown"  # the latency signal is missing or stale
+IDLE = "Idle"  # no request arrived in the window: a known zero load
 # WithinBudget
 NO_BUDGET = "NoBudget"  # the spec sets no budget
 WITHIN_BUDGET = "WithinBudget"  # observed power and energy within every limit
@@ -25,6 +26,13 @@ BUDGET_YIELDS_TO_SLO = "BudgetYieldsToSLO"  # both cannot hold; priority SLO: th
 SLO_YIELDS_TO_BUDGET = "SLOYieldsToBudget"  # both cannot hold; priority Budget: the SLO is missed
 SLO_UNREACHABLE = "SLOUnreachable"  # even max replicas at the quality floor miss the SLO
 DECISION_HELD = "DecisionHeld"  # metrics unavailable: feasibility not evaluated
+# QualityWithinBudget (condition type QUALITY_WITHIN_BUDGET)
+QUALITY_WITHIN_BUDGET = "QualityWithinBudget"  # the condition type
+EXACT_SERVING = "ExactServing"  # the temperature in force is 1: output identical to the exact model
+MEASURED_WITHIN_BUDGET = "MeasuredWithinBudget"  # shadow-measured loss <= maxQualityLossPercent
+MEASURED_OVER_BUDGET = "MeasuredOverBudget"  # shadow-measured loss over budget at the operating point
+PROFILE_TRUSTED = "ProfileTrusted"  # too few shadow tokens in the window: the profile's loss is used
+BELOW_OPERATING_POINT = "BelowOperatingPoint"  # the SLO (or the power budget) holds T below the operating point
 
 
 def verdict(status: str, reason: str, message: str) -> Verdict:
@@ -32,9 +40,11 @@ def verdict(status: str, reason: str, message: str) -> Verdict:
     return Verdict(status=status, reason=reason, message=message)
 
 
-def slo_verdict(latency_s: float | None, target_s: float, quantile: float) -> Verdict:
-    """SLOMet from the observed latency quantile."""
+def slo_verdict(latency_s: float | None, target_s: float, quantile: float, *, idle: bool = False) -> Verdict:
+    """SLOMet from the observed latency quantile (``idle``: no request in the window, nothing to miss)."""
     name = f"p{round(quantile * 100):d}"
+    if idle:
+        return verdict(TRUE, IDLE, "no request in the window: nothing to be late")
     if latency_s is None:
         return verdict(UNKNOWN, LATENCY_UNKNOWN, f"{name} latency is unknown (missing or stale)")
     if latency_s <= target_s:
@@ -47,5 +57,42 @@ def metrics_verdict(missing: dict[str, str]) -> Verdict:
     if not missing:
         return verdict(TRUE, METRICS_FRESH, "latency and request rate are fresh")
     listed = ", ".join(f"{name} ({why})" for name, why in sorted(missing.items()))
-    reason = METRICS_STALE if all(why == "stale" for why in missing.values()) else METRICS_MISSING
+    stale = all(why == "stale" or why.startswith("Stale") for why in missing.values())
+    reason = METRICS_STALE if stale else METRICS_MISSING
     return verdict(FALSE, reason, f"unavailable: {listed}")
+
+
+def quality_verdict(
+    *,
+    temperature: float,
+    t_op: float,
+    budget_percent: float,
+    measured_percent: float | None,
+    expected_percent: float,
+    shadow_tokens: float,
+    min_shadow_tokens: float,
+) -> Verdict:
+    """QualityWithinBudget for the temperature in force over the last window."""
+    if temperature >= 1.0 - 1e-9:
+        return verdict(TRUE, EXACT_SERVING, "routing temperature 1: exact output, no quality loss")
+    if measured_percent is not None:
+        seen = f"shadow-measured loss {measured_percent:.2f}% ({shadow_tokens:.0f} tokens) at T {temperature:.2f}"
+        loss = measured_percent
+    else:
+        seen = (
+            f"too few shadow tokens ({shadow_tokens:.0f} in the window, need {min_shadow_tokens:.0f}): "
+            f"trusting the profile, {expected_percent:.2f}% at T {temperature:.2f}"
+        )
+        loss = expected_percent
+    if loss <= budget_percent + 1e-9:
+        reason = MEASURED_WITHIN_BUDGET if measured_percent is not None else PROFILE_TRUSTED
+        return verdict(TRUE, reason, f"{seen} <= budget {budget_percent:.2f}%")
+    if temperature < t_op - 1e-9:
+        return verdict(
+            FALSE,
+            BELOW_OPERATING_POINT,
+            f"{seen} > budget {budget_percent:.2f}% while the SLO or the power budget holds T below the "
+            f"operating point {t_op:.2f}; it returns there once replicas carry the load",
+        )
+    reason = MEASURED_OVER_BUDGET if measured_percent is not None else PROFILE_TRUSTED
+    return verdict(FALSE, reason, f"{seen} > budget {budget_percent:.2f}%: operating point now T {t_op:.2f}")

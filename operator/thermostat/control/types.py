@@ -1,51 +1,84 @@
 """The data the control law takes and returns: the contract between the law and the operator.
 
-The operator's handlers build an ``Observation`` from the metrics sources and the Deployment, call
-``thermostat.control.decide(observation, spec, memory, now, profile=...)`` and apply the returned
-``Decision``. Everything is plain data: a missing signal is ``None`` (never zero), the law's memory
-round-trips through JSON (it is stored in ``status.memory``), and time is passed in, never read.
+The operator builds an ``Observation`` from the metrics layer and the Deployment, calls
+``thermostat.control.decide(observation, spec, memory, now, profile=...)`` and applies the returned
+``Decision``. Everything is plain data: each signal is a ``Reading``, ``Idle`` or ``Missing``
+(``thermostat.control.signals``, DESIGN §4), the law's memory round-trips through JSON (it is
+stored in ``status.memory``), and time is passed in, never read. The field names and order of
+``Observation`` are a contract shared with the metrics layer (docs/control-law.md).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from typing import Any
 
+from thermostat.control.signals import Missing, SignalValue
+
 
 class Signal(StrEnum):
-    """Names of the observed signals, as reported in ``Observation.missing`` and conditions."""
+    """Names of the observed signals, as reported in ``Observation.missing_signals()`` and conditions."""
 
     LATENCY = "latency"
     REQUEST_RATE = "requestRate"
+    SERVED_RATE = "servedRate"
+    SHED_RATE = "shedRate"
     TOKEN_RATE = "tokenRate"
     POWER = "power"
     ENERGY = "energy"
+    QUALITY_KL = "qualityKL"
+    SHADOW_TOKENS = "shadowTokens"
     QUALITY = "quality"
+    QUEUE_DEPTH = "queueDepth"
+
+
+# Observation field -> the signal name used in missing_signals() and the conditions.
+SIGNAL_FIELDS: dict[str, Signal] = {
+    "latency_s": Signal.LATENCY,
+    "request_rate": Signal.REQUEST_RATE,
+    "served_rate": Signal.SERVED_RATE,
+    "shed_rate": Signal.SHED_RATE,
+    "token_rate": Signal.TOKEN_RATE,
+    "power_w": Signal.POWER,
+    "energy_rate_w": Signal.ENERGY,
+    "quality_kl_nats": Signal.QUALITY_KL,
+    "shadow_token_rate": Signal.SHADOW_TOKENS,
+    "quality_agreement": Signal.QUALITY,
+    "queue_depth": Signal.QUEUE_DEPTH,
+}
 
 
 @dataclass(frozen=True)
 class Observation:
-    """One look at the RoutedModel's pods, taken at ``time`` (Unix seconds).
+    """One look at the RoutedModel's pods; the knob fields are what is in force now and always known."""
 
-    Metric fields are ``None`` when the signal was missing, NaN or older than the spec's
-    ``metricsMaxAgeSeconds``; ``missing`` names them with the reason (e.g. ``{"latency": "stale"}``).
-    The knob fields describe what is in force now and are always known.
-    """
-
-    time: float
+    time: float  # Unix s of the newest sample behind the signals (not the wall clock)
     routing_temperature: float  # in force now, (0, 1]
-    replicas: int  # desired replicas of the Deployment now (spec.replicas)
-    ready_replicas: int  # pods ready to serve
-    latency_s: float | None = None  # the SLO's quantile of the SLO's metric over its window
-    request_rate: float | None = None  # completed requests per second
-    token_rate: float | None = None  # generated tokens per second
-    power_w: float | None = None  # GPU power summed over pods
-    power_source: str | None = None  # "nvml", "dcgm" or "estimate"
-    energy_rate_w: float | None = None  # d(energy counter)/dt summed over pods, joules per second
-    quality_agreement: float | None = None  # shadow top-1 agreement, in [0, 1]
-    queue_depth: float | None = None  # requests waiting, summed over pods
-    missing: dict[str, str] = field(default_factory=dict)  # signal name -> why it is missing
+    replicas: int  # Deployment spec.replicas now
+    ready_replicas: int
+    window_s: float  # the window the quantile and rates were computed over
+    latency_s: SignalValue  # the SLO's quantile of the SLO's metric; Idle when no request completed
+    request_rate: SignalValue  # OFFERED requests/s: every code of thermostat_requests_total
+    served_rate: SignalValue  # code 200 requests/s
+    shed_rate: SignalValue  # code 429 requests/s
+    token_rate: SignalValue  # generated tokens/s
+    power_w: SignalValue  # GPU power summed over pods
+    energy_rate_w: SignalValue  # d(energy counter)/dt summed over pods, J/s
+    quality_kl_nats: SignalValue  # shadow mean KL per token over the window; Idle when no shadow token
+    shadow_token_rate: SignalValue  # shadow tokens/s (evidence for quality_kl_nats)
+    quality_agreement: SignalValue  # shadow top-1 agreement in [0, 1]
+    queue_depth: SignalValue
+    power_source: str | None = None  # "nvml", "dcgm" or "estimate" when power_w is a Reading
+
+    def missing_signals(self) -> dict[str, str]:
+        """Every signal that is Missing, by name, with why."""
+        out: dict[str, str] = {}
+        for item in fields(self):
+            value = getattr(self, item.name)
+            if isinstance(value, Missing):
+                out[SIGNAL_FIELDS[item.name].value] = value.reason
+        return out
 
 
 @dataclass(frozen=True)
@@ -62,8 +95,11 @@ class Decision:
     """What the law wants now and why.
 
     ``conditions`` holds the law's verdicts keyed by condition type: ``SLOMet``, ``WithinBudget``,
-    ``MetricsAvailable``, ``Feasible``. ``memory`` is the new memory, to be stored in status and
-    passed to the next call. ``held`` is true when the law kept the settings for lack of metrics.
+    ``MetricsAvailable``, ``Feasible``, ``QualityWithinBudget``. ``memory`` is the new memory, to be
+    stored in status and passed to the next call. ``held`` is true when the law kept the settings for
+    lack of metrics. ``routing_temperature`` is the one to apply now; ``operating_temperature`` the
+    steady operating point (the lowest-energy temperature within the quality budget), which the
+    applied one returns to once the SLO is no longer at risk.
     """
 
     routing_temperature: float
@@ -75,3 +111,6 @@ class Decision:
     predicted_latency_s: float | None = None
     predicted_power_w: float | None = None
     memory_reset: bool = False  # the stored memory had another version (or was unreadable) and was reset
+    operating_temperature: float | None = None
+    quality_loss_percent: float | None = None  # expected at the applied temperature (measured-corrected)
+    quality_loss_percent_mean: float | None = None  # time-averaged since the memory began

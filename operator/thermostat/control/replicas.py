@@ -1,23 +1,22 @@
 """The slow path: how many replicas, within the budget, stabilized like Kubernetes' HPA.
 
-Also the budget arithmetic (power cap and energy-per-request/per-token limits, all turned into one
-power limit at the current load) and the WithinBudget verdict.
+``plan_replicas`` sizes from the response model (the fewest replicas carrying the load at the operating
+temperature with a burst reserve down to the floor, budget checked); ``heed_observation`` lets the
+observed latency overrule that plan; ``stabilize`` applies the HPA-style windows and step limits.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, replace
 
 from thermostat.api.spec import RoutedModelSpec
 from thermostat.control import conditions as c
+from thermostat.control.bounds import Bounds
+from thermostat.control.evidence import Evidence
+from thermostat.control.memory import LawMemory
 from thermostat.control.model import ResponseModel
-from thermostat.control.types import Observation, Verdict
-
-if TYPE_CHECKING:
-    from thermostat.control.law import Bounds
-
+from thermostat.control.types import Verdict
 
 DOWNSCALE_HYSTERESIS = 0.85  # plan scale-downs for 85% of the (margined) target
 
@@ -30,21 +29,6 @@ class Plan:
     feasible: Verdict
     why: str
     lone_request: bool = False  # the model puts even a lone request over the target: replicas cannot help
-
-
-def power_limit_w(spec: RoutedModelSpec, demand: float, tokens_per_request: float) -> float | None:
-    """The tightest power the budget allows at this load, with the reserve kept; None without budget."""
-    budget = spec.budget
-    if budget is None:
-        return None
-    limits = []
-    if budget.power_watts is not None:
-        limits.append(budget.power_watts)
-    if budget.energy_joules_per_request is not None:
-        limits.append(budget.energy_joules_per_request * demand)
-    if budget.energy_joules_per_1k_tokens is not None:
-        limits.append(budget.energy_joules_per_1k_tokens * demand * tokens_per_request / 1000.0)
-    return min(limits) * (1.0 - budget.reserve_fraction) if limits else None
 
 
 def plan_replicas(
@@ -177,27 +161,48 @@ def stabilize(
     return result, note
 
 
-def budget_verdict(obs: Observation, spec: RoutedModelSpec) -> Verdict:
-    """WithinBudget from the observed power and energy rate."""
-    budget = spec.budget
-    if budget is None:
-        return c.verdict(c.TRUE, c.NO_BUDGET, "no budget set")
-    estimated = " (estimated)" if obs.power_source == "estimate" else ""
-    if obs.power_w is None:
-        return c.verdict(c.UNKNOWN, c.POWER_UNKNOWN, "power is missing or stale")
-    over: list[str] = []
-    if budget.power_watts is not None and obs.power_w > budget.power_watts:
-        over.append(f"power {obs.power_w:.0f} W{estimated} > {budget.power_watts:.0f} W")
-    rate = obs.request_rate
-    energy_rate = obs.energy_rate_w if obs.energy_rate_w is not None else obs.power_w
-    if budget.energy_joules_per_request is not None and rate:
-        per_request = energy_rate / rate
-        if per_request > budget.energy_joules_per_request:
-            over.append(f"{per_request:.0f} J/request > {budget.energy_joules_per_request:.0f}")
-    if budget.energy_joules_per_1k_tokens is not None and obs.token_rate:
-        per_1k = 1000.0 * energy_rate / obs.token_rate
-        if per_1k > budget.energy_joules_per_1k_tokens:
-            over.append(f"{per_1k:.0f} J/1k tokens > {budget.energy_joules_per_1k_tokens:.0f}")
-    if over:
-        return c.verdict(c.FALSE, c.OVER_BUDGET, "; ".join(over))
-    return c.verdict(c.TRUE, c.WITHIN_BUDGET, f"power {obs.power_w:.0f} W{estimated} within budget")
+def heed_observation(
+    plan: Plan, seen: Evidence, mem: LawMemory, now: float, *, bounds: Bounds, target_s: float
+) -> Plan:
+    """What the observed latency says over the model's replica plan.
+
+    An observed excursion never lets the plan shrink. It asks for one more replica, whatever the model
+    predicts, when it persists (seen the period before too) or the knob is spent (quality floor),
+    provided every pod has been ready for a whole SLO window (the quantile then describes the replicas
+    in place, not the ones before the last scale-up) and none is in its warm-up. The reverse: when the
+    model puts a lone request over the target (no replica count can help) but the observed quantile
+    meets it, the model is wrong the other way: keep the replicas. A budget under priority Budget stays the hard limit.
+    """
+    if plan.feasible.reason == c.SLO_YIELDS_TO_BUDGET:
+        return plan
+    current = min(max(seen.replicas, bounds.n_min), bounds.n_max)
+    if mem.excursion_since is None:
+        if plan.lone_request:
+            return replace(
+                plan, replicas=current, why=plan.why + f", but the observed latency meets it: keep {current}"
+            )
+        return plan
+    wanted, why = max(plan.replicas, current), plan.why
+    if plan.lone_request:
+        # The model has learned a mismatch as latency spread (it cannot tell a slower replica from a
+        # wider tail) and would ask for every replica: size from the observed excess instead, at most
+        # doubling, and only once the pods asked for before are ready.
+        excess = (seen.latency_s or 0.0) / target_s
+        grown = min(2 * current, math.ceil(current * excess - 1e-9))
+        wanted = max(current, grown) if seen.starting == 0 else current
+        why += f"; sized from the observed excess instead: {min(wanted, bounds.n_max)} replicas"
+    persists = mem.excursion_since < now or seen.temperature <= bounds.t_lo + 1e-9
+    settled = mem.settled_since is not None and now - mem.settled_since >= seen.window_s and not seen.warming
+    if persists and settled and current < bounds.n_max and wanted <= current:
+        wanted = current + 1
+        why += f"; observed latency over target: {wanted} replicas whatever the model says"
+    return replace(plan, replicas=min(wanted, bounds.n_max), why=why)
+
+
+def previous_wish(mem: LawMemory, now: float, spec: RoutedModelSpec) -> int | None:
+    """The replica wish of the last decision, when it is recent (within three periods)."""
+    if not mem.recommendations:
+        return None
+    t, wanted = mem.recommendations[-1]
+    recent = max(spec.behavior.scale_up.stabilization_window_seconds, 3 * spec.behavior.period_seconds)
+    return wanted if 0 <= now - t <= recent else None

@@ -1,0 +1,84 @@
+"""Quality as a budget (issue 13): the operating point, the floor only while the SLO is at risk, and
+shadow-measured quality correcting the profile; scenario tests against control_plant's truth."""
+
+from __future__ import annotations
+
+import pytest
+from control_plant import Plant, assumed_profile, make_spec
+
+from thermostat.control import quality_loss_percent, temperature_bounds
+
+pytestmark = pytest.mark.fast
+PROFILE = assumed_profile()
+
+
+def settle(plant: Plant, rate: float, periods: int = 80) -> None:
+    for _ in range(periods):
+        plant.step(rate)
+
+
+def test_loss_percent_is_the_design_unit() -> None:
+    assert quality_loss_percent(0.0) == 0.0
+    assert quality_loss_percent(0.01) == pytest.approx(1.005, abs=1e-3)  # 100 × (e^0.01 − 1)
+
+
+@pytest.mark.parametrize("budget", [1.0, 5.0])
+def test_operating_point_is_the_lowest_energy_temperature_within_the_budget(budget: float) -> None:
+    spec = make_spec(quality={"maxQualityLossPercent": budget})
+    t_op = temperature_bounds(spec, PROFILE).t_op
+    assert PROFILE.quality_loss_percent(t_op) <= budget + 1e-6
+    assert PROFILE.quality_loss_percent(t_op - 0.01) > budget  # any lower spends more than the budget
+    assert t_op < 1.0
+
+
+def test_default_spec_serves_within_one_percent_in_steady_state() -> None:
+    plant = Plant(PROFILE, make_spec(), replicas=3)  # no quality section at all
+    settle(plant, 4.0)
+    decision = plant.history[-1]
+    assert decision.operating_temperature == pytest.approx(plant.temperature)
+    assert PROFILE.quality_loss_percent(plant.temperature) <= 1.0 + 1e-6
+    assert plant.temperature < 1.0  # it does save: the budget is spent, not left
+    assert decision.conditions["QualityWithinBudget"].status == "True"
+    assert decision.quality_loss_percent_mean is not None
+    assert decision.quality_loss_percent_mean <= 1.0 + 1e-6
+
+
+def test_floor_only_while_the_slo_is_at_risk_and_the_mean_loss_says_so() -> None:
+    spec = make_spec(quality={"minRoutingTemperature": 0.05})
+    plant = Plant(PROFILE, spec, replicas=2)
+    settle(plant, 3.0)
+    t_op = plant.temperature
+    for _ in range(4):
+        plant.step(7.0)  # a burst: the floor is in use
+    burst = plant.history[-1]
+    assert plant.temperature < t_op
+    assert burst.conditions["QualityWithinBudget"].reason == "BelowOperatingPoint"
+    assert burst.replicas > 2
+    while plant.temperature < t_op - 1e-9 and plant.now < 3600:
+        assert plant.step(7.0).replicas >= burst.replicas  # no scale-down while below the operating point
+    assert plant.temperature == pytest.approx(t_op)
+    memory = plant.memory or {}
+    assert memory["quality_loss_integral"] / memory["quality_time_s"] > 1.0  # the burst's loss is counted
+
+
+def test_measured_quality_worse_than_the_profile_raises_the_operating_point_into_the_budget() -> None:
+    plant = Plant(PROFILE, make_spec(quality={"shadowFraction": 0.05}), replicas=3, quality_factor=3.0)
+    naive = temperature_bounds(plant.spec, PROFILE).t_op
+    settle(plant, 4.0, 160)
+    assert plant.temperature > naive + 0.02
+    true_loss = quality_loss_percent(plant.kl_nats())
+    assert true_loss <= 1.0 * 1.15  # within the budget, up to the correction's convergence
+    verdict = plant.history[-1].conditions["QualityWithinBudget"]
+    assert verdict.reason in {"MeasuredWithinBudget", "MeasuredOverBudget"}
+    assert "shadow-measured" in verdict.message
+    assert (plant.memory or {})["quality_scale"] > 2.0
+
+
+def test_too_few_shadow_tokens_trust_the_profile_and_say_so() -> None:
+    plant = Plant(PROFILE, make_spec(quality={"shadowFraction": 0.0}), replicas=3, quality_factor=3.0)
+    settle(plant, 4.0)
+    verdict = plant.history[-1].conditions["QualityWithinBudget"]
+    assert verdict.reason == "ProfileTrusted"
+    assert "too few shadow tokens" in verdict.message
+    assert (plant.memory or {})["quality_scale"] == 1.0
+    assert plant.temperature == pytest.approx(temperature_bounds(plant.spec, PROFILE).t_op)
