@@ -9,6 +9,7 @@ import pytest
 from control_plant import Plant, assumed_profile, make_spec, observation
 
 from thermostat.control import MEMORY_VERSION, decide, temperature_bounds
+from thermostat.control.replicas import SCALE_UP_CONFIRMATIONS
 
 pytestmark = pytest.mark.fast
 PROFILE = assumed_profile()
@@ -43,11 +44,11 @@ def test_burst_within_range_drops_temperature_then_replicas_follow_and_it_recove
     assert steady_t == pytest.approx(temperature_bounds(spec, PROFILE).t_op)
     first = plant.step(6.0)  # doubling: inside the knob's range at the floor
     assert first.routing_temperature < steady_t  # within one period
-    assert first.replicas == steady_n  # the first period of a burst is the temperature's
-    assert "waits one period" in first.reason
-    second = plant.step(6.0)
-    assert second.replicas > steady_n  # replicas follow from the next period (still starting)
-    assert second.routing_temperature <= first.routing_temperature
+    assert first.replicas == steady_n  # the first periods of a burst are the temperature's
+    assert f"waits for {SCALE_UP_CONFIRMATIONS + 1} periods" in first.reason
+    following = [plant.step(6.0) for _ in range(SCALE_UP_CONFIRMATIONS)]
+    assert following[-1].replicas > steady_n  # replicas follow once enough periods want them
+    assert all(d.routing_temperature <= first.routing_temperature for d in following)
     while plant.ready() < plant.replicas:  # cold starts of 60-120 s
         plant.step(6.0)
     for _ in range(return_bound_periods(plant)):
@@ -56,14 +57,15 @@ def test_burst_within_range_drops_temperature_then_replicas_follow_and_it_recove
     assert plant.latency_now(6.0) <= 15.0
 
 
-def test_triple_burst_lowers_temperature_at_once_and_adds_replicas_the_period_after() -> None:
+def test_triple_burst_lowers_temperature_at_once_and_adds_replicas_when_the_knob_is_spent() -> None:
     plant = Plant(PROFILE, make_spec(), replicas=2)
     settle(plant, 3.0)
     steady_t, steady_n = plant.temperature, plant.replicas
     burst = plant.step(9.0)
     assert burst.routing_temperature < steady_t
     assert burst.replicas == steady_n
-    assert plant.step(9.0).replicas >= 3
+    after = [plant.step(9.0) for _ in range(SCALE_UP_CONFIRMATIONS)]
+    assert after[-1].replicas >= 3
     settle(plant, 9.0, 20)
     assert plant.temperature == pytest.approx(steady_t)
     assert plant.latency_now(9.0) <= 15.0

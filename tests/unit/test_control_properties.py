@@ -87,7 +87,7 @@ def replicas_after(plant: Plant, rate: float, periods: int = 3) -> int:
 def wish_at(plant: Plant, rate: float) -> int:
     """The replicas the law wants (its plan, before the stabilization windows) on seeing ``rate`` once.
 
-    Its actual answer in that period is the replicas in place (a scale-up waits one period, a scale-down
+    Its actual answer in that period is the replicas in place (a scale-up waits a few periods, a scale-down
     its window); over several periods learning moves between the two latency regimes, so the wish of
     one period is what is monotone in the load.
     """

@@ -35,7 +35,7 @@ class Evidence:
     temperature_held_s: float  # how long it has been in force
     replicas: int
     ready: int
-    excursion: bool  # observed quantile over the margined target, with enough completions
+    excursion: bool  # observed quantile over the excursion threshold (near the target), with enough completions
     warming: bool  # a pod turned ready less than one window ago
     idle: bool  # no request offered in the window
 
@@ -61,7 +61,9 @@ def track_clocks(mem: LawMemory, obs: Observation, now: float) -> LawMemory:
     )
 
 
-def read_evidence(obs: Observation, spec: RoutedModelSpec, mem: LawMemory, now: float, *, target_s: float) -> Evidence:
+def read_evidence(
+    obs: Observation, spec: RoutedModelSpec, mem: LawMemory, now: float, *, excursion_s: float
+) -> Evidence:
     """The evidence of a fresh observation (missing signals have been ruled out before)."""
     window_s = obs.window_s if obs.window_s > 0 else float(spec.slo.window_seconds)
     offered = load_value(obs.request_rate) or 0.0
@@ -70,7 +72,7 @@ def read_evidence(obs: Observation, spec: RoutedModelSpec, mem: LawMemory, now: 
     demand = offered + (load_value(obs.queue_depth) or 0.0) / spec.slo.window_seconds
     latency = reading_value(obs.latency_s)
     warming = mem.warm_since is not None and now - mem.warm_since < window_s
-    excursion = latency is not None and latency > target_s and completions >= MIN_COMPLETIONS_FOR_EXCURSION
+    excursion = latency is not None and latency > excursion_s and completions >= MIN_COMPLETIONS_FOR_EXCURSION
     return Evidence(
         latency_s=latency,
         demand=demand,

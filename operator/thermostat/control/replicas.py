@@ -18,7 +18,10 @@ from thermostat.control.memory import LawMemory
 from thermostat.control.model import ResponseModel
 from thermostat.control.types import Verdict
 
-DOWNSCALE_HYSTERESIS = 0.85  # plan scale-downs for 85% of the (margined) target
+# A scale-up needs this many earlier decisions in a row that wanted it too: the first periods of a burst
+# are the temperature's (DESIGN §4). Tuned on the first half of the Azure trace (docs/BENCHMARKS.md).
+SCALE_UP_CONFIRMATIONS = 3
+DOWNSCALE_HYSTERESIS = 0.95  # plan scale-downs for 95% of the (margined) target (tuned: first half of the Azure trace)
 
 
 @dataclass(frozen=True)
@@ -128,6 +131,7 @@ def stabilize(
     *,
     since: float | None,
     previous: int | None = None,
+    wait_periods: int = SCALE_UP_CONFIRMATIONS + 1,
 ) -> tuple[int, str]:
     """HPA's rule: up to the lowest wish of the up window, down to the highest of the down window; step limits.
 
@@ -155,7 +159,7 @@ def stabilize(
         window, step = down.stabilization_window_seconds, down.max_step_replicas
         note = f"scale-down to {wanted} waits for its {window}s window and {step}-replica step"
     elif wanted > current and result == current:
-        note = f"scale-up to {wanted} waits one period: the temperature answers first"
+        note = f"scale-up to {wanted} waits for {wait_periods} periods that want it: the temperature answers first"
     elif wanted > current and result < wanted:
         note = f"scale-up to {wanted} limited to {up.max_step_replicas} per step"
     return result, note
@@ -199,10 +203,15 @@ def heed_observation(
     return replace(plan, replicas=min(wanted, bounds.n_max), why=why)
 
 
-def previous_wish(mem: LawMemory, now: float, spec: RoutedModelSpec) -> int | None:
-    """The replica wish of the last decision, when it is recent (within three periods)."""
-    if not mem.recommendations:
-        return None
-    t, wanted = mem.recommendations[-1]
-    recent = max(spec.behavior.scale_up.stabilization_window_seconds, 3 * spec.behavior.period_seconds)
-    return wanted if 0 <= now - t <= recent else None
+def previous_wish(mem: LawMemory, now: float, spec: RoutedModelSpec, *, knob_spent: bool = False) -> int | None:
+    """The lowest replica wish of the last ``SCALE_UP_CONFIRMATIONS`` decisions, when they are recent.
+
+    Once the temperature is at its floor (the knob is spent) only the last one counts: nothing else can
+    answer the load. ``None`` when there are fewer recent ones (a fresh memory, a gap): the replicas in
+    place stand for them.
+    """
+    count = 1 if knob_spent else SCALE_UP_CONFIRMATIONS
+    period = spec.behavior.period_seconds
+    recent = max(spec.behavior.scale_up.stabilization_window_seconds, (count + 2) * period)
+    wishes = [n for t, n in mem.recommendations[-count:] if 0 <= now - t <= recent]
+    return min(wishes) if len(wishes) == count else None
