@@ -24,8 +24,8 @@ from thermostat.sim.trace import trace_part
 
 GRID = {
     "EXCURSION_AT": (law, (0.9, 0.95, 1.0)),
-    "DOWNSCALE_HYSTERESIS": (replicas, (0.85, 0.9, 0.95)),
-    "BURST_RESERVE": (law, (1.0, 1.15)),
+    "DOWNSCALE_HYSTERESIS": (replicas, (0.85, 0.9, 0.95, 1.0)),
+    "SCALE_UP_CONFIRMATIONS": (replicas, (1, 2, 3, 4)),
 }
 BUDGETS = (1.0, 5.0)
 

@@ -55,7 +55,7 @@ def test_an_excursion_the_model_does_not_predict_lowers_temperature_first_then_r
 
 
 def test_no_temperature_rise_while_the_observed_latency_is_over_target() -> None:
-    spec = make_spec()
+    spec = make_spec(quality={"minRoutingTemperature": 0.05})  # the floor the fast path may use
 
     def temperature_after(latency_s: float) -> float:
         seen = observation(

@@ -82,3 +82,12 @@ def test_too_few_shadow_tokens_trust_the_profile_and_say_so() -> None:
     assert "too few shadow tokens" in verdict.message
     assert (plant.memory or {})["quality_scale"] == 1.0
     assert plant.temperature == pytest.approx(temperature_bounds(plant.spec, PROFILE).t_op)
+
+
+def test_an_unset_floor_protects_quality_and_an_explicit_one_is_obeyed() -> None:
+    default = temperature_bounds(make_spec(), PROFILE)
+    assert PROFILE.quality_loss_percent(default.t_lo) <= 10.0 + 1e-6  # 10 x the 1% budget, not T_min's 31%
+    assert default.t_lo > PROFILE.t_min
+    explicit = temperature_bounds(make_spec(quality={"minRoutingTemperature": 0.05}), PROFILE)
+    assert explicit.t_lo == pytest.approx(0.05)
+    assert explicit.t_op == pytest.approx(default.t_op)

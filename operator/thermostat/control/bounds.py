@@ -4,8 +4,11 @@ The steady operating point ``t_op`` is the lowest-energy temperature whose expec
 ``quality.maxQualityLossPercent`` (DESIGN §1, §3): the profile's KL, corrected by what shadow requests
 measured (``quality_scale``), turned into percent. Energy is compared per generated token at a
 replica's peak throughput, so a temperature that saves FLOPs but not time (or the reverse) is weighed
-as the power model weighs it. The floor ``t_lo`` (``minRoutingTemperature``, else the runtime's
-``T_min``) is for the fast path only, while the SLO is at risk; the law returns to ``t_op`` afterwards.
+as the power model weighs it. The floor ``t_lo`` is for the fast path only, while the SLO is at risk;
+the law returns to ``t_op`` afterwards. It is ``minRoutingTemperature`` when set; unset, it is the
+lowest temperature (at least the runtime's ``T_min``) whose expected loss stays within
+``EMERGENCY_LOSS_MULTIPLE`` times the budget (at least that many percent): a default never spends
+more quality than that without being asked (the committed CPU profile's T_min loses 133%).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from thermostat.control.model import ResponseModel
 from thermostat.control.profile import Profile
 
 BISECTION_STEPS = 24  # the budget's boundary temperature to ~1e-7 of a profile segment
+EMERGENCY_LOSS_MULTIPLE = 10.0  # the default floor: expected loss <= 10 x max(budget, 1%)
 
 
 @dataclass(frozen=True)
@@ -33,14 +37,22 @@ class Bounds:
 
 def temperature_bounds(spec: RoutedModelSpec, profile: Profile, *, quality_scale: float = 1.0) -> Bounds:
     """Floor, ceiling and operating temperature, and replica bounds."""
-    t_hi = min(1.0, max(profile.t_min, spec.quality.max_routing_temperature))
-    t_lo = min(max(profile.t_min, spec.quality.min_routing_temperature or profile.t_min), t_hi)
-    t_op = operating_temperature(profile, spec.quality.max_quality_loss_percent, t_lo, t_hi, quality_scale)
+    quality = spec.quality
+    t_hi = min(1.0, max(profile.t_min, quality.max_routing_temperature))
+    if quality.min_routing_temperature is not None:
+        t_lo = min(max(profile.t_min, quality.min_routing_temperature), t_hi)
+    else:
+        cap = EMERGENCY_LOSS_MULTIPLE * max(quality.max_quality_loss_percent, 1.0)
+        t_lo = operating_temperature(profile, cap, profile.t_min, t_hi, quality_scale, lowest=True)
+    t_op = operating_temperature(profile, quality.max_quality_loss_percent, t_lo, t_hi, quality_scale)
     return Bounds(t_lo, t_hi, t_op, spec.replicas.min, spec.replicas.max)
 
 
-def operating_temperature(profile: Profile, budget_percent: float, t_lo: float, t_hi: float, scale: float) -> float:
-    """The lowest-energy temperature in [t_lo, t_hi] within the budget, going down from the ceiling.
+def operating_temperature(
+    profile: Profile, budget_percent: float, t_lo: float, t_hi: float, scale: float, *, lowest: bool = False
+) -> float:
+    """The lowest-energy temperature in [t_lo, t_hi] within the budget, going down from the ceiling
+    (``lowest``: the lowest such temperature, whatever its energy).
 
     Only the contiguous stretch below the ceiling that fits the budget counts (a profile noisy enough to
     dip back under the budget far below is not trusted there). The ceiling itself is kept when even it
@@ -58,6 +70,8 @@ def operating_temperature(profile: Profile, budget_percent: float, t_lo: float, 
             candidates.append(_boundary(fits, t, candidates[-1]))
             break
         candidates.append(t)
+    if lowest:
+        return min(candidates)
     model = ResponseModel(profile)
     return min(candidates, key=lambda t: (round(model.joules_per_token_at_peak(t), 9), -t))
 

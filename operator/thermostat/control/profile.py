@@ -5,6 +5,11 @@ A ``Profile`` is built from the profile JSON of DESIGN §3 (already validated ag
 by linear interpolation between the measured (or assumed) points: the share of FLOPs executed, the
 mean KL per token and the quality loss it means (``100 × (exp(KL) − 1)`` percent, DESIGN §3), the
 top-1 agreement, and the decode throughput at a batch size. Pure: no I/O.
+
+Throughput is read within physical bounds: at a batch size, a routed temperature is never slower than
+exact (routing only removes work) nor faster than its FLOP saving allows (``exact / flops_fraction``).
+A measured profile taken on a busy machine can break both (the committed CPU one has T = 0.65 at a
+tenth of exact's speed); the bounds keep such noise from steering replicas.
 """
 
 from __future__ import annotations
@@ -109,7 +114,12 @@ class Profile:
         tables: dict[float, tuple[tuple[float, ...], tuple[float, ...]]] = self._tables  # type: ignore[attr-defined]
         if key not in tables:
             batches = tuple(float(b) for b, _ in self.points[-1].tokens_per_s)
-            rates = tuple(_interp(key, self.temperatures, [self._rate_at(p, b) for p in self.points]) for b in batches)
+            exact = [self._rate_at(self.points[-1], b) for b in batches]
+            ceiling = 1.0 / max(self.flops_fraction(key), 1e-6)
+            rates = tuple(
+                min(max(_interp(key, self.temperatures, [self._rate_at(p, b) for p in self.points]), e), e * ceiling)
+                for b, e in zip(batches, exact, strict=True)
+            )
             if len(tables) > 4096:  # bounded: temperatures come from a small grid in practice
                 tables.clear()
             tables[key] = (batches, rates)

@@ -15,9 +15,7 @@ pytestmark = pytest.mark.model
 PROMPTS = ["The capital of France is", "def add(a, b):\n    return", "Licensed under the Apache License"]
 
 
-def _greedy_batch(
-    model: RoutedLlama, prompts: list[list[int]], temps: list[float], steps: int
-) -> list[list[int]]:
+def _greedy_batch(model: RoutedLlama, prompts: list[list[int]], temps: list[float], steps: int) -> list[list[int]]:
     states = [model.new_sequence(routing_temperature=t, seed=10 + i) for i, t in enumerate(temps)]
     out = model.forward(states, prompts)
     tokens: list[list[int]] = [[] for _ in prompts]
@@ -30,9 +28,7 @@ def _greedy_batch(
 
 
 def test_chat_generation_answers(unrouted_model: RoutedLlama) -> None:
-    ids = unrouted_model.tokenizer.encode_chat(
-        [{"role": "user", "content": "What is the capital of France?"}]
-    )
+    ids = unrouted_model.tokenizer.encode_chat([{"role": "user", "content": "What is the capital of France?"}])
     result = generate(unrouted_model, ids, max_new_tokens=20)
     assert "Paris" in unrouted_model.tokenizer.decode(result.tokens)
     assert result.finish_reason == "stop"
@@ -91,9 +87,7 @@ def _greedy_batch_single(model: RoutedLlama, state: object, prompt: list[int], s
 
 def test_gates_do_not_depend_on_batch_neighbours(routed_model: RoutedLlama) -> None:
     ids = routed_model.tokenizer.encode(PROMPTS[1])
-    alone = routed_model.forward(
-        [routed_model.new_sequence(routing_temperature=0.4, seed=5)], [ids], record_gates=True
-    )
+    alone = routed_model.forward([routed_model.new_sequence(routing_temperature=0.4, seed=5)], [ids], record_gates=True)
     neighbours = [routed_model.new_sequence(routing_temperature=t, seed=s) for t, s in ((0.2, 9), (0.9, 1))]
     mixed = routed_model.forward(
         [neighbours[0], routed_model.new_sequence(routing_temperature=0.4, seed=5), neighbours[1]],
@@ -129,9 +123,7 @@ def test_rows_fed_to_mlps_are_counted_and_match_the_executed_fraction(
     assert states[0].executed_fraction < states[1].executed_fraction < 1
 
 
-def test_batch_one_skips_by_not_running_the_mlp(
-    routed_model: RoutedLlama, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_batch_one_skips_by_not_running_the_mlp(routed_model: RoutedLlama, monkeypatch: pytest.MonkeyPatch) -> None:
     fed: list[int] = []
     original = routed_model.mlp
     monkeypatch.setattr(routed_model, "mlp", lambda layer, h: fed.append(h.shape[0]) or original(layer, h))
@@ -172,9 +164,7 @@ def test_same_seed_and_temperature_give_the_same_output(routed_model: RoutedLlam
 
 def test_attention_sinks_always_run(routed_model: RoutedLlama) -> None:
     ids = routed_model.tokenizer.encode(PROMPTS[1])
-    out = routed_model.forward(
-        [routed_model.new_sequence(routing_temperature=0.05, seed=1)], [ids], record_gates=True
-    )
+    out = routed_model.forward([routed_model.new_sequence(routing_temperature=0.05, seed=1)], [ids], record_gates=True)
     assert all(bool(mask[:4].all()) for mask in out.exec_masks.values())
     assert not all(bool(mask[4:].all()) for mask in out.exec_masks.values())
 

@@ -16,15 +16,11 @@ pytestmark = [pytest.mark.model, pytest.mark.slow]
 
 
 def _loss(model: RoutedLlama, routers: Routers, ids: torch.Tensor) -> float:
-    losses = [
-        distillation_loss(model, routers, ids, temperature=t, seed=0, compute_weight=0.5) for t in (0.3, 0.6)
-    ]
+    losses = [distillation_loss(model, routers, ids, temperature=t, seed=0, compute_weight=0.5) for t in (0.3, 0.6)]
     return sum(float(loss.detach()) for loss in losses)
 
 
-def test_smoke_training_resumes_and_lowers_the_distillation_loss(
-    unrouted_model: RoutedLlama, tmp_path: Path
-) -> None:
+def test_smoke_training_resumes_and_lowers_the_distillation_loss(unrouted_model: RoutedLlama, tmp_path: Path) -> None:
     config = TrainConfig(
         out_dir=str(tmp_path),
         steps=4,

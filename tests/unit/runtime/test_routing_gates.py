@@ -63,9 +63,7 @@ def test_execution_rate_is_monotone_in_temperature_and_sinks_always_run() -> Non
         for noise in (0.0, 1.0):
             run = execute_mask(scores, logit_t, uniforms, positions, gate_noise=noise)
             assert bool(run[:4].all())
-        rates.append(
-            float(execute_mask(scores, logit_t, uniforms, positions, gate_noise=1.0).double().mean())
-        )
+        rates.append(float(execute_mask(scores, logit_t, uniforms, positions, gate_noise=1.0).double().mean()))
     assert rates == sorted(rates)
     assert len(set(rates)) == len(rates)
     assert rates[-1] == 1.0
@@ -91,14 +89,10 @@ def test_precomputed_thresholds_decide_like_the_sigmoid_rule() -> None:
     layers = [2, 7]
     for noise in (0.0, 0.5, 1.0):
         for t in (0.1, 0.5, 0.8):
-            thresholds = torch.from_numpy(
-                gate_thresholds(3, positions, layers, logit_temperature(t), gate_noise=noise)
-            )
+            thresholds = torch.from_numpy(gate_thresholds(3, positions, layers, logit_temperature(t), gate_noise=noise))
             for column, layer in enumerate(layers):
                 scores = torch.randn(500, generator=generator, dtype=torch.float64)
                 uniforms = torch.from_numpy(gate_uniforms(3, positions, layer))
                 logit_t = torch.full((500,), logit_temperature(t), dtype=torch.float64)
-                expected = execute_mask(
-                    scores, logit_t, uniforms, torch.from_numpy(positions), gate_noise=noise
-                )
+                expected = execute_mask(scores, logit_t, uniforms, torch.from_numpy(positions), gate_noise=noise)
                 assert torch.equal(scores > thresholds[:, column], expected)
