@@ -74,8 +74,9 @@ def test_measured_quality_worse_than_the_profile_raises_the_operating_point_into
     assert (plant.memory or {})["quality_scale"] > 2.0
 
 
-def test_too_few_shadow_tokens_trust_the_profile_and_say_so() -> None:
-    plant = Plant(PROFILE, make_spec(quality={"shadowFraction": 0.0}), replicas=3, quality_factor=3.0)
+@pytest.mark.parametrize("fraction", [0.0, 0.0005])  # none, and ~24 shadow tokens a window (< 64)
+def test_too_few_shadow_tokens_trust_the_profile_and_say_so(fraction: float) -> None:
+    plant = Plant(PROFILE, make_spec(quality={"shadowFraction": fraction}), replicas=3, quality_factor=3.0)
     settle(plant, 4.0)
     verdict = plant.history[-1].conditions["QualityWithinBudget"]
     assert verdict.reason == "ProfileTrusted"
@@ -91,3 +92,22 @@ def test_an_unset_floor_protects_quality_and_an_explicit_one_is_obeyed() -> None
     explicit = temperature_bounds(make_spec(quality={"minRoutingTemperature": 0.05}), PROFILE)
     assert explicit.t_lo == pytest.approx(0.05)
     assert explicit.t_op == pytest.approx(default.t_op)
+
+
+def test_no_scale_down_while_the_temperature_is_below_the_operating_point() -> None:
+    # A slow return (0.01 per period: 80 periods from the floor) outlasts the 300 s scale-down window.
+    spec = make_spec(quality={"minRoutingTemperature": 0.05}, behavior={"maxTemperatureStepUp": 0.01})
+    plant = Plant(PROFILE, spec, replicas=2)
+    settle(plant, 3.0)
+    t_op = plant.temperature
+    for _ in range(20):
+        plant.step(7.0)  # a burst: the temperature drops, replicas are added
+    peak = plant.replicas
+    assert plant.temperature < t_op - 0.2
+    while plant.temperature < t_op - 1e-9 and plant.now < 7200:
+        decision = plant.step(2.0)  # the load is gone: fewer replicas would do at the operating point
+        assert decision.replicas >= peak, decision.reason
+    assert plant.temperature == pytest.approx(t_op)
+    for _ in range(40):
+        plant.step(2.0)
+    assert plant.replicas < peak  # once back at the operating point, the scale-down proceeds

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from control_plant import Plant, assumed_profile, make_spec, observation
 
-from thermostat.control import Idle, Missing, Reading, decide, temperature_bounds
+from thermostat.control import Decision, Idle, Missing, decide, temperature_bounds
 
 pytestmark = pytest.mark.fast
 PROFILE = assumed_profile()
@@ -78,18 +78,27 @@ def test_a_thin_window_over_target_does_not_move_the_temperature() -> None:
     assert "too few to act on" in decision.reason
 
 
-def test_a_warming_pod_moves_the_temperature_one_step_only() -> None:
-    plant = Plant(PROFILE, make_spec(quality={"minRoutingTemperature": 0.05}), replicas=2, warmup_factor=2.5)
+def test_a_warming_pod_moves_the_temperature_one_step_only_and_teaches_nothing() -> None:
+    plant = Plant(PROFILE, make_spec(quality={"minRoutingTemperature": 0.05}), replicas=2)
     for _ in range(60):
         plant.step(3.0)
-    t_op = plant.temperature
-    plant.ready_at[-1] = plant.now  # a pod turns ready now: its first window is slow
-    plant.memory = {**(plant.memory or {}), "last_ready": 1}  # the law saw one ready before
-    decision = plant.step(3.0)
-    assert isinstance(plant.observe(3.0).latency_s, Reading)
-    assert "warming up" in decision.reason
-    assert t_op - 0.15 <= decision.routing_temperature < t_op  # one step, not the floor
-    assert decision.routing_temperature > temperature_bounds(plant.spec, PROFILE).t_lo
+    t_op, now = plant.temperature, plant.now
+    seen = observation(
+        time=now, routing_temperature=t_op, replicas=2, ready_replicas=2, latency_s=45.0,
+        request_rate=6.0, served_rate=6.0, token_rate=1200.0,
+    )  # fmt: skip
+
+    def after(last_ready: int) -> Decision:
+        memory = {**(plant.memory or {}), "last_ready": last_ready}
+        return decide(seen, plant.spec, memory, now, profile=PROFILE)
+
+    warming, settled = after(1), after(2)  # a pod turned ready just now / both were ready before
+    assert "warming up" in warming.reason
+    assert t_op - 0.15 <= warming.routing_temperature < t_op  # one step, not the floor
+    assert settled.routing_temperature < warming.routing_temperature  # the same excursion, settled: further
+    assert warming.memory["latency_scale"] == pytest.approx((plant.memory or {})["latency_scale"])
+    assert warming.memory["capacity_scale"] == pytest.approx((plant.memory or {})["capacity_scale"])
+    assert warming.memory["samples"] == (plant.memory or {})["samples"]
 
 
 def test_a_missing_request_rate_is_not_idle() -> None:

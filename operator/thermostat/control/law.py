@@ -149,7 +149,9 @@ def _act(obs: Observation, spec: RoutedModelSpec, mem: LawMemory, now: float, *,
     temperature = choose_temperature(
         model, seen, bounds=bounds, target_s=target_s, limit_w=limit_w, spec=spec, plan=plan
     )
-    replicas, note = _no_scale_down_below_op(replicas, note, obs, temperature, bounds=bounds, plan=plan)
+    budget_bound = limit_w is not None and model.total_power_w(seen.demand, bounds.t_op, max(1, seen.ready)) > limit_w
+    if not budget_bound:  # below T_op for the SLO's sake (not the power budget's): replicas bring it back
+        replicas, note = _no_scale_down_below_op(replicas, note, obs, temperature, bounds=bounds, plan=plan)
     ready = max(1, obs.ready_replicas)
     conditions = {
         "SLOMet": c.slo_verdict(seen.latency_s, spec.slo.target_seconds, spec.slo.quantile, idle=seen.idle),
