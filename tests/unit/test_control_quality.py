@@ -111,3 +111,10 @@ def test_no_scale_down_while_the_temperature_is_below_the_operating_point() -> N
     for _ in range(40):
         plant.step(2.0)
     assert plant.replicas < peak  # once back at the operating point, the scale-down proceeds
+
+
+def test_the_removed_alpha_field_is_refused_naming_its_replacement() -> None:
+    with pytest.raises(ValueError, match="maxQualityLossPercent"):
+        make_spec(quality={"maxQualityLossPoints": 1.0})
+    assert make_spec().quality.max_quality_loss_percent == 1.0
+    assert 0 < make_spec().quality.shadow_fraction <= 0.05  # "a few per cent" by default
