@@ -173,9 +173,6 @@ def test_telemetry_reports_idle_for_an_empty_window_and_the_slo_bucket() -> None
     from thermostat.sim.truth import ReplicaPhysics
 
     quiet = synthetic_trace(duration_s=600.0, mean_rate=0.0001, bursts=(), flash_crowds=(), seed=1)
-    spec = make_spec(slo={"quantile": 0.95, "targetSeconds": 17.0})
-    result = simulate(quiet, spec, PROFILE, StaticController(1), FAST)
-    assert result.metrics["requests"] == len(quiet)
     cluster = Cluster(ReplicaPhysics(PROFILE, Truth()), quiet, max_replicas=2)
     cluster.start(1, 0.0, ready=True)
     telemetry = Telemetry()
