@@ -34,7 +34,7 @@ from thermostat.control.learning import (
     window_quality,
 )
 from thermostat.control.memory import LawMemory, load_memory
-from thermostat.control.model import OVERLOAD_LATENCY_S
+from thermostat.control.model import OVERLOAD_LATENCY_S, ResponseModel
 from thermostat.control.profile import Profile
 from thermostat.control.replicas import (
     SCALE_UP_CONFIRMATIONS,
@@ -53,6 +53,14 @@ BURST_RESERVE = 1.15  # capacity kept in hand over the planned load: the knob's 
 # enough completions, is an excursion. Tuned on the first half of the Azure trace (docs/BENCHMARKS.md):
 # 0.95 and 1.0 answered later and missed a window that 0.9 kept.
 EXCURSION_AT = 0.9
+# A scale-down also needs the observation's consent: the quantile expected after it (the observed one
+# times the model's ratio) at most this share of the margined target, so a model that extrapolates
+# badly to fewer replicas (a steeper truth) cannot walk the replicas down into a miss.
+SCALE_DOWN_OBSERVED_AT = 0.95
+# Above this share of the margined target, scale-downs are paced one SLO window apart (the quantile lags
+# by a window; far below the target, over-provisioned replicas go at the spec's own pace).
+SCALE_DOWN_PACED_AT = 0.6
+SCALE_DOWN_PACE_WINDOWS = 1.0  # windows apart (under --perturb 0.5 kept 96.6% of windows, 1.0 98.3%)
 
 
 def decide(
@@ -149,6 +157,10 @@ def _act(obs: Observation, spec: RoutedModelSpec, mem: LawMemory, now: float, *,
     temperature = choose_temperature(
         model, seen, bounds=bounds, target_s=target_s, limit_w=limit_w, spec=spec, plan=plan
     )
+    if plan.feasible.reason != c.SLO_YIELDS_TO_BUDGET:  # under priority Budget, the budget's scale-down is at once
+        replicas, note = _observation_consents(
+            replicas, note, seen, mem, now, model=model, target_s=target_s, n_max=bounds.n_max
+        )
     budget_bound = limit_w is not None and model.total_power_w(seen.demand, bounds.t_op, max(1, seen.ready)) > limit_w
     if not budget_bound:  # below T_op for the SLO's sake (not the power budget's): replicas bring it back
         replicas, note = _no_scale_down_below_op(replicas, note, obs, temperature, bounds=bounds, plan=plan)
@@ -163,6 +175,8 @@ def _act(obs: Observation, spec: RoutedModelSpec, mem: LawMemory, now: float, *,
     reason = _reason(seen, spec, mem, temperature=temperature, replicas=replicas, bounds=bounds, plan=plan, note=note)
     if abs(temperature - obs.routing_temperature) > 1e-9:
         mem = replace(mem, temperature_since=now)
+    if replicas < obs.replicas:
+        mem = replace(mem, scaled_down_at=now)
     mem = replace(mem, last_time=now, last_temperature=temperature)
     return replace(
         _decision(temperature, replicas, reason, mem=mem, conditions=conditions, bounds=bounds, profile=profile),
@@ -214,6 +228,34 @@ def _stabilized(
         # The budget is a hard limit under priority Budget: no stabilization window delays meeting it.
         replicas, note = plan.replicas, "scale-down now: priority Budget"
     return replicas, note, mem
+
+
+def _observation_consents(
+    replicas: int, note: str, seen: Evidence, mem: LawMemory, now: float, *, model: ResponseModel, target_s: float,
+    n_max: int,
+) -> tuple[int, str]:  # fmt: skip
+    """A scale-down needs the observation's consent (Idle: nothing to object).
+
+    The quantile expected after it is the observed one scaled by the model's ratio between the two
+    replica counts (anchored on what is seen, so the model's absolute error cancels); it must stay
+    within ``SCALE_DOWN_OBSERVED_AT`` of the margined target. Nearer the target than
+    ``SCALE_DOWN_PACED_AT``, scale-downs are paced one SLO window apart, so the quantile describes the
+    replicas in place before the next.
+    """
+    kept = min(seen.replicas, n_max)  # replicas.max still bounds what is kept
+    if replicas >= kept or seen.latency_s is None or seen.ready <= 0:
+        return replicas, note
+    near = seen.latency_s > SCALE_DOWN_PACED_AT * target_s
+    if near and mem.scaled_down_at is not None and now - mem.scaled_down_at < SCALE_DOWN_PACE_WINDOWS * seen.window_s:
+        return kept, f"scale-down waits {SCALE_DOWN_PACE_WINDOWS:g} SLO window after the last one"
+    t = seen.temperature
+    before = model.latency_s(seen.demand / seen.ready, t)
+    after = model.latency_s(seen.demand / max(1, replicas - seen.starting), t)
+    expected = seen.latency_s * after / before if before > 0 else after
+    limit_s = SCALE_DOWN_OBSERVED_AT * target_s
+    if expected > limit_s:
+        return kept, f"scale-down waits: {replicas} replicas would see ~{min(expected, 1e4):.2f}s, over {limit_s:.2f}s"
+    return replicas, note
 
 
 def _no_scale_down_below_op(

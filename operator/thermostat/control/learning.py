@@ -35,7 +35,8 @@ from thermostat.control.types import Observation
 
 MIN_REQUESTS_TO_LEARN = 20  # completions in the SLO window for a full-weight update; fewer weigh less
 KNEE_ONSET = 0.5  # below this utilisation (per the model) latency errors are spread; above, capacity
-CAPACITY_FORGETTING = 0.05  # below the knee the capacity correction drifts back toward the profile
+CAPACITY_FORGETTING = 0.05  # well below the target the capacity correction drifts back toward the profile
+FORGET_BELOW_TARGET = 0.5  # "well below": an observed quantile under half the SLO target
 SATURATED_OVER_TARGET = 3.0  # a quantile this far over the target measures the queue, not the capacity
 CAPACITY_STEPS = 20  # bisection steps for the capacity that explains an observed quantile
 MIN_SHADOW_TOKENS = 64  # fewer shadow tokens in a window: trust the profile
@@ -104,9 +105,12 @@ def _learn_latency(mem: LawMemory, model: ResponseModel, seen: Evidence, spec: R
     if model.utilisation(per_replica, seen.temperature) >= KNEE_ONSET:
         saturated = predicted >= OVERLOAD_LATENCY_S or seen.latency_s > SATURATED_OVER_TARGET * spec.slo.target_seconds
         return mem if saturated else _learn_capacity(mem, model, seen, per_replica, weight)
-    # Unseen for a while, the knee is assumed back where the profile puts it, so an old overload does
-    # not keep replicas provisioned forever; the next time the knee shows, it is learned again.
-    mem = replace(mem, capacity_scale=blend(mem.capacity_scale, 1.0 / mem.capacity_scale, CAPACITY_FORGETTING * weight))
+    # Far from the target (over-provisioned), the knee drifts back toward where the profile puts it, so
+    # an old overload does not keep replicas provisioned forever; nearer the target it is kept: replicas
+    # sized by it are what keeps the knee out of sight (forgetting there made the law oscillate).
+    if seen.latency_s < FORGET_BELOW_TARGET * spec.slo.target_seconds:
+        forgotten = blend(mem.capacity_scale, 1.0 / mem.capacity_scale, CAPACITY_FORGETTING * weight)
+        mem = replace(mem, capacity_scale=forgotten)
     ratio = seen.latency_s / predicted
     error = abs(math.log(ratio))
     ewma = error if mem.latency_error is None else mem.latency_error + 0.2 * weight * (error - mem.latency_error)

@@ -51,6 +51,7 @@ class LawMemory:
     temperature_since: float | None = None  # since when the temperature in force has been the same
     last_ready: int | None = None  # ready replicas at the last decision
     warm_since: float | None = None  # when a pod last turned ready while the law watched (its warm-up)
+    scaled_down_at: float | None = None  # the last decision that removed replicas
     excursion_since: float | None = None  # since when the observed latency has been over target, None: it is not
     settled_since: float | None = None  # since when every pod has been ready, None: some are starting
     recommendations: list[tuple[float, int]] = field(default_factory=list)  # (time, replicas wanted)
