@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 
@@ -89,6 +90,10 @@ def test_load_drop_scales_down_only_after_the_window_and_never_below_min() -> No
     assert all(n == high for t, n in counts if t < window)
     assert counts[-1][1] == 2
     assert min(n for _, n in counts) == 2
+    # near the target, scale-downs are paced one SLO window apart: the quantile sees each before the next
+    steps = [t for (t, n), (_, m) in itertools.pairwise(counts) if m < n]
+    assert len(steps) >= 2
+    assert all(b - a >= spec.slo.window_seconds for a, b in itertools.pairwise(steps))
 
 
 def test_missing_metrics_during_burst_hold_and_never_scale_down() -> None:
@@ -199,3 +204,24 @@ def test_decision_before_any_ready_replica_keeps_temperature_and_replicas() -> N
     decision = decide(seen, spec, plant.memory, plant.now, profile=PROFILE)
     assert decision.routing_temperature == pytest.approx(0.8)
     assert decision.replicas == 2
+
+
+def test_a_scale_down_needs_the_observations_consent() -> None:
+    from thermostat.control.evidence import Evidence
+    from thermostat.control.law import _observation_consents
+    from thermostat.control.memory import LawMemory
+    from thermostat.control.model import ResponseModel
+
+    model = ResponseModel(PROFILE, tokens_per_request=200.0)
+    target_s = 13.5
+    seen = Evidence(
+        latency_s=12.0, demand=6.0, completions=360.0, window_s=60.0, temperature=1.0, temperature_held_s=600.0,
+        replicas=4, ready=4, excursion=False, warming=False, idle=False,
+    )  # fmt: skip
+    ratio = model.latency_s(6.0 / 2, 1.0) / model.latency_s(6.0 / 4, 1.0)
+    assert 12.0 * ratio > 0.95 * target_s > 6.0 * ratio  # two replicas: over the limit from 12 s, not from 6 s
+    kept, why = _observation_consents(2, "", seen, LawMemory(), 0.0, model=model, target_s=target_s, n_max=16)
+    assert kept == 4
+    assert "would see" in why
+    calm = Evidence(**{**seen.__dict__, "latency_s": 6.0})  # ... from a calm observation they would not
+    assert _observation_consents(2, "", calm, LawMemory(), 0.0, model=model, target_s=target_s, n_max=16)[0] == 2
