@@ -1,6 +1,6 @@
 """What shadow requests cost: our law with quality.shadowFraction 0 and the default, same trace.
 
-    python benchmarks/shadow_cost.py --trace ../shared/data/traces/azure_llm_conv_2023.csv
+python benchmarks/shadow_cost.py --trace ../shared/data/traces/azure_llm_conv_2023.csv
 """
 
 from __future__ import annotations
