@@ -181,6 +181,9 @@ def simulate(
     ] = "all",
     profile: Annotated[Path | None, typer.Option(help="Routing profile JSON; the committed one when unset.")] = None,
     rate_scale: Annotated[float, typer.Option(help="Multiply the trace's request rate by this.")] = 1.0,
+    part: Annotated[
+        str, typer.Option(help="whole, first-half or second-half of the trace (tune on one half, report the other).")
+    ] = "whole",
     perturb: Annotated[bool, typer.Option(help="Move the ground truth away from the law's assumptions.")] = False,
     seed: Annotated[int, typer.Option(help="Seed of rate scaling, the synthetic trace and calibration.")] = 0,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the results as JSON here.")] = None,
@@ -199,6 +202,7 @@ def simulate(
         controller=controller,
         profile_path=profile,
         rate_scale=rate_scale,
+        part=part,
         perturb=perturb,
         seed=seed,
         json_out=json_out,

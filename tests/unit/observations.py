@@ -7,7 +7,7 @@ from thermostat.control import Observation
 from thermostat.control.signals import Idle, Missing, Reading, SignalValue
 from thermostat.control.types import SIGNAL_FIELDS
 
-SIGNALS = frozenset(SIGNAL_FIELDS.values())
+SIGNALS = frozenset(SIGNAL_FIELDS)  # the Observation fields that carry a signal
 
 
 def as_signal(value: float | SignalValue | None, time: float) -> SignalValue:

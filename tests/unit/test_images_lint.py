@@ -102,8 +102,11 @@ def test_chart_defaults_name_the_images_built_here() -> None:
     text = values_file.read_text(encoding="utf-8")
     chart = yaml.safe_load(chart_file.read_text(encoding="utf-8"))
     assert str(chart["appVersion"]) == IMAGE_NAMES[0].rsplit(":", 1)[1], "the chart's appVersion is the image tag"
-    for name in IMAGE_NAMES:
-        # The registry may be a value of its own (registry: ghcr.io, repository: thermostat-dev/operator).
-        registry, repository = name.rsplit(":", 1)[0].split("/", 1)
-        assert registry in text, f"charts/thermostat/values.yaml does not default to the registry {registry}"
-        assert repository in text, f"charts/thermostat/values.yaml does not default to {repository}"
+    operator_image, runtime_image = sorted(IMAGE_NAMES, key=lambda n: "runtime" in n)
+    # The registry may be a value of its own (registry: ghcr.io, repository: thermostat-dev/operator).
+    registry, repository = operator_image.rsplit(":", 1)[0].split("/", 1)
+    assert registry in text, f"charts/thermostat/values.yaml does not default to the registry {registry}"
+    assert repository in text, f"charts/thermostat/values.yaml does not default to {repository}"
+    # The runtime image is named by each RoutedModel (spec.model.image), so the examples carry it.
+    examples = [p for p in (ROOT / "examples").glob("*.yaml") if "model:" in p.read_text(encoding="utf-8")]
+    assert examples and all(runtime_image in p.read_text(encoding="utf-8") for p in examples if "image:" in p.read_text())

@@ -21,7 +21,7 @@ def test_an_idle_window_is_zero_load_and_scales_down() -> None:
     decision = decide(idle, SPEC, None, 100.0, profile=PROFILE)
     assert not decision.held
     assert decision.replicas < 4
-    assert decision.conditions["SLOMet"].reason == "NoRequests"
+    assert decision.conditions["SLOMet"].reason == "Idle"
     assert decision.conditions["MetricsAvailable"].status == "True"
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pytest
@@ -10,6 +10,7 @@ from control_plant import assumed_profile, make_spec
 
 from thermostat.sim.compare import prepare, run
 from thermostat.sim.controllers import LawController, StaticController
+from thermostat.sim.engine import with_slo_bucket
 from thermostat.sim.run import SimConfig, simulate
 from thermostat.sim.trace import synthetic_trace
 from thermostat.sim.truth import Truth, perturbed
@@ -135,3 +136,50 @@ def test_online_correction_converges_under_perturbation() -> None:
     simulate(steady, spec, PROFILE, controller, replace(FAST, truth=perturbed(Truth()), initial_replicas=4))
     early, late = np.mean(errors[:20]), np.mean(errors[-40:])
     assert late < early
+
+
+@pytest.mark.fast
+def test_shadow_requests_measure_the_true_kl_and_cost_energy() -> None:
+    from thermostat.sim.controllers import StaticController as Fixed
+    from thermostat.sim.truth import ReplicaPhysics
+
+    @dataclass
+    class Routed(Fixed):
+        temperature: float = 0.5
+
+        def decide(self, observation, now):  # type: ignore[no-untyped-def, override]
+            return self.replicas, self.temperature
+
+    trace = short_trace(rate=3.0, duration=300.0)
+    spec = make_spec(replicas={"min": 1, "max": 8})
+    config = replace(FAST, initial_replicas=3, truth=Truth(quality_factor=2.0))
+    plain = simulate(trace, spec, PROFILE, Routed(3), config)
+    shadowed = simulate(trace, spec, PROFILE, Routed(3, shadow_fraction=0.2), config)
+    assert plain.metrics["shadow_tokens"] == 0
+    assert shadowed.metrics["shadow_tokens"] > 0.1 * trace.generated_tokens.sum()
+    assert shadowed.metrics["energy_kwh"] > plain.metrics["energy_kwh"]  # each twin is an exact pass
+    truth = ReplicaPhysics(PROFILE, config.truth)
+    assert plain.metrics["quality_loss_mean"] == pytest.approx(truth.quality_loss_percent(0.5), rel=0.02)
+    exact = simulate(trace, spec, PROFILE, Fixed(3, shadow_fraction=0.2), config)  # T = 1: nothing to measure
+    assert exact.metrics["shadow_tokens"] == 0
+    assert exact.metrics["quality_loss_mean"] == 0.0
+
+
+@pytest.mark.fast
+def test_telemetry_reports_idle_for_an_empty_window_and_the_slo_bucket() -> None:
+    from thermostat.control import Idle, Reading
+    from thermostat.sim.engine import Cluster
+    from thermostat.sim.telemetry import Telemetry
+    from thermostat.sim.truth import ReplicaPhysics
+
+    quiet = synthetic_trace(duration_s=600.0, mean_rate=0.0001, bursts=(), flash_crowds=(), seed=1)
+    cluster = Cluster(ReplicaPhysics(PROFILE, Truth()), quiet, max_replicas=2)
+    cluster.start(1, 0.0, ready=True)
+    telemetry = Telemetry()
+    for t in (0.0, 15.0, 30.0):
+        telemetry.scrape(cluster, t)
+    seen = telemetry.observe(cluster, 30.0, quantile=0.95, window_s=60.0, metric="RequestLatency")
+    assert isinstance(seen.latency_s, Idle)
+    assert isinstance(seen.request_rate, Idle)
+    assert isinstance(seen.power_w, Reading)
+    assert 17.0 in set(np.round(with_slo_bucket(cluster.latency_buckets_s, 17.0), 6))

@@ -53,3 +53,16 @@ def test_the_stack_replays_exactly_what_the_simulator_reads(tmp_path: Path) -> N
 def test_a_malformed_trace_names_what_is_wrong(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(TraceError, match=message):
         load_azure_trace(_write(tmp_path, text))
+
+
+def test_trace_halves_split_at_the_middle_and_start_at_zero() -> None:
+    from thermostat.sim.trace import TraceError, synthetic_trace, trace_part
+
+    trace = synthetic_trace(duration_s=600.0, seed=1)
+    first, second = trace_part(trace, "first-half"), trace_part(trace, "second-half")
+    assert len(first) + len(second) == len(trace)
+    assert first.arrival_s.max() < trace.duration_s / 2 <= second.arrival_s.min() + trace.duration_s / 2
+    assert second.arrival_s.min() >= 0.0
+    assert trace_part(trace, "whole") is trace
+    with pytest.raises(TraceError, match="--part"):
+        trace_part(trace, "third")

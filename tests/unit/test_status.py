@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from observations import observed
 
 from thermostat.api import RoutedModelSpec, Settings
 from thermostat.api.status import MAX_DECISIONS, DecisionRecord
-from thermostat.control.signals import Missing
+from thermostat.control.signals import Idle, Missing, Reading
 from thermostat.control.types import Decision, Observation, Verdict
 from thermostat.status import (
     Health,
@@ -39,10 +38,24 @@ def decision(temperature: float = 0.8, replicas: int = 2, reason: str = "steady"
     )
 
 
-def observation(**fields: object) -> Observation:
-    base: dict[str, object] = {"time": 1000.0, "routing_temperature": 0.8, "replicas": 2, "ready_replicas": 2}
-    base.update(fields)
-    return observed(**base)  # type: ignore[arg-type]
+SIGNALS = (
+    "latency_s", "request_rate", "served_rate", "shed_rate", "token_rate", "power_w", "energy_rate_w",
+    "quality_kl_nats", "shadow_token_rate", "quality_agreement", "queue_depth",
+)  # fmt: skip
+
+
+def observation(*, missing: dict[str, str] | None = None, **fields: object) -> Observation:
+    """Numbers become Readings, ``missing`` names Missing signals (by field), the rest are Idle."""
+    time = float(fields.pop("time", 1000.0))  # type: ignore[arg-type]
+    base: dict[str, object] = {"routing_temperature": 0.8, "replicas": 2, "ready_replicas": 2, "window_s": 60.0}
+    base["power_source"] = fields.pop("power_source", None)
+    for name in SIGNALS:
+        value = fields.pop(name, None)
+        base[name] = Idle(time) if value is None else Reading(float(value), time)  # type: ignore[arg-type]
+    for name, why in (missing or {}).items():
+        base[name] = Missing(why)
+    assert not fields, fields
+    return Observation(time=time, **base)  # type: ignore[arg-type]
 
 
 def outcome(now: float, **fields: object) -> RunOutcome:
@@ -102,7 +115,7 @@ def test_status_records_decision_observation_and_memory() -> None:
         outcome(
             1000.0,
             observation=observation(latency_s=0.52, power_w=612.0, power_source="estimate", request_rate=4.0,
-                                    energy_rate_w=600.0, quality_agreement=0.97),
+                                    energy_rate_w=600.0, quality_agreement=0.97, quality_kl_nats=0.01),
             decision=decision(),
             applied=True,
         ),
@@ -110,6 +123,7 @@ def test_status_records_decision_observation_and_memory() -> None:
     assert status.observation is not None
     assert status.observation.energy_joules_per_request == pytest.approx(150.0)
     assert status.observation.quality_loss_points == pytest.approx(3.0)
+    assert status.observation.quality_loss_percent == pytest.approx(1.005, abs=1e-3)
     assert status.display is not None
     assert status.display.power == "~612W/1400W"
     assert status.decisions[-1].applied is True
@@ -126,11 +140,11 @@ def test_missing_figures_are_written_as_nulls_not_left_standing() -> None:
     second = build_status(
         first,
         SPEC,
-        outcome(1015.0, observation=observation(time=1015.0, latency_s=Missing("Stale: 95s old")), decision=decision()),
+        outcome(1015.0, observation=observation(time=1015.0, missing={"latency_s": "stale"}), decision=decision()),
     )
     patch = status_patch(second)
     assert patch["observation"]["latencySeconds"] is None
-    assert "latency: Stale: 95s old" in patch["observation"]["missing"]
+    assert "latency: stale" in patch["observation"]["missing"]
     assert patch["display"]["latency"] == "-/0.60s"
     assert "energyJoulesPerRequest" in patch["observation"]  # no traffic -> null, never zero
     assert patch["observation"]["energyJoulesPerRequest"] is None

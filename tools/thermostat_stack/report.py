@@ -144,6 +144,14 @@ def _fmt(value: Any, unit: str = "") -> str:
     return f"{value:.3g}{unit}" if isinstance(value, float) else f"{value}{unit}"
 
 
+def slo_windows_text(summary: dict[str, Any], slo: Any) -> str:
+    """ "met in 5 of 6 windows of 30s (83%)": a count of windows, never the attainment share read as one."""
+    met, windows, share = summary.get("slo_windows_met"), summary["slo_windows"], summary["slo_attainment_windows"]
+    if met is None or share is None:
+        return f"unknown: no window of {slo.window_seconds}s had a reading"
+    return f"met in {met} of {windows} windows of {slo.window_seconds}s ({share:.0%})"
+
+
 def summary_markdown(run: RunRecord, summary: dict[str, Any]) -> str:
     """A readable summary: outcome, control, capacity, decisions."""
     slo = run.spec.slo
@@ -157,8 +165,7 @@ def summary_markdown(run: RunRecord, summary: dict[str, Any]) -> str:
         f"| requests (ok / rejected 429 / failed) | {summary['requests_total']} "
         f"({summary['requests_ok']} / {summary['requests_rejected']} / {summary['requests_failed']}) |",
         f"| the runtimes' own request counters (Prometheus) | {_fmt(summary['runtime_requests_total'])} |",
-        f"| SLO: p{slo.quantile * 100:g} {slo.metric} <= {slo.target_seconds}s | met in "
-        f"{_fmt(summary['slo_attainment_windows'])} of {summary['slo_windows']} windows of {slo.window_seconds}s |",
+        f"| SLO: p{slo.quantile * 100:g} {slo.metric} <= {slo.target_seconds}s | {slo_windows_text(summary, slo)} |",
         f"| capacity of one replica at T=1 / at T_min={run.capacity.t_min:g} | {run.capacity.exact_rps:.3f} / "
         f"{run.capacity.tmin_rps:.3f} req/s (x{run.capacity.gain:.2f}, median of {len(run.capacity.ratios)} paired "
         f"rounds, x{run.capacity.spread[0]:.2f} to x{run.capacity.spread[1]:.2f}) |",

@@ -118,6 +118,7 @@ def summarize(run: RunRecord) -> dict[str, Any]:
         # Context for a reader of the file.
         "t_min": run.capacity.t_min,
         "slo_windows": windows,
+        "slo_windows_met": None if attainment is None else round(attainment * windows),
         "slo_target_s": slo.target_seconds,
         "slo_quantile": slo.quantile,
         "slo_window_s": slo.window_seconds,

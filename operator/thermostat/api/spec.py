@@ -9,9 +9,9 @@ in names (``targetSeconds``, ``powerWatts``), and defaults are what a team would
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
 from thermostat.api.rules import CelRule, RuleCheckedModel
@@ -178,7 +178,12 @@ class Budget(ApiModel):
 
 
 class Quality(ApiModel):
-    """How far the routing temperature may go to save compute."""
+    """How far the routing temperature may go to save compute, and how quality is measured online.
+
+    Quality loss is ``100 × (exp(KL) − 1)`` percent, KL the mean per-token KL(exact ‖ routed) in nats
+    (DESIGN §3). The steady operating point is the lowest-energy temperature whose loss fits
+    ``maxQualityLossPercent``; ``minRoutingTemperature`` is the floor used only while the SLO is at risk.
+    """
 
     cel_rules = (
         CelRule(
@@ -190,18 +195,39 @@ class Quality(ApiModel):
         ),
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _removed_fields(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "maxQualityLossPoints" in data:
+            raise ValueError(
+                "quality.maxQualityLossPoints was removed (an alpha field, top-1 points); set "
+                "quality.maxQualityLossPercent instead: the steady-state budget in percent of quality loss, "
+                "100 × (exp(KL) − 1), default 1.0"
+            )
+        return data
+
     min_routing_temperature: RoutingTemperature | None = Field(
         None,
-        description="Lowest routing temperature allowed, in (0, 1]; the runtime's T_min when unset.",
+        description="Lowest routing temperature allowed, in (0, 1], used only while the SLO is at risk (a burst, "
+        "pods starting); the runtime's T_min when unset.",
     )
     max_routing_temperature: RoutingTemperature = Field(
         1.0, description="Highest routing temperature used, in (0, 1]; 1 is exact (no routing)."
     )
-    max_quality_loss_points: float | None = Field(
-        None,
+    max_quality_loss_percent: float = Field(
+        1.0,
         ge=0.0,
         le=100.0,
-        description="Largest quality loss allowed, in points of top-1 disagreement with the exact model.",
+        description="Steady-state quality budget: largest quality loss, in percent (100 × (exp(KL) − 1), KL the "
+        "mean per-token KL to the exact model), at the operating point. 0 serves exactly except while the SLO is "
+        "at risk.",
+    )
+    shadow_fraction: float = Field(
+        0.02,
+        ge=0.0,
+        le=1.0,
+        description="Share of requests also run on the exact model to measure quality online (each costs about one "
+        "more request's compute); 0 trusts the profile alone.",
     )
 
 
@@ -301,7 +327,7 @@ class QueryOverrides(ApiModel):
     """PromQL templates replacing the defaults of docs/metrics.md; `{selector}` and `{window}` are filled in."""
 
     latency: str | None = Field(None, description="Latency quantile, in seconds.")
-    request_rate: str | None = Field(None, description="Completed requests per second.")
+    request_rate: str | None = Field(None, description="Offered requests per second (every response code).")
     power: str | None = Field(None, description="GPU power summed over the pods, in watts.")
     energy_rate: str | None = Field(None, description="GPU energy per second summed over the pods, in watts.")
     token_rate: str | None = Field(None, description="Generated tokens per second.")

@@ -42,7 +42,7 @@ class Observation(ApiModel):
 
     time: str = Field(description="When it was measured (RFC 3339).")
     latency_seconds: float | None = Field(None, ge=0, description="The SLO's latency quantile, seconds.")
-    request_rate: float | None = Field(None, ge=0, description="Completed requests per second.")
+    request_rate: float | None = Field(None, ge=0, description="Offered requests per second (every response code).")
     token_rate: float | None = Field(None, ge=0, description="Generated tokens per second.")
     power_watts: float | None = Field(None, ge=0, description="GPU power over all replicas, watts.")
     power_source: str | None = Field(None, description="nvml, dcgm, or estimate (modelled, not measured).")
@@ -50,8 +50,14 @@ class Observation(ApiModel):
     energy_joules_per_1k_tokens: float | None = Field(
         None, ge=0, alias="energyJoulesPer1kTokens", description="GPU energy per 1000 generated tokens, joules."
     )
+    quality_loss_percent: float | None = Field(
+        None, ge=0, description="Shadow-measured quality loss, percent: 100 × (exp(KL) − 1), KL per token in nats."
+    )
     quality_loss_points: float | None = Field(
-        None, ge=0, le=100, description="Shadow-measured top-1 disagreement with the exact model, points."
+        None,
+        ge=0,
+        le=100,
+        description="Shadow-measured top-1 disagreement with the exact model, points (beside the loss).",
     )
     missing: list[str] = Field(default_factory=list, description="Signals that were missing or stale.")
 
@@ -87,6 +93,22 @@ class LawMemory(ApiModel):
     )
 
 
+class QualityStatus(ApiModel):
+    """Quality against the budget: the steady operating point and the loss spent, in percent."""
+
+    operating_temperature: RoutingTemperature | None = Field(
+        None, description="The steady operating point: the lowest-energy temperature within maxQualityLossPercent."
+    )
+    loss_percent_expected: float | None = Field(
+        None, ge=0, description="Expected quality loss at the recommended temperature (profile, shadow-corrected)."
+    )
+    loss_percent_mean: float | None = Field(
+        None,
+        ge=0,
+        description="Time-averaged quality loss since the law's memory began (shadow-measured when it can be).",
+    )
+
+
 class Display(ApiModel):
     """Preformatted figures for `kubectl get` columns."""
 
@@ -101,7 +123,7 @@ class RoutedModelStatus(ApiModel):
     conditions: list[Condition] = Field(
         default_factory=list,
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
-        description="Ready, SLOMet, WithinBudget, MetricsAvailable, Feasible, Conflict.",
+        description="Ready, SLOMet, WithinBudget, MetricsAvailable, Feasible, QualityWithinBudget, Conflict.",
     )
     observation: Observation | None = Field(None, description="The last observation.")
     current: Settings | None = Field(None, description="The settings in force.")
@@ -112,4 +134,5 @@ class RoutedModelStatus(ApiModel):
         description=f"The last {MAX_DECISIONS} decisions, newest last.",
     )
     memory: LawMemory | None = Field(None, description="The control law's memory.")
+    quality: QualityStatus | None = Field(None, description="Quality against the budget.")
     display: Display | None = Field(None, description="Preformatted figures for `kubectl get`.")

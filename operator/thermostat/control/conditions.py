@@ -2,8 +2,9 @@
 
 Types are members of ``ConditionType`` (listed in status in that order); reasons are CamelCase
 constants, grouped by the type they explain, each with a line saying when it applies. The law
-computes ``SLOMet``, ``WithinBudget``, ``MetricsAvailable`` and ``Feasible``; the operator computes
-``Ready`` and ``Conflict`` (``thermostat.status.conditions``), from the same names.
+computes ``SLOMet``, ``WithinBudget``, ``MetricsAvailable``, ``Feasible`` and
+``QualityWithinBudget``; the operator computes ``Ready`` and ``Conflict``
+(``thermostat.status.conditions``), from the same names.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ class ConditionType(StrEnum):
     WITHIN_BUDGET = "WithinBudget"  # power and energy are within the budget (from the law)
     METRICS_AVAILABLE = "MetricsAvailable"  # every signal the law needs was fresh (from the law)
     FEASIBLE = "Feasible"  # SLO, budget and quality floor can all hold (from the law)
+    QUALITY_WITHIN_BUDGET = "QualityWithinBudget"  # the quality loss in force is within the budget (from the law)
     CONFLICT = "Conflict"  # someone else sets the Deployment's replicas
 
 
@@ -40,7 +42,7 @@ NO_CONFLICT = "NoOtherScaler"  # the operator is the only one setting replicas
 LATENCY_WITHIN_TARGET = "LatencyWithinTarget"  # observed quantile <= target
 LATENCY_ABOVE_TARGET = "LatencyAboveTarget"  # observed quantile > target
 LATENCY_UNKNOWN = "LatencyUnknown"  # the latency signal is missing or stale
-NO_REQUESTS = "NoRequests"  # no request completed in the window: there is no quantile to judge
+IDLE = "Idle"  # no request arrived in the window: a known zero load, nothing to be late
 # WithinBudget
 NO_BUDGET = "NoBudget"  # the spec sets no budget
 WITHIN_BUDGET = "WithinBudget"  # observed power and energy within every limit
@@ -56,6 +58,12 @@ BUDGET_YIELDS_TO_SLO = "BudgetYieldsToSLO"  # both cannot hold; priority SLO: th
 SLO_YIELDS_TO_BUDGET = "SLOYieldsToBudget"  # both cannot hold; priority Budget: the SLO is missed
 SLO_UNREACHABLE = "SLOUnreachable"  # even max replicas at the quality floor miss the SLO
 DECISION_HELD = "DecisionHeld"  # metrics unavailable: feasibility not evaluated
+# QualityWithinBudget (condition type QUALITY_WITHIN_BUDGET)
+EXACT_SERVING = "ExactServing"  # the temperature in force is 1: output identical to the exact model
+MEASURED_WITHIN_BUDGET = "MeasuredWithinBudget"  # shadow-measured loss <= maxQualityLossPercent
+MEASURED_OVER_BUDGET = "MeasuredOverBudget"  # shadow-measured loss over budget at the operating point
+PROFILE_TRUSTED = "ProfileTrusted"  # too few shadow tokens in the window: the profile's loss is used
+BELOW_OPERATING_POINT = "BelowOperatingPoint"  # the SLO (or the power budget) holds T below the operating point
 
 
 def verdict(status: str, reason: str, message: str) -> Verdict:
@@ -64,10 +72,10 @@ def verdict(status: str, reason: str, message: str) -> Verdict:
 
 
 def slo_verdict(latency_s: float | None, target_s: float, quantile: float, *, idle: bool = False) -> Verdict:
-    """SLOMet from the observed latency quantile (``idle``: no request completed in the window)."""
+    """SLOMet from the observed latency quantile (``idle``: no request in the window, nothing to miss)."""
     name = f"p{round(quantile * 100):d}"
-    if latency_s is None and idle:
-        return verdict(UNKNOWN, NO_REQUESTS, f"no request completed in the window: no {name} to judge")
+    if idle:
+        return verdict(TRUE, IDLE, "no request in the window: nothing to be late")
     if latency_s is None:
         return verdict(UNKNOWN, LATENCY_UNKNOWN, f"{name} latency is unknown (missing or stale)")
     if latency_s <= target_s:
@@ -80,5 +88,42 @@ def metrics_verdict(missing: dict[str, str]) -> Verdict:
     if not missing:
         return verdict(TRUE, METRICS_FRESH, "latency and request rate are fresh")
     listed = ", ".join(f"{name} ({why})" for name, why in sorted(missing.items()))
-    stale = all(why.lower().startswith("stale") for why in missing.values())
-    return verdict(FALSE, METRICS_STALE if stale else METRICS_MISSING, f"unavailable: {listed}")
+    stale = all(why == "stale" or why.startswith("Stale") for why in missing.values())
+    reason = METRICS_STALE if stale else METRICS_MISSING
+    return verdict(FALSE, reason, f"unavailable: {listed}")
+
+
+def quality_verdict(
+    *,
+    temperature: float,
+    t_op: float,
+    budget_percent: float,
+    measured_percent: float | None,
+    expected_percent: float,
+    shadow_tokens: float,
+    min_shadow_tokens: float,
+) -> Verdict:
+    """QualityWithinBudget for the temperature in force over the last window."""
+    if temperature >= 1.0 - 1e-9:
+        return verdict(TRUE, EXACT_SERVING, "routing temperature 1: exact output, no quality loss")
+    if measured_percent is not None:
+        seen = f"shadow-measured loss {measured_percent:.2f}% ({shadow_tokens:.0f} tokens) at T {temperature:.2f}"
+        loss = measured_percent
+    else:
+        seen = (
+            f"too few shadow tokens ({shadow_tokens:.0f} in the window, need {min_shadow_tokens:.0f}): "
+            f"trusting the profile, {expected_percent:.2f}% at T {temperature:.2f}"
+        )
+        loss = expected_percent
+    if loss <= budget_percent + 1e-9:
+        reason = MEASURED_WITHIN_BUDGET if measured_percent is not None else PROFILE_TRUSTED
+        return verdict(TRUE, reason, f"{seen} <= budget {budget_percent:.2f}%")
+    if temperature < t_op - 1e-9:
+        return verdict(
+            FALSE,
+            BELOW_OPERATING_POINT,
+            f"{seen} > budget {budget_percent:.2f}% while the SLO or the power budget holds T below the "
+            f"operating point {t_op:.2f}; it returns there once replicas carry the load",
+        )
+    reason = MEASURED_OVER_BUDGET if measured_percent is not None else PROFILE_TRUSTED
+    return verdict(FALSE, reason, f"{seen} > budget {budget_percent:.2f}%: operating point now T {t_op:.2f}")

@@ -2,13 +2,14 @@
 
 Stored in ``status.memory`` by the operator and passed back on the next call, so a restarted
 operator resumes where it stopped. A memory with another ``version`` (or none) is discarded and
-the law starts from the profile's priors; the Decision then says so (``memory_reset``).
+the law starts from the profile's priors; the Decision then says so (``memory_reset``). Fields
+added since version 1 are optional on read: an older version-1 memory loads with their defaults.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 MEMORY_VERSION = 1
@@ -17,21 +18,40 @@ CORRECTION_BOUNDS = (0.33, 3.0)  # power and token corrections never run away on
 # The latency correction may have to cover a profile measured on other hardware (an H100 profile on a
 # CPU replica is ~10-30x off): a 3x bound left the law blind to SLO violations it could see.
 LATENCY_CORRECTION_BOUNDS = (0.1, 30.0)
+# Shadow KL over the profile's: a router on other text can be several times worse (or better).
+QUALITY_CORRECTION_BOUNDS = (0.1, 10.0)
+# Replicas slower (or faster) than the profile, learned where queueing shows (see learning.py).
+CAPACITY_CORRECTION_BOUNDS = (0.5, 3.0)
 HISTORY_LIMIT = 64  # replica recommendations kept for the stabilization windows
+_BOUNDED = {
+    "latency_scale": LATENCY_CORRECTION_BOUNDS,
+    "power_scale": CORRECTION_BOUNDS,
+    "quality_scale": QUALITY_CORRECTION_BOUNDS,
+    "capacity_scale": CAPACITY_CORRECTION_BOUNDS,
+}
 
 
 @dataclass(frozen=True)
 class LawMemory:
-    """The learned corrections and the recent recommendations."""
+    """The learned corrections, the recent recommendations and the clocks of the observed rules."""
 
-    latency_scale: float = 1.0  # observed over predicted latency quantile
+    latency_scale: float = 1.0  # observed over predicted latency quantile, where queueing is negligible
+    capacity_scale: float = 1.0  # > 1: replicas saturate earlier than the profile says
     power_scale: float = 1.0  # observed/profile dynamic power
+    quality_scale: float = 1.0  # shadow-measured KL over the profile's KL at the same temperature
     tokens_per_request: float = 256.0  # generated tokens per request, learned from the token rate
     latency_error: float | None = None  # EWMA of |log(observed / predicted latency)|
-    samples: int = 0  # observations learned from
+    samples: int = 0  # latency observations learned from
+    quality_samples: int = 0  # shadow windows learned from
+    quality_loss_integral: float = 0.0  # ∫ quality loss (percent) dt since the memory began, percent·s
+    quality_time_s: float = 0.0  # the time that integral covers
     last_time: float | None = None
     since: float | None = None  # when this memory started: a fresh law waits a full window before scaling down
     last_temperature: float | None = None
+    temperature_since: float | None = None  # since when the temperature in force has been the same
+    last_ready: int | None = None  # ready replicas at the last decision
+    warm_since: float | None = None  # when a pod last turned ready while the law watched (its warm-up)
+    scaled_down_at: float | None = None  # the last decision that removed replicas
     excursion_since: float | None = None  # since when the observed latency has been over target, None: it is not
     settled_since: float | None = None  # since when every pod has been ready, None: some are starting
     recommendations: list[tuple[float, int]] = field(default_factory=list)  # (time, replicas wanted)
@@ -48,6 +68,11 @@ class LawMemory:
         kept.append((now, wanted))
         return replace(self, recommendations=kept[-HISTORY_LIMIT:])
 
+    @property
+    def quality_loss_percent_mean(self) -> float | None:
+        """Time-averaged quality loss since the memory began; None before any time has passed."""
+        return self.quality_loss_integral / self.quality_time_s if self.quality_time_s > 0 else None
+
 
 def load_memory(memory: dict[str, Any] | None) -> tuple[LawMemory, str | None]:
     """Parse stored memory; returns (memory, why it was reset or None)."""
@@ -57,28 +82,30 @@ def load_memory(memory: dict[str, Any] | None) -> tuple[LawMemory, str | None]:
     if version != MEMORY_VERSION:
         return LawMemory(), f"memory version {version!r} is not {MEMORY_VERSION}: reset to the profile's priors"
     try:
-        recommendations = [(float(t), int(n)) for t, n in memory.get("recommendations", [])]
-        error = memory.get("latency_error")
-        last_time, last_t, since = memory.get("last_time"), memory.get("last_temperature"), memory.get("since")
-        excursion, settled = memory.get("excursion_since"), memory.get("settled_since")
-        return (
-            LawMemory(
-                latency_scale=_bounded(float(memory.get("latency_scale", 1.0)), LATENCY_CORRECTION_BOUNDS),
-                power_scale=_bounded(float(memory.get("power_scale", 1.0))),
-                tokens_per_request=max(1.0, float(memory.get("tokens_per_request", 256.0))),
-                latency_error=None if error is None else float(error),
-                samples=int(memory.get("samples", 0)),
-                last_time=None if last_time is None else float(last_time),
-                since=None if since is None else float(since),
-                last_temperature=None if last_t is None else float(last_t),
-                excursion_since=None if excursion is None else float(excursion),
-                settled_since=None if settled is None else float(settled),
-                recommendations=recommendations,
-            ),
-            None,
-        )
+        return _parse(memory), None
     except (TypeError, ValueError) as problem:
         return LawMemory(), f"memory unreadable ({problem}): reset to the profile's priors"
+
+
+def _parse(memory: dict[str, Any]) -> LawMemory:
+    """Each known field converted to its type (absent → default); corrections clamped to their bounds."""
+    defaults = LawMemory()
+    values: dict[str, Any] = {}
+    for item in fields(LawMemory):
+        raw = memory.get(item.name)
+        default = getattr(defaults, item.name)
+        if item.name == "recommendations":
+            values[item.name] = [(float(t), int(n)) for t, n in raw or []]
+        elif raw is None:
+            values[item.name] = default
+        elif (isinstance(default, int) and not isinstance(default, bool)) or item.name == "last_ready":
+            values[item.name] = int(raw)
+        else:
+            values[item.name] = float(raw)
+    for name, bounds in _BOUNDED.items():
+        values[name] = _bounded(values[name], bounds)
+    values["tokens_per_request"] = max(1.0, values["tokens_per_request"])
+    return LawMemory(**values)
 
 
 def _bounded(value: float, bounds: tuple[float, float] = CORRECTION_BOUNDS) -> float:

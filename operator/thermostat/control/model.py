@@ -3,9 +3,10 @@
 Seeded from the routing profile and scaled by corrections learned online (``LawMemory``):
 ``latency_scale`` (observed over predicted latency quantile: prefill, metric interpolation and a
 slower device all land there) and ``power_scale`` (on the dynamic part of power).
-``capacity_scale`` (>1: replicas slower than the profile) is a parameter of the model, not learned,
-because one latency signal cannot tell a slower replica from a wider latency spread; tests use it
-to stand for a different truth. The shapes, stated once:
+and ``capacity_scale`` (> 1: replicas saturate earlier than the profile says). The two are told apart
+by where they are seen (``learning``): the latency scale below the queueing knee, the capacity above
+it; so the capacity correction moves only the saturation point (utilisation and batch), never the
+latency of a lone request. The shapes, stated once:
 
 - A replica is a continuous-batching server. Under a per-replica demand of ``x`` tokens/s it runs
   at the batch ``b`` whose throughput matches ``x`` (Little's law); ``ρ = x / tokens_per_s(T, b_max)``.
@@ -63,7 +64,7 @@ class ResponseModel:
         if rho >= 1.0:
             return OVERLOAD_LATENCY_S
         batch = self._batch_for(rate * self.tokens_per_request * self.capacity_scale, temperature)
-        step_s = batch / self.profile.tokens_per_s(temperature, batch) * self.capacity_scale
+        step_s = batch / self.profile.tokens_per_s(temperature, batch)
         knee = 1.0 + rho**KNEE_POWER / (1.0 - rho)
         if self.metric == "TimePerOutputToken":
             return self.latency_scale * step_s * knee
@@ -107,3 +108,8 @@ class ResponseModel:
         """Predicted power of ``ready`` replicas sharing ``rate`` plus ``starting`` idle ones."""
         serving = max(ready, 1)
         return serving * self.replica_power_w(rate / serving, temperature) + starting * self.power.idle_w
+
+    def joules_per_token_at_peak(self, temperature: float) -> float:
+        """Energy per generated token of one replica running flat out at ``temperature``."""
+        peak = self.peak_tokens_per_s(temperature)
+        return self.replica_power_w(peak / self.tokens_per_request, temperature) / peak

@@ -3,12 +3,19 @@
 A ``Profile`` is built from the profile JSON of DESIGN §3 (already validated against its schema by
 ``thermostat.profiles.load_profile``). It answers, for any routing temperature in ``[t_min, 1]``,
 by linear interpolation between the measured (or assumed) points: the share of FLOPs executed, the
-quality loss in points, and the decode throughput at a batch size. Pure: no I/O.
+mean KL per token and the quality loss it means (``100 × (exp(KL) − 1)`` percent, DESIGN §3), the
+top-1 agreement, and the decode throughput at a batch size. Pure: no I/O.
+
+Throughput is read within physical bounds: at a batch size, a routed temperature is never slower than
+exact (routing only removes work) nor faster than its FLOP saving allows (``exact / flops_fraction``).
+A measured profile taken on a busy machine can break both (the committed CPU one has T = 0.65 at a
+tenth of exact's speed); the bounds keep such noise from steering replicas.
 """
 
 from __future__ import annotations
 
 import bisect
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -24,13 +31,14 @@ class ProfilePoint:
 
     routing_temperature: float
     flops_fraction: float
+    kl_nats: float  # mean per-token KL(exact || routed)
     top1_agreement: float
     tokens_per_s: tuple[tuple[int, float], ...]  # (batch size, decode tokens/s), sorted by batch
 
-    @property
-    def quality_loss_points(self) -> float:
-        """Quality loss = 100 × (1 − top-1 agreement), DESIGN §3."""
-        return 100.0 * (1.0 - self.top1_agreement)
+
+def quality_loss_percent(kl_nats: float) -> float:
+    """Quality loss in percent from a mean per-token KL in nats: ``100 × (exp(KL) − 1)`` (DESIGN §3)."""
+    return 100.0 * math.expm1(max(0.0, kl_nats))
 
 
 def _interp(x: float, xs: Sequence[float], ys: Sequence[float]) -> float:
@@ -81,9 +89,17 @@ class Profile:
         """Executed per-token FLOPs over exact's at ``temperature``."""
         return _interp(temperature, self.temperatures, [p.flops_fraction for p in self.points])
 
-    def quality_loss_points(self, temperature: float) -> float:
-        """Expected quality loss in points at ``temperature``."""
-        return _interp(temperature, self.temperatures, [p.quality_loss_points for p in self.points])
+    def kl_nats(self, temperature: float) -> float:
+        """Expected mean per-token KL(exact || routed) at ``temperature``."""
+        return _interp(temperature, self.temperatures, [p.kl_nats for p in self.points])
+
+    def quality_loss_percent(self, temperature: float, kl_scale: float = 1.0) -> float:
+        """Expected quality loss in percent at ``temperature``, the KL scaled by a learned correction."""
+        return quality_loss_percent(kl_scale * self.kl_nats(temperature))
+
+    def top1_agreement(self, temperature: float) -> float:
+        """Expected top-1 agreement with the exact model at ``temperature`` (reported beside the loss)."""
+        return _interp(temperature, self.temperatures, [p.top1_agreement for p in self.points])
 
     def tokens_per_s(self, temperature: float, batch: float) -> float:
         """Decode throughput of one replica (tokens/s) at a batch size and temperature."""
@@ -98,7 +114,12 @@ class Profile:
         tables: dict[float, tuple[tuple[float, ...], tuple[float, ...]]] = self._tables  # type: ignore[attr-defined]
         if key not in tables:
             batches = tuple(float(b) for b, _ in self.points[-1].tokens_per_s)
-            rates = tuple(_interp(key, self.temperatures, [self._rate_at(p, b) for p in self.points]) for b in batches)
+            exact = [self._rate_at(self.points[-1], b) for b in batches]
+            ceiling = 1.0 / max(self.flops_fraction(key), 1e-6)
+            rates = tuple(
+                min(max(_interp(key, self.temperatures, [self._rate_at(p, b) for p in self.points]), e), e * ceiling)
+                for b, e in zip(batches, exact, strict=True)
+            )
             if len(tables) > 4096:  # bounded: temperatures come from a small grid in practice
                 tables.clear()
             tables[key] = (batches, rates)
@@ -117,13 +138,6 @@ class Profile:
         top = float(self.max_batch)
         return self.tokens_per_s(1.0, top) / self.tokens_per_s(temperature, top)
 
-    def lowest_temperature_within(self, max_loss_points: float) -> float:
-        """Lowest profiled temperature whose quality loss is at most ``max_loss_points``."""
-        for point in self.points:
-            if point.routing_temperature >= self.t_min and point.quality_loss_points <= max_loss_points + 1e-12:
-                return max(point.routing_temperature, self.t_min)
-        return 1.0
-
 
 def parse_profile(data: Mapping[str, Any], *, sha256: str = "") -> Profile:
     """Build a Profile from the profile JSON (a dict); raises ProfileError naming a bad field."""
@@ -132,6 +146,7 @@ def parse_profile(data: Mapping[str, Any], *, sha256: str = "") -> Profile:
             ProfilePoint(
                 routing_temperature=float(p["routing_temperature"]),
                 flops_fraction=float(p["flops_fraction"]),
+                kl_nats=float(p["kl_nats"]),
                 top1_agreement=float(p["top1_agreement"]),
                 tokens_per_s=tuple(sorted((int(b), float(v)) for b, v in p["tokens_per_s"].items())),
             )

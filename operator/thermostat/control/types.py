@@ -1,15 +1,16 @@
 """The data the control law takes and returns: the contract between the law and the operator.
 
-The operator's reconcile builds an ``Observation`` from the metrics layer and the Deployment, calls
-``thermostat.control.decide(observation, spec, memory, now, profile=...)`` and plans from the returned
-``Decision``. Everything is plain data: each signal is a ``Reading``, ``Idle`` or ``Missing`` (never
-a zero standing for "unknown"), the law's memory round-trips through JSON (it is stored in
-``status.memory``), and time is passed in, never read.
+The operator builds an ``Observation`` from the metrics layer and the Deployment, calls
+``thermostat.control.decide(observation, spec, memory, now, profile=...)`` and applies the returned
+``Decision``. Everything is plain data: each signal is a ``Reading``, ``Idle`` or ``Missing``
+(``thermostat.control.signals``, DESIGN §4), the law's memory round-trips through JSON (it is
+stored in ``status.memory``), and time is passed in, never read. The field names and order of
+``Observation`` are a contract shared with the metrics layer (docs/control-law.md).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from typing import Any
 
@@ -17,7 +18,7 @@ from thermostat.control.signals import Missing, SignalValue
 
 
 class Signal(StrEnum):
-    """Names of the observed signals, as reported by ``Observation.missing_signals`` and conditions."""
+    """Names of the observed signals, as reported in ``Observation.missing_signals()`` and conditions."""
 
     LATENCY = "latency"
     REQUEST_RATE = "requestRate"
@@ -32,14 +33,25 @@ class Signal(StrEnum):
     QUEUE_DEPTH = "queueDepth"
 
 
+# Observation field -> the signal name used in missing_signals() and the conditions.
+SIGNAL_FIELDS: dict[str, Signal] = {
+    "latency_s": Signal.LATENCY,
+    "request_rate": Signal.REQUEST_RATE,
+    "served_rate": Signal.SERVED_RATE,
+    "shed_rate": Signal.SHED_RATE,
+    "token_rate": Signal.TOKEN_RATE,
+    "power_w": Signal.POWER,
+    "energy_rate_w": Signal.ENERGY,
+    "quality_kl_nats": Signal.QUALITY_KL,
+    "shadow_token_rate": Signal.SHADOW_TOKENS,
+    "quality_agreement": Signal.QUALITY,
+    "queue_depth": Signal.QUEUE_DEPTH,
+}
+
+
 @dataclass(frozen=True)
 class Observation:
-    """One look at the RoutedModel's pods (the contract of notes/observation_contract.md).
-
-    Each metric field is a ``Reading``, ``Idle`` or ``Missing`` (``thermostat.control.signals``),
-    decided once by the metrics layer. The knob fields describe what is in force now and are always
-    known. ``time`` is the newest sample's, not the wall clock's: the law's staleness clock.
-    """
+    """One look at the RoutedModel's pods; the knob fields are what is in force now and always known."""
 
     time: float  # Unix s of the newest sample behind the signals (not the wall clock)
     routing_temperature: float  # in force now, (0, 1]
@@ -59,29 +71,14 @@ class Observation:
     queue_depth: SignalValue
     power_source: str | None = None  # "nvml", "dcgm" or "estimate" when power_w is a Reading
 
-    def signals(self) -> dict[str, SignalValue]:
-        """Every metric field by its signal name."""
-        return {name: getattr(self, attribute) for name, attribute in SIGNAL_FIELDS.items()}
-
     def missing_signals(self) -> dict[str, str]:
-        """The signals that are ``Missing``, with why."""
-        return {name: s.reason for name, s in self.signals().items() if isinstance(s, Missing)}
-
-
-# Signal name -> Observation field.
-SIGNAL_FIELDS: dict[str, str] = {
-    Signal.LATENCY: "latency_s",
-    Signal.REQUEST_RATE: "request_rate",
-    Signal.SERVED_RATE: "served_rate",
-    Signal.SHED_RATE: "shed_rate",
-    Signal.TOKEN_RATE: "token_rate",
-    Signal.POWER: "power_w",
-    Signal.ENERGY: "energy_rate_w",
-    Signal.QUALITY_KL: "quality_kl_nats",
-    Signal.SHADOW_TOKENS: "shadow_token_rate",
-    Signal.QUALITY: "quality_agreement",
-    Signal.QUEUE_DEPTH: "queue_depth",
-}
+        """Every signal that is Missing, by name, with why."""
+        out: dict[str, str] = {}
+        for item in fields(self):
+            value = getattr(self, item.name)
+            if isinstance(value, Missing):
+                out[SIGNAL_FIELDS[item.name].value] = value.reason
+        return out
 
 
 @dataclass(frozen=True)
@@ -98,8 +95,11 @@ class Decision:
     """What the law wants now and why.
 
     ``conditions`` holds the law's verdicts keyed by condition type: ``SLOMet``, ``WithinBudget``,
-    ``MetricsAvailable``, ``Feasible``. ``memory`` is the new memory, to be stored in status and
-    passed to the next call. ``held`` is true when the law kept the settings for lack of metrics.
+    ``MetricsAvailable``, ``Feasible``, ``QualityWithinBudget``. ``memory`` is the new memory, to be
+    stored in status and passed to the next call. ``held`` is true when the law kept the settings for
+    lack of metrics. ``routing_temperature`` is the one to apply now; ``operating_temperature`` the
+    steady operating point (the lowest-energy temperature within the quality budget), which the
+    applied one returns to once the SLO is no longer at risk.
     """
 
     routing_temperature: float
@@ -111,3 +111,6 @@ class Decision:
     predicted_latency_s: float | None = None
     predicted_power_w: float | None = None
     memory_reset: bool = False  # the stored memory had another version (or was unreadable) and was reset
+    operating_temperature: float | None = None
+    quality_loss_percent: float | None = None  # expected at the applied temperature (measured-corrected)
+    quality_loss_percent_mean: float | None = None  # time-averaged since the memory began

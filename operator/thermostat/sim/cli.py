@@ -11,7 +11,7 @@ from thermostat.control import ProfileError
 from thermostat.sim.compare import CONTROLLERS, prepare, run_all
 from thermostat.sim.report import SpecError, load_spec, plot, table, to_json
 from thermostat.sim.run import SimConfig
-from thermostat.sim.trace import TraceError, load_azure_trace, scale_rate, synthetic_trace
+from thermostat.sim.trace import TraceError, load_azure_trace, scale_rate, synthetic_trace, trace_part
 from thermostat.sim.truth import Truth, perturbed
 
 
@@ -23,6 +23,7 @@ def run_simulate(
     profile_path: Path | None,
     rate_scale: float,
     perturb: bool,
+    part: str = "whole",
     seed: int,
     json_out: Path | None,
     plots: Path | None,
@@ -38,7 +39,7 @@ def run_simulate(
         spec = load_spec(spec_path)
         profile = load_profile(profile_path)
         base = synthetic_trace(seed=seed) if trace == "synthetic" else load_azure_trace(trace)
-        requests = scale_rate(base, rate_scale, seed=seed)
+        requests = scale_rate(trace_part(base, part), rate_scale, seed=seed)
     except (ValueError, ProfileError, SpecError, TraceError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -60,6 +61,7 @@ def run_simulate(
         "trace": requests.name,
         "requests": len(requests),
         "rate_scale": rate_scale,
+        "part": part,
         "perturb": perturb,
         "seed": seed,
         "profile_sha256": profile.sha256,

@@ -31,6 +31,11 @@ class Controller(Protocol):
 
     name: str
 
+    @property
+    def shadow_fraction(self) -> float:
+        """Share of requests the pods shadow (only the law measures quality)."""
+        ...
+
     def decide(self, observation: Observation, now: float) -> tuple[int, float]:
         """(replicas, routing temperature) wanted now."""
         ...
@@ -46,6 +51,10 @@ class LawController:
     memory: dict[str, Any] | None = None
     reasons: list[str] = field(default_factory=list)
 
+    @property
+    def shadow_fraction(self) -> float:
+        return self.spec.quality.shadow_fraction
+
     def decide(self, observation: Observation, now: float) -> tuple[int, float]:
         decision = decide(observation, self.spec, self.memory, now, profile=self.profile)
         self.memory = decision.memory
@@ -58,6 +67,7 @@ class StaticController:
 
     replicas: int
     name: str = "static"
+    shadow_fraction: float = 0.0
 
     def decide(self, observation: Observation, now: float) -> tuple[int, float]:
         return self.replicas, 1.0
@@ -71,10 +81,13 @@ class HpaController:
     target: float  # per-pod average value (tokens/s), or the threshold (s) for a Value metric
     name: str = "hpa"
     value_metric: bool = False  # KEDA-style Value metric (latency): ratio = value / target
+    shadow_fraction: float = 0.0
     history: list[tuple[float, int]] = field(default_factory=list)
 
     def _usage(self, observation: Observation) -> float | None:
-        return reading_value(observation.latency_s) if self.value_metric else load_value(observation.token_rate)
+        if self.value_metric:
+            return reading_value(observation.latency_s)
+        return load_value(observation.token_rate)
 
     def _raw(self, observation: Observation) -> int:
         current, ready = observation.replicas, observation.ready_replicas

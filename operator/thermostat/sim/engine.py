@@ -6,6 +6,12 @@ ready replica with the fewest outstanding requests, and is shed (429) when even 
 full. Within a tick a replica first prefills (prompts in slot order), then spends the rest of the
 tick on decode steps of the requests whose prompt is done. Replicas that scale down drain: they
 take no new requests and stop when empty. A starting replica draws idle power.
+
+Shadow requests (``shadow_fraction``, drawn per request with a seeded generator) run as the runtime
+runs them: an exact twin sequence in the same batch, fed the same tokens, so a shadowed request costs
+its prefill and one more batch row at T = 1; its tokens count toward ``shadow_tokens`` and their KL
+(the truth's) toward ``shadow_kl_nats``. A request is shadowed only while T < 1: at T = 1 the output is
+bit-identical to exact and there is nothing to measure (the runtime must skip those too; DESIGN §3).
 """
 
 from __future__ import annotations
@@ -20,11 +26,19 @@ from thermostat.sim.trace import Trace
 from thermostat.sim.truth import ReplicaPhysics
 
 OFF, STARTING, READY, DRAINING = 0, 1, 2, 3
-# Histogram buckets of the runtime's metrics (DESIGN §3), so the law sees what histogram_quantile gives.
-LATENCY_BUCKETS_S = np.array([0.05, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 20, 30, 60])
+# Histogram buckets of the runtime's metrics (DESIGN §3), so the law sees what histogram_quantile gives;
+# the runtime adds the SLO target to these (``with_slo_bucket``).
+LATENCY_BUCKETS_S = np.array([0.05, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 7.5, 10, 15, 20, 30, 45, 60])
+# The buckets before issue 13 (kept to reproduce the earlier figures).
+LEGACY_LATENCY_BUCKETS_S = (0.05, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 20, 30, 60)
 TPOT_BUCKETS_S = np.array([0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.2, 0.5, 1])
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
+
+
+def with_slo_bucket(buckets: FloatArray, target_s: float) -> FloatArray:
+    """The buckets with the SLO target as a boundary (the runtime reads it at pod start, DESIGN §3)."""
+    return np.unique(np.append(buckets, target_s))
 
 
 @dataclass
@@ -49,6 +63,10 @@ class Cluster:
     served: int = 0
     shed_count: int = 0
     generated_tokens: float = 0.0
+    shadow_fraction: float = 0.0
+    seed: int = 0
+    shadow_tokens: float = 0.0
+    shadow_kl_nats: float = 0.0
     queues: list[deque[int]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -58,9 +76,11 @@ class Cluster:
         self.slot_req = np.full((r, b), -1, dtype=np.int64)
         self.slot_prefill = np.zeros((r, b))  # prompt tokens left
         self.slot_decode = np.zeros((r, b))  # generated tokens left
+        self.slot_shadow = np.zeros((r, b), dtype=bool)  # an exact twin runs beside this request
         self.queues = [deque() for _ in range(r)]
         n = len(self.trace)
         self.outcomes = Outcomes(np.full(n, np.nan), np.full(n, np.nan), np.zeros(n, dtype=bool))
+        self.shadowed = np.random.default_rng(self.seed).random(n) < self.shadow_fraction
         self.power_w = 0.0
         self.in_system_s = 0.0  # ∫ (queued + in service) dt, for Little's law
         self.next_arrival = 0
@@ -160,12 +180,16 @@ class Cluster:
                 self.slot_req[r, slot] = i
                 self.slot_prefill[r, slot] = self.trace.context_tokens[i]
                 self.slot_decode[r, slot] = self.trace.generated_tokens[i]
+                self.slot_shadow[r, slot] = bool(self.shadowed[i]) and self.temperature < 1.0 - 1e-9
 
     def _serve(self, now: float, dt: float) -> None:
         phys, temp = self.physics, self.temperature
         live = (self.status == READY) | (self.status == DRAINING)
         active = self.slot_req >= 0
+        shadow = self.slot_shadow & active
         prefill_time = np.asarray(phys.prefill_s(self.slot_prefill, temp)) * active
+        if shadow.any():  # the exact twin's prompt too
+            prefill_time = prefill_time + np.asarray(phys.prefill_s(self.slot_prefill, 1.0)) * shadow
         before = np.cumsum(prefill_time, axis=1) - prefill_time
         spent = np.clip(dt - before, 0.0, prefill_time)
         done_now = active & (prefill_time > 0) & (spent >= prefill_time - 1e-12)
@@ -175,14 +199,15 @@ class Cluster:
         prefill_used = spent.sum(axis=1)
         decoding = active & (self.slot_prefill <= 1e-9)
         batch = decoding.sum(axis=1).astype(np.float64)
+        twins = (decoding & shadow).sum(axis=1).astype(np.float64)
         decode_time = np.where(batch > 0, dt - prefill_used, 0.0)
-        step = phys.step_s(batch, temp)
+        step, utilisation = phys.mixed_decode(batch, twins, temp)
         self.slot_decode -= (decode_time / step)[:, None] * decoding
         self._complete(decoding & (self.slot_decode <= 0), now + dt, step)
         idle_time = dt - prefill_used - decode_time
         energy = (
             prefill_used * float(phys.power_w(np.array(phys.prefill_utilisation(temp))))
-            + decode_time * phys.power_w(phys.decode_utilisation(batch, temp))
+            + decode_time * phys.power_w(utilisation)
             + idle_time * phys.truth.idle_w
         )
         total = float((energy * live).sum()) + dt * phys.truth.idle_w * float(np.count_nonzero(self.status == STARTING))
@@ -200,6 +225,11 @@ class Cluster:
         self.outcomes.first_token_s[ids[missing_first]] = when[missing_first]
         self.served += len(ids)
         self.generated_tokens += float(self.trace.generated_tokens[ids].sum())
+        twins = self.slot_shadow[finished]
+        if twins.any():
+            tokens = float(self.trace.generated_tokens[ids[twins]].sum())
+            self.shadow_tokens += tokens
+            self.shadow_kl_nats += tokens * self.physics.kl_nats(self.temperature)
         arrival = self.trace.arrival_s[ids]
         first = self.outcomes.first_token_s[ids]
         per_token = (when - first) / np.maximum(self.trace.generated_tokens[ids] - 1.0, 1.0)
@@ -211,6 +241,7 @@ class Cluster:
             np.add.at(self.histograms[name], np.searchsorted(buckets, values, side="left"), 1.0)
         self.slot_req[finished] = -1
         self.slot_decode[finished] = 0.0
+        self.slot_shadow[finished] = False
 
     def _retire_drained(self) -> None:
         for r in np.flatnonzero(self.status == DRAINING):

@@ -57,6 +57,7 @@ class OracleController:
     horizon_s: float  # cold start + one period
     lookback_s: float  # requests that arrived this long ago may still be in service
     name: str = "oracle"
+    shadow_fraction: float = 0.0
 
     def decide(self, observation: Observation, now: float) -> tuple[int, float]:
         start = max(0, int(now - self.lookback_s))

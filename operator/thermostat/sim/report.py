@@ -30,7 +30,7 @@ COLUMNS = (
     ("energy kWh", "{:.3f}"),
     ("J/req", "{:.1f}"),
     ("vs hpa", "{}"),
-    ("quality loss pts", "{:.2f}"),
+    ("quality loss %", "{:.2f}"),
     ("budget viol. s", "{:.0f}"),
     ("replica chg", "{:.0f}"),
     ("T chg", "{:.0f}"),

@@ -12,7 +12,7 @@ from thermostat.api.spec import RoutedModelSpec
 from thermostat.control import Profile
 from thermostat.control.signals import reading_value
 from thermostat.sim.controllers import Controller
-from thermostat.sim.engine import Cluster
+from thermostat.sim.engine import LATENCY_BUCKETS_S, Cluster, with_slo_bucket
 from thermostat.sim.telemetry import Telemetry
 from thermostat.sim.trace import Trace
 from thermostat.sim.truth import ReplicaPhysics, Truth
@@ -32,8 +32,10 @@ class SimConfig:
     initial_replicas: int | None = None
     calibration_s: float = 900.0  # length of each oracle capacity-calibration run
     # Request-latency/TTFT histogram buckets; None = the runtime's (DESIGN §3). Finer ones show
-    # what the contract's coarse 10–20–30 s buckets cost the law.
+    # what coarse buckets cost the law.
     latency_buckets_s: tuple[float, ...] | None = None
+    slo_bucket: bool = True  # the SLO target is a bucket boundary, as the runtime makes it (DESIGN §3)
+    seed: int = 0  # which requests are shadowed
 
 
 @dataclass
@@ -51,11 +53,17 @@ def simulate(
     """Replay ``trace`` under ``controller`` and measure SLO attainment, shedding, energy and quality."""
     config = config or SimConfig()
     physics = ReplicaPhysics(profile, config.truth)
-    cluster = Cluster(physics, trace, max_replicas=spec.replicas.max)
-    if config.latency_buckets_s is not None:
-        cluster = Cluster(
-            physics, trace, max_replicas=spec.replicas.max, latency_buckets_s=np.array(config.latency_buckets_s)
-        )
+    buckets = LATENCY_BUCKETS_S if config.latency_buckets_s is None else np.array(config.latency_buckets_s)
+    if config.slo_bucket:
+        buckets = with_slo_bucket(buckets, spec.slo.target_seconds)
+    cluster = Cluster(
+        physics,
+        trace,
+        max_replicas=spec.replicas.max,
+        latency_buckets_s=buckets,
+        shadow_fraction=controller.shadow_fraction,
+        seed=config.seed,
+    )
     cluster.start(config.initial_replicas or spec.replicas.min, 0.0, ready=True)
     telemetry = Telemetry(config.scrape_interval_s)
     series: dict[str, list[float]] = {
@@ -82,7 +90,7 @@ def simulate(
             next_control += period
         cluster.tick(t, dt)
         if t < trace.duration_s:
-            state["quality_s"] += profile.quality_loss_points(cluster.temperature) * dt
+            state["quality_s"] += physics.quality_loss_percent(cluster.temperature) * dt
         t += dt
     return SimResult(controller.name, _figures(trace, spec, cluster, state), series)
 
@@ -127,12 +135,13 @@ def _record(
     observation = telemetry.observe(
         cluster, now, quantile=spec.slo.quantile, window_s=float(spec.slo.window_seconds), metric=str(spec.slo.metric)
     )
+    latency = reading_value(observation.latency_s)
     arrived = np.searchsorted(trace.arrival_s, [now - 60.0, now])
     replicas, ready = cluster.counts()
     for key, value in (
         ("time", now),
         ("load", float(arrived[1] - arrived[0]) / 60.0),
-        ("latency", math.nan if (latency := reading_value(observation.latency_s)) is None else latency),
+        ("latency", math.nan if latency is None else latency),
         ("replicas", float(replicas)),
         ("ready", float(ready)),
         ("temperature", cluster.temperature),
@@ -170,7 +179,8 @@ def _figures(trace: Trace, spec: RoutedModelSpec, cluster: Cluster, state: dict[
         "requests_shed": float(cluster.shed_count),
         "energy_kwh": cluster.energy_j / 3.6e6,
         "energy_j_per_request": cluster.energy_j / served,
-        "quality_loss_mean": state["quality_s"] / max(trace.duration_s, 1e-9),
+        "quality_loss_mean": state["quality_s"] / max(trace.duration_s, 1e-9),  # percent, time-averaged
+        "shadow_tokens": cluster.shadow_tokens,
         "budget_violation_s": state["violation_s"],
         "replica_changes": state["replica_changes"],
         "temperature_changes": state["temperature_changes"],

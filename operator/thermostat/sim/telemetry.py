@@ -1,5 +1,9 @@
 """The metrics pipeline as the operator sees it: Prometheus scrapes every 15 s, rate and
-histogram_quantile over windows, so observations are late and smoothed as in a real cluster."""
+histogram_quantile over windows, so observations are late and smoothed as in a real cluster.
+
+Each signal reaches the law as the metrics layer delivers it (DESIGN §4): a ``Reading``, ``Idle``
+(fresh series, nothing in the window: a known zero) or ``Missing`` (no scrape to compute it from yet).
+"""
 
 from __future__ import annotations
 
@@ -19,9 +23,12 @@ class Scrape:
     """Counter and gauge values at one scrape."""
 
     time: float
-    requests: float  # completed + shed (thermostat_requests_total over all codes)
+    served: float  # thermostat_requests_total{code="200"}
+    shed: float  # thermostat_requests_total{code="429"}
     tokens: float
     energy_j: float
+    shadow_tokens: float
+    shadow_kl_nats: float
     histograms: dict[str, np.ndarray]
     queue_depth: int
     temperature: float
@@ -45,6 +52,13 @@ def histogram_quantile(q: float, counts: np.ndarray, bounds: np.ndarray) -> floa
     return lower + (float(bounds[index]) - lower) * (rank - below) / inside if inside else lower
 
 
+def _rate(value: float, span: float, time: float) -> SignalValue:
+    """A counter's rate as the metrics layer returns it: Idle for a fresh zero, Missing without a span."""
+    if span <= 0:
+        return Missing("NoData: fewer than two scrapes in the rate window")
+    return Reading(value / span, time) if value > 0 else Idle(time)
+
+
 @dataclass
 class Telemetry:
     """Scrapes the cluster and answers queries the way the operator's PromQL would."""
@@ -57,9 +71,12 @@ class Telemetry:
         self.scrapes.append(
             Scrape(
                 time=now,
-                requests=float(cluster.served + cluster.shed_count),
+                served=float(cluster.served),
+                shed=float(cluster.shed_count),
                 tokens=cluster.generated_tokens,
                 energy_j=cluster.energy_j,
+                shadow_tokens=cluster.shadow_tokens,
+                shadow_kl_nats=cluster.shadow_kl_nats,
                 histograms={k: v.copy() for k, v in cluster.histograms.items()},
                 queue_depth=cluster.queue_depth(),
                 temperature=cluster.temperature,
@@ -81,39 +98,35 @@ class Telemetry:
         span = last.time - rate_from.time
         win_from = self._at_or_before(last.time - window_s)
         bounds = TPOT_BUCKETS_S if metric == "TimePerOutputToken" else cluster.latency_buckets_s
-        latency = histogram_quantile(quantile, last.histograms[metric] - win_from.histograms[metric], bounds)
+        counts = last.histograms[metric] - win_from.histograms[metric]
+        latency = histogram_quantile(quantile, counts, bounds)
         power_from = self._at_or_before(last.time - self.scrape_interval_s)
         power_span = last.time - power_from.time
+        served, shed = last.served - rate_from.served, last.shed - rate_from.shed
+        shadow_tokens = last.shadow_tokens - rate_from.shadow_tokens
+        kl = last.shadow_kl_nats - rate_from.shadow_kl_nats
+        power: SignalValue = (
+            Reading((last.energy_j - power_from.energy_j) / power_span, last.time)
+            if power_span > 0
+            else Missing("NoData: one scrape so far")
+        )
         replicas, ready = cluster.counts()
-        requests = (last.requests - rate_from.requests) / span if span > 0 else None
-        tokens = (last.tokens - rate_from.tokens) / span if span > 0 else None
-        power = (last.energy_j - power_from.energy_j) / power_span if power_span > 0 else None
-        unscraped = Missing("NoData: no scrape spans the window yet")
         return Observation(
             time=last.time,
             routing_temperature=cluster.temperature,
             replicas=replicas,
             ready_replicas=ready,
             window_s=window_s,
-            latency_s=_latency_signal(latency, requests, last.time),
-            request_rate=unscraped if requests is None else Reading(requests, last.time),
-            served_rate=Missing("not simulated"),
-            shed_rate=Missing("not simulated"),
-            token_rate=unscraped if tokens is None else Reading(tokens, last.time),
-            power_w=unscraped if power is None else Reading(power, last.time),
-            energy_rate_w=Missing("not simulated"),
-            quality_kl_nats=Missing("not simulated"),
-            shadow_token_rate=Missing("not simulated"),
-            quality_agreement=Missing("not simulated"),
+            latency_s=Idle(last.time) if latency is None else Reading(latency, last.time),
+            request_rate=_rate(served + shed, span, last.time),
+            served_rate=_rate(served, span, last.time),
+            shed_rate=_rate(shed, span, last.time),
+            token_rate=_rate(last.tokens - rate_from.tokens, span, last.time),
+            power_w=power,
+            energy_rate_w=power,
+            quality_kl_nats=Reading(kl / shadow_tokens, last.time) if shadow_tokens > 0 else Idle(last.time),
+            shadow_token_rate=_rate(shadow_tokens, span, last.time),
+            quality_agreement=Missing("NotSimulated: the simulator models KL only"),
             queue_depth=Reading(float(last.queue_depth), last.time),
             power_source="estimate",
         )
-
-
-def _latency_signal(latency: float | None, requests: float | None, time: float) -> SignalValue:
-    """The quantile as the operator's metrics layer classifies it: no request in the window is Idle."""
-    if latency is not None:
-        return Reading(latency, time)
-    if requests == 0.0:
-        return Idle(time)
-    return Missing("NotANumber: no completion in the window")

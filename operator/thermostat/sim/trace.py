@@ -86,6 +86,26 @@ def _timestamp(text: str) -> float:
     return value + (float("0." + frac) if frac else 0.0)
 
 
+TRACE_PARTS = ("whole", "first-half", "second-half")
+
+
+def trace_part(trace: Trace, part: str) -> Trace:
+    """The whole trace, or one half of its duration (re-timed to start at 0): tune on one, report the other."""
+    if part not in TRACE_PARTS:
+        raise TraceError(f"--part must be one of {', '.join(TRACE_PARTS)}, got {part!r}")
+    if part == "whole":
+        return trace
+    middle = trace.duration_s / 2.0
+    keep = trace.arrival_s < middle if part == "first-half" else trace.arrival_s >= middle
+    start = 0.0 if part == "first-half" else middle
+    return Trace(
+        trace.arrival_s[keep] - start,
+        trace.context_tokens[keep],
+        trace.generated_tokens[keep],
+        name=f"{trace.name} ({part})",
+    )
+
+
 def scale_rate(trace: Trace, factor: float, *, seed: int = 0) -> Trace:
     """Multiply the request rate by ``factor`` keeping the duration and the minute-scale shape.
 

@@ -13,9 +13,13 @@ Mappings, stated once (docs/simulator.md shows results as they vary):
   (not measured here); ``γ`` = 0.7, an assumption (power concave in load, as DESIGN §1 states);
   docs/simulator.md shows the results at γ = 0.5 and 1.0.
 - **Prefill** runs at ``prefill_tokens_per_s`` (16k/s at T = 1, compute-bound), before decoding.
+- **Quality.** The true mean KL per token at T is the profile's times ``quality_factor``; the quality
+  loss is ``100 × (exp(KL) − 1)`` percent (DESIGN §3). Shadow requests measure that KL.
+- **Shadow twins** (an exact sequence beside a shadowed request in the batch) add a batch row whose
+  step time and FLOPs are exact's: ``mixed_decode`` weighs the step's time fraction and FLOPs by row.
 
 ``--perturb`` moves this truth away from what the law assumes: capacity −20%, a steeper step time
-in batch size, a 90 s cold start and a power exponent of 1.0.
+in batch size, a 90 s cold start, a power exponent of 1.0 and routing 1.5x worse for quality (KL).
 """
 
 from __future__ import annotations
@@ -43,11 +47,15 @@ class Truth:
     cold_start_s: float = 60.0
     prefill_tokens_per_s: float = 16000.0
     queue_limit: int = 64  # requests waiting per replica before 429
+    quality_factor: float = 1.0  # true KL over the profile's
 
 
 def perturbed(truth: Truth) -> Truth:
-    """The --perturb ground truth: capacity −20%, steeper latency, 90 s cold start, power exponent 1.0."""
-    return replace(truth, capacity_factor=0.8, batch_steepness=0.25, cold_start_s=90.0, power_exponent=1.0)
+    """The --perturb ground truth: capacity −20%, steeper latency, 90 s cold start, power exponent 1.0,
+    routing 1.5x worse for quality than the profile says."""
+    return replace(
+        truth, capacity_factor=0.8, batch_steepness=0.25, cold_start_s=90.0, power_exponent=1.0, quality_factor=1.5
+    )
 
 
 @dataclass(frozen=True)
@@ -79,6 +87,27 @@ class ReplicaPhysics:
         exact = b / np.interp(b, self._batches, self._rates)
         steep = np.where(b > 8, (b / 8.0) ** self.truth.batch_steepness, 1.0)
         return exact * steep * self.time_fraction(temperature) / self.truth.capacity_factor
+
+    def kl_nats(self, temperature: float) -> float:
+        """True mean per-token KL(exact || routed) at ``temperature``."""
+        return self.profile.kl_nats(temperature) * self.truth.quality_factor
+
+    def quality_loss_percent(self, temperature: float) -> float:
+        """True quality loss in percent at ``temperature``."""
+        return self.profile.quality_loss_percent(temperature, self.truth.quality_factor)
+
+    def mixed_decode(self, batch: FloatArray, twins: FloatArray, temperature: float) -> tuple[FloatArray, FloatArray]:
+        """(step time, FLOP utilisation) of a decode step with ``batch`` routed rows and ``twins`` exact ones."""
+        rows = batch + twins
+        if not twins.any():
+            return self.step_s(batch, temperature), self.decode_utilisation(batch, temperature)
+        fraction = self.time_fraction(temperature)
+        weight = (batch * fraction + twins) / np.maximum(rows * fraction, 1e-12)
+        step = self.step_s(rows, temperature) * np.where(rows > 0, weight, 1.0)
+        flops = (batch * self.profile.flops_fraction(temperature) + twins) / np.maximum(rows, 1e-12)
+        peak = float(self._rates[-1]) * self.truth.capacity_factor
+        utilisation = np.clip(np.maximum(rows, 1.0) / step * flops / peak, 0.0, 1.0)
+        return step, np.asarray(utilisation)
 
     def prefill_s(self, tokens: FloatArray | float, temperature: float) -> FloatArray | float:
         """Prefill time of a prompt."""

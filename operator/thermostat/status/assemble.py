@@ -12,9 +12,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from thermostat.api.spec import RoutedModelSpec
-from thermostat.api.status import DecisionRecord, Display, LawMemory, RoutedModelStatus, Settings
+from thermostat.api.status import DecisionRecord, Display, LawMemory, QualityStatus, RoutedModelStatus, Settings
 from thermostat.api.status import Observation as StatusObservation
 from thermostat.control.conditions import ConditionType
+from thermostat.control.profile import quality_loss_percent
 from thermostat.control.signals import load_value, reading_value
 from thermostat.control.types import Decision, Observation, Verdict
 from thermostat.status.conditions import Health, ready_verdict, set_conditions
@@ -29,6 +30,10 @@ def rfc3339(unix_s: float) -> str:
     return datetime.fromtimestamp(unix_s, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
+
+
 def _ratio(numerator: float | None, denominator: float | None, scale: float = 1.0) -> float | None:
     if numerator is None or denominator is None or denominator <= 0:
         return None  # no traffic: energy per request is undefined, not zero
@@ -36,13 +41,11 @@ def _ratio(numerator: float | None, denominator: float | None, scale: float = 1.
 
 
 def status_observation(observation: Observation) -> StatusObservation:
-    """The observation as users read it: energy per request and quality loss in points.
-
-    A figure that is not a fresh reading is absent; an idle load reads as 0 requests per second.
-    """
+    """The observation as users read it: energy per request, quality loss in percent (and top-1 points)."""
     agreement = reading_value(observation.quality_agreement)
-    energy = reading_value(observation.energy_rate_w)
+    kl = reading_value(observation.quality_kl_nats)
     rate, tokens = load_value(observation.request_rate), load_value(observation.token_rate)
+    energy_rate = reading_value(observation.energy_rate_w)
     return StatusObservation(
         time=rfc3339(observation.time),
         latency_seconds=reading_value(observation.latency_s),
@@ -50,8 +53,9 @@ def status_observation(observation: Observation) -> StatusObservation:
         token_rate=tokens,
         power_watts=reading_value(observation.power_w),
         power_source=observation.power_source,
-        energy_joules_per_request=_ratio(energy, rate),
-        energy_joules_per_1k_tokens=_ratio(energy, tokens, 1000.0),
+        energy_joules_per_request=_ratio(energy_rate, rate),
+        energy_joules_per_1k_tokens=_ratio(energy_rate, tokens, 1000.0),
+        quality_loss_percent=None if kl is None else round(quality_loss_percent(kl), 3),
         quality_loss_points=None if agreement is None else round(100.0 * (1.0 - agreement), 3),
         missing=sorted(f"{name}: {why}" for name, why in observation.missing_signals().items()),
     )
@@ -91,7 +95,13 @@ def build_status(previous: RoutedModelStatus | None, spec: RoutedModelSpec, run:
     decisions = list(previous.decisions)
     recommended = previous.recommended
     memory = previous.memory
+    quality = previous.quality
     if run.decision is not None:
+        quality = QualityStatus(
+            operating_temperature=run.decision.operating_temperature,
+            loss_percent_expected=_rounded(run.decision.quality_loss_percent),
+            loss_percent_mean=_rounded(run.decision.quality_loss_percent_mean),
+        )
         verdicts.update(run.decision.conditions)
         recommended = Settings(routing_temperature=run.decision.routing_temperature, replicas=run.decision.replicas)
         record = DecisionRecord(
@@ -112,6 +122,7 @@ def build_status(previous: RoutedModelStatus | None, spec: RoutedModelSpec, run:
         recommended=recommended,
         decisions=decisions,
         memory=memory,
+        quality=quality,
         display=_display(spec, run.observation),
     )
 

@@ -41,9 +41,7 @@ def test_logits_and_greedy_output_agree_with_transformers(
     assert generate(unrouted_model, ids, max_new_tokens=16).tokens == greedy[0, len(ids) :].tolist()[:16]
 
 
-def test_tokenizer_agrees_with_transformers(
-    unrouted_model: RoutedLlama, reference: tuple[object, object]
-) -> None:
+def test_tokenizer_agrees_with_transformers(unrouted_model: RoutedLlama, reference: tuple[object, object]) -> None:
     _, hf_tokenizer = reference
     text = "def fibonacci(n):\n    # 12345 <|im_start|> héllo wörld\t ünïcode 😀"
     ids = unrouted_model.tokenizer.encode(text)

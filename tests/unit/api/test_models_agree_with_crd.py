@@ -133,8 +133,10 @@ BOUNDARY: list[Callable[[Spec], None]] = [
     _set("behavior.onMetricsUnavailable", {"action": "Replicas", "replicas": 1}),
     _set("slo.windowSeconds", 15),
     _set("slo.windowSeconds", 14),
-    _set("quality.maxQualityLossPoints", 100),
-    _set("quality.maxQualityLossPoints", 100.5),
+    _set("quality.maxQualityLossPercent", 100),
+    _set("quality.maxQualityLossPercent", 100.5),
+    _set("quality.shadowFraction", 1.0),
+    _set("quality.shadowFraction", 1.01),
 ]
 
 

@@ -107,6 +107,16 @@ def test_slo_attainment_counts_windows_with_a_reading() -> None:
 
 
 @pytest.mark.fast
+def test_the_summary_line_counts_windows_not_the_share() -> None:
+    from thermostat_stack.report import slo_windows_text
+
+    slo = parse_spec(load_manifest(None)).slo
+    text = slo_windows_text({"slo_windows_met": 6, "slo_windows": 6, "slo_attainment_windows": 1.0}, slo)
+    assert text.startswith("met in 6 of 6 windows")  # issue 13: it said "met in 1 of 6" for attainment 1.0
+    assert text.endswith("(100%)")
+
+
+@pytest.mark.fast
 def test_the_example_fits_the_local_frame() -> None:
     manifest = load_manifest(None)
     spec = parse_spec(manifest)

@@ -1,26 +1,27 @@
 """The slow path: how many replicas, within the budget, stabilized like Kubernetes' HPA.
 
-Also the budget arithmetic (power cap and energy-per-request/per-token limits, all turned into one
-power limit at the current load) and the WithinBudget verdict.
+``plan_replicas`` sizes from the response model (the fewest replicas carrying the load at the operating
+temperature with a burst reserve down to the floor, budget checked); ``heed_observation`` lets the
+observed latency overrule that plan; ``stabilize`` applies the HPA-style windows and step limits.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, replace
 
 from thermostat.api.spec import RoutedModelSpec
 from thermostat.control import conditions as c
+from thermostat.control.bounds import Bounds
+from thermostat.control.evidence import Evidence
+from thermostat.control.memory import LawMemory
 from thermostat.control.model import ResponseModel
-from thermostat.control.signals import load_value, reading_value
-from thermostat.control.types import Observation, Verdict
+from thermostat.control.types import Verdict
 
-if TYPE_CHECKING:
-    from thermostat.control.law import Bounds
-
-
-DOWNSCALE_HYSTERESIS = 0.85  # plan scale-downs for 85% of the (margined) target
+# A scale-up needs this many earlier decisions in a row that wanted it too: the first periods of a burst
+# are the temperature's (DESIGN §4). Tuned on the first half of the Azure trace (docs/BENCHMARKS.md).
+SCALE_UP_CONFIRMATIONS = 3
+DOWNSCALE_HYSTERESIS = 0.95  # plan scale-downs for 95% of the (margined) target (tuned: first half of the Azure trace)
 
 
 @dataclass(frozen=True)
@@ -31,21 +32,6 @@ class Plan:
     feasible: Verdict
     why: str
     lone_request: bool = False  # the model puts even a lone request over the target: replicas cannot help
-
-
-def power_limit_w(spec: RoutedModelSpec, demand: float, tokens_per_request: float) -> float | None:
-    """The tightest power the budget allows at this load, with the reserve kept; None without budget."""
-    budget = spec.budget
-    if budget is None:
-        return None
-    limits = []
-    if budget.power_watts is not None:
-        limits.append(budget.power_watts)
-    if budget.energy_joules_per_request is not None:
-        limits.append(budget.energy_joules_per_request * demand)
-    if budget.energy_joules_per_1k_tokens is not None:
-        limits.append(budget.energy_joules_per_1k_tokens * demand * tokens_per_request / 1000.0)
-    return min(limits) * (1.0 - budget.reserve_fraction) if limits else None
 
 
 def plan_replicas(
@@ -145,6 +131,7 @@ def stabilize(
     *,
     since: float | None,
     previous: int | None = None,
+    wait_periods: int = SCALE_UP_CONFIRMATIONS + 1,
 ) -> tuple[int, str]:
     """HPA's rule: up to the lowest wish of the up window, down to the highest of the down window; step limits.
 
@@ -172,35 +159,59 @@ def stabilize(
         window, step = down.stabilization_window_seconds, down.max_step_replicas
         note = f"scale-down to {wanted} waits for its {window}s window and {step}-replica step"
     elif wanted > current and result == current:
-        note = f"scale-up to {wanted} waits one period: the temperature answers first"
+        note = f"scale-up to {wanted} waits for {wait_periods} periods that want it: the temperature answers first"
     elif wanted > current and result < wanted:
         note = f"scale-up to {wanted} limited to {up.max_step_replicas} per step"
     return result, note
 
 
-def budget_verdict(obs: Observation, spec: RoutedModelSpec) -> Verdict:
-    """WithinBudget from the observed power and energy rate."""
-    budget = spec.budget
-    if budget is None:
-        return c.verdict(c.TRUE, c.NO_BUDGET, "no budget set")
-    estimated = " (estimated)" if obs.power_source == "estimate" else ""
-    power = reading_value(obs.power_w)
-    if power is None:
-        return c.verdict(c.UNKNOWN, c.POWER_UNKNOWN, "power is missing or stale")
-    over: list[str] = []
-    if budget.power_watts is not None and power > budget.power_watts:
-        over.append(f"power {power:.0f} W{estimated} > {budget.power_watts:.0f} W")
-    rate, tokens = load_value(obs.request_rate), load_value(obs.token_rate)
-    energy = reading_value(obs.energy_rate_w)
-    energy_rate = energy if energy is not None else power
-    if budget.energy_joules_per_request is not None and rate:
-        per_request = energy_rate / rate
-        if per_request > budget.energy_joules_per_request:
-            over.append(f"{per_request:.0f} J/request > {budget.energy_joules_per_request:.0f}")
-    if budget.energy_joules_per_1k_tokens is not None and tokens:
-        per_1k = 1000.0 * energy_rate / tokens
-        if per_1k > budget.energy_joules_per_1k_tokens:
-            over.append(f"{per_1k:.0f} J/1k tokens > {budget.energy_joules_per_1k_tokens:.0f}")
-    if over:
-        return c.verdict(c.FALSE, c.OVER_BUDGET, "; ".join(over))
-    return c.verdict(c.TRUE, c.WITHIN_BUDGET, f"power {power:.0f} W{estimated} within budget")
+def heed_observation(
+    plan: Plan, seen: Evidence, mem: LawMemory, now: float, *, bounds: Bounds, target_s: float
+) -> Plan:
+    """What the observed latency says over the model's replica plan.
+
+    An observed excursion never lets the plan shrink. It asks for one more replica, whatever the model
+    predicts, when it persists (seen the period before too) or the knob is spent (quality floor),
+    provided every pod has been ready for a whole SLO window (the quantile then describes the replicas
+    in place, not the ones before the last scale-up) and none is in its warm-up. The reverse: when the
+    model puts a lone request over the target (no replica count can help) but the observed quantile
+    meets it, the model is wrong the other way: keep the replicas. A budget under priority Budget stays the hard limit.
+    """
+    if plan.feasible.reason == c.SLO_YIELDS_TO_BUDGET:
+        return plan
+    current = min(max(seen.replicas, bounds.n_min), bounds.n_max)
+    if mem.excursion_since is None:
+        if plan.lone_request:
+            return replace(
+                plan, replicas=current, why=plan.why + f", but the observed latency meets it: keep {current}"
+            )
+        return plan
+    wanted, why = max(plan.replicas, current), plan.why
+    if plan.lone_request:
+        # The model has learned a mismatch as latency spread (it cannot tell a slower replica from a
+        # wider tail) and would ask for every replica: size from the observed excess instead, at most
+        # doubling, and only once the pods asked for before are ready.
+        excess = (seen.latency_s or 0.0) / target_s
+        grown = min(2 * current, math.ceil(current * excess - 1e-9))
+        wanted = max(current, grown) if seen.starting == 0 else current
+        why += f"; sized from the observed excess instead: {min(wanted, bounds.n_max)} replicas"
+    persists = mem.excursion_since < now or seen.temperature <= bounds.t_lo + 1e-9
+    settled = mem.settled_since is not None and now - mem.settled_since >= seen.window_s and not seen.warming
+    if persists and settled and current < bounds.n_max and wanted <= current:
+        wanted = current + 1
+        why += f"; observed latency over target: {wanted} replicas whatever the model says"
+    return replace(plan, replicas=min(wanted, bounds.n_max), why=why)
+
+
+def previous_wish(mem: LawMemory, now: float, spec: RoutedModelSpec, *, knob_spent: bool = False) -> int | None:
+    """The lowest replica wish of the last ``SCALE_UP_CONFIRMATIONS`` decisions, when they are recent.
+
+    Once the temperature is at its floor (the knob is spent) only the last one counts: nothing else can
+    answer the load. ``None`` when there are fewer recent ones (a fresh memory, a gap): the replicas in
+    place stand for them.
+    """
+    count = 1 if knob_spent else SCALE_UP_CONFIRMATIONS
+    period = spec.behavior.period_seconds
+    recent = max(spec.behavior.scale_up.stabilization_window_seconds, (count + 2) * period)
+    wishes = [n for t, n in mem.recommendations[-count:] if 0 <= now - t <= recent]
+    return min(wishes) if len(wishes) == count else None

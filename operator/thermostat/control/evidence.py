@@ -1,0 +1,88 @@
+"""What one observation tells the law, and with how much evidence (DESIGN §4).
+
+The law acts on numbers only through here: ``Idle`` reads as a known zero load with no latency to
+speak of, a latency quantile counts as an *excursion* only when it is over the margined target and
+rests on enough completions in its window, and the first window after a pod turned ready is its
+warm-up (its first requests are slow for reasons that more replicas or less compute do not change).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from thermostat.api.spec import RoutedModelSpec
+from thermostat.control.memory import LawMemory
+from thermostat.control.signals import Idle, load_value, reading_value
+from thermostat.control.types import Observation
+
+# A p95 over fewer completions than this is one or two requests: not a reason to spend quality.
+MIN_COMPLETIONS_FOR_EXCURSION = 10
+# Fewer completions than this in a window: too quiet for anything to have queued. The model's
+# prediction alone does not put the SLO at risk there (a lone request's latency is the model's least
+# reliable figure), so the temperature stays at or above the operating point unless an excursion shows.
+QUIET_COMPLETIONS = 20
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """The observation in the law's terms."""
+
+    latency_s: float | None  # the observed quantile; None when idle (no request completed)
+    demand: float  # offered requests/s plus the backlog drained over one SLO window
+    completions: float  # requests completed in the window the quantile covers
+    window_s: float
+    temperature: float  # in force
+    temperature_held_s: float  # how long it has been in force
+    replicas: int
+    ready: int
+    excursion: bool  # observed quantile over the excursion threshold (near the target), with enough completions
+    warming: bool  # a pod turned ready less than one window ago
+    idle: bool  # no request offered in the window
+
+    @property
+    def quiet(self) -> bool:
+        return self.completions < QUIET_COMPLETIONS
+
+    @property
+    def starting(self) -> int:
+        return max(0, self.replicas - self.ready)
+
+
+def track_clocks(mem: LawMemory, obs: Observation, now: float) -> LawMemory:
+    """Since when the temperature in force has held, and when a pod last turned ready (its warm-up)."""
+    changed = mem.last_temperature is None or abs(obs.routing_temperature - mem.last_temperature) > 1e-9
+    temperature_since = now if changed or mem.temperature_since is None else mem.temperature_since
+    warmed = mem.last_ready is not None and obs.ready_replicas > mem.last_ready
+    return replace(
+        mem,
+        temperature_since=temperature_since,
+        warm_since=now if warmed else mem.warm_since,
+        last_ready=obs.ready_replicas,
+    )
+
+
+def read_evidence(
+    obs: Observation, spec: RoutedModelSpec, mem: LawMemory, now: float, *, excursion_s: float
+) -> Evidence:
+    """The evidence of a fresh observation (missing signals have been ruled out before)."""
+    window_s = obs.window_s if obs.window_s > 0 else float(spec.slo.window_seconds)
+    offered = load_value(obs.request_rate) or 0.0
+    served = load_value(obs.served_rate)
+    completions = (offered if served is None else served) * window_s
+    demand = offered + (load_value(obs.queue_depth) or 0.0) / spec.slo.window_seconds
+    latency = reading_value(obs.latency_s)
+    warming = mem.warm_since is not None and now - mem.warm_since < window_s
+    excursion = latency is not None and latency > excursion_s and completions >= MIN_COMPLETIONS_FOR_EXCURSION
+    return Evidence(
+        latency_s=latency,
+        demand=demand,
+        completions=completions,
+        window_s=window_s,
+        temperature=obs.routing_temperature,
+        temperature_held_s=0.0 if mem.temperature_since is None else now - mem.temperature_since,
+        replicas=obs.replicas,
+        ready=obs.ready_replicas,
+        excursion=excursion,
+        warming=warming,
+        idle=isinstance(obs.request_rate, Idle) or (offered <= 0 and latency is None),
+    )
