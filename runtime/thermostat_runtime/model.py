@@ -323,6 +323,8 @@ class RoutedLlama:
         full_logits = x @ self.lm_head.T if all_logits else None
         logits = full_logits[last] if full_logits is not None else x[last] @ self.lm_head.T
         n_layers, totals, start = self.config.n_layers, [0.0, 0.0], 0
+        if routing is not None:
+            routing.settle()
         hashes = routing.gate_hashes() if routing is not None and routing.trace else []
         for state, n in zip(states, lengths, strict=True):
             heads = (n if all_logits else 1) * self.head_flops

@@ -40,16 +40,21 @@ class RowRouting:
     thresholds: torch.Tensor  # [N, L, U]; -inf: keep all (sinks)
     groups: list[_Group]
     trace: bool
-    channels: torch.Tensor  # [N] channels multiplied, all routed units
-    flops: torch.Tensor  # [N] float64 FLOPs of the routed units' products
+    channels: torch.Tensor  # [N] channels multiplied, all routed units (complete after ``settle``)
+    flops: torch.Tensor  # [N] float64 FLOPs of the routed units' products (complete after ``settle``)
     masks: list[torch.Tensor] = field(default_factory=list)  # traced: [N, in] per (layer, unit)
     shared_sets: list[torch.Tensor] = field(default_factory=list)
+    # One threshold per (layer, unit) shared by every row (one T, no sink rows): a float compare.
+    uniform: list[list[float]] | None = None
+    _pending: list[tuple[torch.Tensor | None, torch.Tensor, int]] = field(default_factory=list)
 
     def project(self, layer: int, unit: int, x: torch.Tensor, wt: torch.Tensor) -> torch.Tensor:
         """``x @ wt`` for every row, each row through its group's kernel on its own kept channels."""
         if len(self.groups) == 1 and self.groups[0].index is None:
             out, used, mask = self._run(self.groups[0].kind, layer, unit, x, wt, None)
-            self._tally(None, used, wt.shape[1], mask)
+            self._pending.append((None, used, wt.shape[1]))
+            if self.trace:
+                self.masks.append(mask if mask is not None else torch.ones((x.shape[0], 1), dtype=torch.bool))
             return out
         out = x.new_empty((x.shape[0], wt.shape[1]))
         full_mask = torch.ones(x.shape, dtype=torch.bool) if self.trace else None
@@ -57,43 +62,52 @@ class RowRouting:
             assert group.index is not None
             part, used, mask = self._run(group.kind, layer, unit, x[group.index], wt, group.index)
             out[group.index] = part
-            self._tally(group.index, used, wt.shape[1], None)
+            self._pending.append((group.index, used, wt.shape[1]))
             if full_mask is not None and mask is not None:
                 full_mask[group.index] = mask.cpu()
         if full_mask is not None:
             self.masks.append(full_mask)
         return out
 
+    def _theta(self, layer: int, unit: int, index: torch.Tensor | None, device: torch.device) -> torch.Tensor | float:
+        if self.uniform is not None and index is None:
+            return self.uniform[layer][unit]
+        theta = self.thresholds[:, layer, unit] if index is None else self.thresholds[index, layer, unit]
+        return theta[:, None].to(device)
+
     def _run(  # noqa: PLR0917 - private, one call site
         self, kind: str, layer: int, unit: int, x: torch.Tensor, wt: torch.Tensor, index: torch.Tensor | None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         if kind == "exact":
             return x @ wt, torch.full((x.shape[0],), x.shape[1], dtype=torch.long), None
-        theta = self.thresholds[:, layer, unit] if index is None else self.thresholds[index, layer, unit]
-        theta = theta[:, None].to(x.device)
+        theta = self._theta(layer, unit, index, x.device)
         mask = sparse.gate_mask(x, theta)
         if kind == "bag":
             out, used = sparse.bag_matmul(x, mask, wt)
         elif kind == "dense":
             out, used = sparse.masked_dense(x, mask, wt)
         else:
+            assert isinstance(theta, torch.Tensor)
             out, used, shared = sparse.shared_matmul(x, mask, theta, wt)
             mask = mask & torch.zeros_like(mask).index_fill_(1, shared, True)
             self.shared_sets.append(shared)
-        return out, used.cpu(), mask
+        return out, used, mask
 
-    def _tally(self, index: torch.Tensor | None, used: torch.Tensor, out_dim: int, mask: torch.Tensor | None) -> None:
-        flops = used.double() * (2 * out_dim)
-        if index is None:
-            self.channels += used
-            self.flops += flops
-        else:
-            self.channels.index_add_(0, index.cpu(), used)
-            self.flops.index_add_(0, index.cpu(), flops)
-        if self.trace and mask is not None:
-            self.masks.append(mask.cpu())
-        elif self.trace and index is None:
-            self.masks.append(torch.ones((used.shape[0], 1), dtype=torch.bool))
+    def settle(self) -> None:
+        """Fold the per-product channel counts into ``channels`` and ``flops`` (once per call, not per
+        product: a few tensor ops instead of four per routed product)."""
+        whole = [(used, out_dim) for index, used, out_dim in self._pending if index is None]
+        if whole:
+            used = torch.stack([u for u, _ in whole]).cpu()
+            dims = torch.tensor([2 * d for _, d in whole], dtype=torch.float64)
+            self.channels += used.sum(0)
+            self.flops += (used.double() * dims[:, None]).sum(0)
+        for index, part, out_dim in self._pending:
+            if index is not None:
+                part = part.cpu()
+                self.channels.index_add_(0, index.cpu(), part)
+                self.flops.index_add_(0, index.cpu(), part.double() * (2 * out_dim))
+        self._pending.clear()
 
     def gate_hashes(self) -> list[str]:
         """Per row: a short hash of its gate mask over every layer and unit (in order)."""
@@ -131,13 +145,18 @@ def plan_rows(
             thresholds[torch.from_numpy(routed)] = router.thresholds(t)
         kinds += [kind] * len(pos)
         start += len(pos)
+    groups = _groups(kinds)
+    uniform = None
+    if len(groups) == 1 and kinds[0] in {"bag", "dense"} and bool((thresholds == thresholds[0]).all()):
+        uniform = thresholds[0].tolist()
     return RowRouting(
         n_rows=n,
         thresholds=thresholds,
-        groups=_groups(kinds),
+        groups=groups,
         trace=trace,
         channels=torch.zeros(n, dtype=torch.long),
         flops=torch.zeros(n, dtype=torch.float64),
+        uniform=uniform,
     )
 
 
