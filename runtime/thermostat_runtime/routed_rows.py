@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -46,6 +47,11 @@ class RowRouting:
     shared_sets: list[torch.Tensor] = field(default_factory=list)
     # One threshold per (layer, unit) shared by every row (one T, no sink rows): a float compare.
     uniform: list[list[float]] | None = None
+    # Decode rows the kernel plan was chosen for (0: fewer than sparse.DENSE_PLAN_ROWS, bags throughout).
+    kernel_rows: int = 0
+    # Per (layer, unit) of the bag group: 0 all rows bag, 1 all masked-dense, 2 mixed (see ``dense_sel``).
+    dense_status: list[list[int]] | None = None
+    dense_sel: torch.Tensor | None = None  # [N, L, U] bool: this row's product runs masked-dense
     _pending: list[tuple[torch.Tensor | None, torch.Tensor, int]] = field(default_factory=list)
 
     def project(self, layer: int, unit: int, x: torch.Tensor, wt: torch.Tensor) -> torch.Tensor:
@@ -83,7 +89,7 @@ class RowRouting:
         theta = self._theta(layer, unit, index, x.device)
         mask = sparse.gate_mask(x, theta)
         if kind == "bag":
-            out, used = sparse.bag_matmul(x, mask, wt)
+            out, used = self._decode_product(layer, unit, x, mask, wt, index)
         elif kind == "dense":
             out, used = sparse.masked_dense(x, mask, wt)
         else:
@@ -92,6 +98,23 @@ class RowRouting:
             mask = mask & torch.zeros_like(mask).index_fill_(1, shared, True)
             self.shared_sets.append(shared)
         return out, used, mask
+
+    def _decode_product(  # noqa: PLR0917 - private, one call site
+        self, layer: int, unit: int, x: torch.Tensor, mask: torch.Tensor, wt: torch.Tensor, index: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Bag or masked-dense per row, as the kernel plan chose from the row's own T (same gates)."""
+        status = 0 if self.dense_status is None else self.dense_status[layer][unit]
+        if status == 0:
+            return sparse.bag_matmul(x, mask, wt)
+        if status == 1:
+            return sparse.masked_dense(x, mask, wt)
+        assert self.dense_sel is not None
+        sel = self.dense_sel[:, layer, unit] if index is None else self.dense_sel[index, layer, unit]
+        on, off = sel.nonzero().view(-1), (~sel).nonzero().view(-1)
+        out, used = x.new_empty((x.shape[0], wt.shape[1])), mask.new_empty(x.shape[0], dtype=torch.long)
+        out[on], used[on] = sparse.masked_dense(x[on], mask[on], wt)
+        out[off], used[off] = sparse.bag_matmul(x[off], mask[off], wt)
+        return out, used
 
     def settle(self) -> None:
         """Fold the per-product channel counts into ``channels`` and ``flops`` (once per call, not per
@@ -124,8 +147,10 @@ def plan_rows(
     *,
     shared: bool,
     trace: bool,
+    kernel_rows: int = 0,
 ) -> RowRouting | None:
-    """The routing of a call (None: no sequence routes, the exact path runs)."""
+    """The routing of a call (None: no sequence routes, the exact path runs). ``kernel_rows`` > 0 plans
+    the kernels as for that many decode rows (replay of a request served in a larger batch)."""
     if router is None or all(t >= 1.0 for t in temps):
         return None
     n = sum(len(p) for p in positions)
@@ -146,6 +171,7 @@ def plan_rows(
         kinds += [kind] * len(pos)
         start += len(pos)
     groups = _groups(kinds)
+    plan = _kernel_plan(router, temps, positions, kinds, groups, kernel_rows or decode_rows)
     uniform = None
     if len(groups) == 1 and kinds[0] in {"bag", "dense"} and bool((thresholds == thresholds[0]).all()):
         uniform = thresholds[0].tolist()
@@ -157,7 +183,35 @@ def plan_rows(
         channels=torch.zeros(n, dtype=torch.long),
         flops=torch.zeros(n, dtype=torch.float64),
         uniform=uniform,
+        **plan,
     )
+
+
+def _kernel_plan(  # noqa: PLR0917 - private, one call site
+    router: NeuronRouter,
+    temps: Sequence[float],
+    positions: Sequence[np.ndarray],
+    kinds: list[str],
+    groups: list[_Group],
+    rows: int,
+) -> dict[str, Any]:
+    """Which decode rows' products run masked-dense: a function of (the row's T, its position, the
+    number of decode rows) only, never of a neighbour's activations (``sparse.dense_from_keep``)."""
+    from_keep = sparse.dense_from_keep(rows)
+    bag = [g for g in groups if g.kind == "bag"]
+    if from_keep is None or not bag:
+        return {}
+    sel = torch.zeros((len(kinds), router.n_layers, len(from_keep)), dtype=torch.bool)
+    start, limit = 0, torch.tensor(from_keep)
+    for t, pos in zip(temps, positions, strict=True):
+        if kinds[start] == "bag":
+            keep = torch.from_numpy(1.0 - router.sparsity_at(t))
+            sel[start : start + len(pos)] = (keep >= limit) if pos[0] >= ALWAYS_RUN_POSITIONS else True
+        start += len(pos)
+    part = sel if bag[0].index is None else sel[bag[0].index]
+    every, some = part.all(0), part.any(0)
+    status = torch.where(every, 1, torch.where(some, 2, 0)).tolist()
+    return {"kernel_rows": rows, "dense_status": status, "dense_sel": sel}
 
 
 def _groups(kinds: list[str]) -> list[_Group]:

@@ -26,8 +26,22 @@ from __future__ import annotations
 import torch
 
 MIN_DENSE_ROWS = 4
+# Kernel plan by decode rows per step: (from this many rows, per unit qkv/o/gu/down the expected kept
+# share at or above which masked-dense beats the bag). Measured on SmolLM2-135M's weights, one torch
+# thread, 30 layers cycled so the weights come from memory (docs/BENCHMARKS.md, "kernel plan"); below
+# DENSE_PLAN_ROWS rows the bag wins at every kept share.
+DENSE_PLAN_ROWS = 4
+_DENSE_FROM_KEEP = ((32, (0.35, 0.35, 0.4, 0.3)), (8, (0.45, 0.4, 0.65, 0.4)), (4, (0.5, 0.5, 1.01, 0.5)))
 _SUM = 0  # embedding_bag mode code for "sum"
 _ZERO_OFFSETS: dict[torch.device, torch.Tensor] = {}
+
+
+def dense_from_keep(rows: int) -> tuple[float, ...] | None:
+    """Per unit, the kept share from which ``rows`` decode rows run masked-dense (None: bags only)."""
+    for at_least, limits in _DENSE_FROM_KEEP:
+        if rows >= at_least:
+            return limits
+    return None
 
 
 def gate_mask(x: torch.Tensor, thresholds: torch.Tensor | float) -> torch.Tensor:
