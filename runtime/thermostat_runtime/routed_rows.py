@@ -127,9 +127,8 @@ class RowRouting:
             self.flops += (used.double() * dims[:, None]).sum(0)
         for index, part, out_dim in self._pending:
             if index is not None:
-                part = part.cpu()
-                self.channels.index_add_(0, index.cpu(), part)
-                self.flops.index_add_(0, index.cpu(), part.double() * (2 * out_dim))
+                self.channels.index_add_(0, index.cpu(), part.cpu())
+                self.flops.index_add_(0, index.cpu(), part.cpu().double() * (2 * out_dim))
         self._pending.clear()
 
     def gate_hashes(self) -> list[str]:
