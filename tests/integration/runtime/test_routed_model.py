@@ -169,6 +169,26 @@ def test_quick_profile_writes_a_valid_profile(tmp_path: Path, routed_model: Rout
     assert temps[-1] == 1.0
 
 
+@pytest.mark.slow
+def test_timing_only_profile_keeps_quality_and_refuses_another_router(routed_model: RoutedLlama) -> None:
+    from thermostat_runtime.profile import ProfileSettings, measure_profile, retime_profile, validate_profile
+
+    settings = ProfileSettings.quick()
+    profile, _ = measure_profile(routed_model, settings)
+    for point in profile["points"]:
+        point["tokens_per_s"] = {"1": -1.0}
+    retimed, bench = retime_profile(routed_model, profile, settings)
+    validate_profile(retimed)
+    assert len(bench) == len(profile["points"])
+    for old, new in zip(profile["points"], retimed["points"], strict=True):
+        assert new["tokens_per_s"]["1"] > 0
+        assert {k: v for k, v in new.items() if "time" not in k and "tokens" not in k} == {
+            k: v for k, v in old.items() if "time" not in k and "tokens" not in k
+        }
+    with pytest.raises(ValueError, match="run the full profile"):
+        retime_profile(routed_model, {**profile, "router_hash": "sha256:other"}, settings)
+
+
 def _step_alone(model: RoutedLlama, state, prompt: list[int], tokens: list[int], rows: int) -> torch.Tensor:  # type: ignore[no-untyped-def]
     """Feed one sequence alone as replay does, planning kernels as for ``rows`` decode rows."""
     out = model.forward([state], [prompt])
