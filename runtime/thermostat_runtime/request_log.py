@@ -8,7 +8,9 @@ settings and seed, the routing temperature it started at and any mid-request cha
 prompt, runs the same routing and sampling at batch 1 (gates never depend on batch neighbours) and
 reports whether the tokens match the logged hash. With ``explain`` it also recomputes every token's
 gate mask and compares its hash with the logged one (``routing.gate_hashes``): the exact audit trail of
-which channels ran. Per-token gates reproduce bit for bit from a batched request; a request served in
+which channels ran. A hash logged as ``hash@rows`` was computed in a step whose kernel plan ran
+masked-dense products for ``rows`` decode rows; replay plans that token's kernels the same way, so
+per-token gates reproduce bit for bit from a batched request; a request served in
 batch-shared mode cannot (its channel set depended on the batch), and the explanation says so.
 """
 

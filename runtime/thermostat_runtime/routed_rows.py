@@ -4,9 +4,13 @@ Rows are all new tokens of all sequences of a ``RoutedLlama.forward`` call, conc
 ``T = 1`` is an exact row (plain dense product, as the unrouted model). A routed sequence's rows get
 per-layer, per-unit |x| thresholds from the router (its first ``ALWAYS_RUN_POSITIONS`` positions keep
 every channel); the gate mask ``|x| > θ`` is computed first, from the row alone, and only then is the
-kernel chosen, by the row's own request shape: a decode row (the sequence sends one token) goes through
-``sparse.bag_matmul``, a prefill row through ``sparse.masked_dense``. With ``shared=True`` (batch-shared
-mode) two or more decode rows share one channel set per step (``sparse.shared_matmul``).
+kernel chosen, by the row's own request shape: a prefill row goes through ``sparse.masked_dense``; a
+decode row (the sequence sends one token) through ``sparse.bag_matmul``, except where the kernel plan
+says the bag loses: with ``sparse.DENSE_PLAN_ROWS`` or more decode rows in the step, a (layer, unit)
+whose kept share at the row's T reaches ``sparse.dense_from_keep(rows)`` runs masked-dense. The plan
+depends on the row count and the row's own T only, and replay can force the row count
+(``kernel_rows``), so a logged step's kernels can be rerun at batch 1. With ``shared=True``
+(batch-shared mode) two or more decode rows share one channel set per step (``sparse.shared_matmul``).
 
 The per-row tally counts the channels each kernel really multiplied; executed FLOPs are
 ``2 × out_dim`` per channel. With ``trace`` on, each row's gate mask over all layers and units is
