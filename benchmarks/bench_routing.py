@@ -134,7 +134,7 @@ def main() -> None:
     torch.set_num_threads(1)
     print(f"load average (1 min) before: {os.getloadavg()[0]:.2f}; torch threads: {torch.get_num_threads()}")
     if args.plan_only:
-        print(plan_table(RoutedLlama.load(), [1, 2, 4, 8, 32]))
+        print(plan_table(RoutedLlama.load(), [1, 2, 4, 8, 32, 64]))
         print(f"load average (1 min) after: {os.getloadavg()[0]:.2f}")
         return
     print(kernel_table(args.repeats), flush=True)

@@ -31,7 +31,12 @@ MIN_DENSE_ROWS = 4
 # thread, 30 layers cycled so the weights come from memory (docs/BENCHMARKS.md, "kernel plan"); below
 # DENSE_PLAN_ROWS rows the bag wins at every kept share.
 DENSE_PLAN_ROWS = 4
-_DENSE_FROM_KEEP = ((32, (0.35, 0.35, 0.4, 0.3)), (8, (0.45, 0.4, 0.65, 0.4)), (DENSE_PLAN_ROWS, (0.5, 0.5, 1.01, 0.5)))
+_DENSE_FROM_KEEP = (
+    (64, (0.25, 0.2, 0.35, 0.25)),
+    (32, (0.35, 0.35, 0.4, 0.3)),
+    (8, (0.45, 0.4, 0.65, 0.4)),
+    (DENSE_PLAN_ROWS, (0.5, 0.5, 1.01, 0.5)),
+)
 _SUM = 0  # embedding_bag mode code for "sum"
 _ZERO_OFFSETS: dict[torch.device, torch.Tensor] = {}
 
