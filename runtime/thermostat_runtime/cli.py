@@ -177,6 +177,10 @@ def profile(  # noqa: PLR0917 - typer maps each parameter to an option
     old_profile: Annotated[Path | None, typer.Option(help="A previous profile to plot beside.")] = None,
     threads: Annotated[int, typer.Option(min=1, help="torch CPU threads (timings: 1, the serving default).")] = 1,
     model: ModelOption = None,
+    timing_only: Annotated[
+        Path | None,
+        typer.Option(help="Re-measure only the timings of this profile (same router); keep its quality."),
+    ] = None,
 ) -> None:
     """Measure the quality/compute profile on the test split and write it (validated against the schema)."""
     import torch
@@ -187,6 +191,7 @@ def profile(  # noqa: PLR0917 - typer maps each parameter to an option
         benchmark_table,
         measure_profile,
         profile_table,
+        retime_profile,
         validate_profile,
     )
 
@@ -194,7 +199,10 @@ def profile(  # noqa: PLR0917 - typer maps each parameter to an option
     torch.set_num_threads(threads)
     routed = RoutedLlama.load(model, router_dir=routers if routers is not None else DEFAULT)
     settings = ProfileSettings.quick() if quick else ProfileSettings()
-    result, bench = measure_profile(routed, settings)
+    if timing_only is not None:
+        result, bench = retime_profile(routed, json.loads(timing_only.read_text()), settings)
+    else:
+        result, bench = measure_profile(routed, settings)
     validate_profile(result)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")

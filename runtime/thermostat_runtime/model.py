@@ -71,6 +71,7 @@ class SequenceState:
     trace: bool = False
     gate_hashes: list[str] = field(default_factory=list)
     gate_channels: list[int] = field(default_factory=list)  # traced: channels multiplied per token
+    kernel_rows: int = 0  # > 0: plan kernels as for this many decode rows (replay of a batched step)
 
     @property
     def executed_fraction(self) -> float:
@@ -298,7 +299,8 @@ class RoutedLlama:
         positions = [np.arange(s.length, s.length + n) for s, n in zip(states, lengths, strict=True)]
         temps = [1.0 if self.router is None else self.clamp(s.routing_temperature) for s in states]
         trace = record_gates or any(s.trace for s in states)
-        routing = plan_rows(self.router, temps, positions, shared=self.batch_shared, trace=trace)
+        forced = max(s.kernel_rows for s in states)
+        routing = plan_rows(self.router, temps, positions, shared=self.batch_shared, trace=trace, kernel_rows=forced)
         ids = torch.tensor([i for t in token_lists for i in t], device=self.device)
         rope = self._rope_tables(torch.from_numpy(np.concatenate(positions)).to(self.device))
         x = self.embed[ids]
@@ -323,13 +325,17 @@ class RoutedLlama:
         full_logits = x @ self.lm_head.T if all_logits else None
         logits = full_logits[last] if full_logits is not None else x[last] @ self.lm_head.T
         n_layers, totals, start = self.config.n_layers, [0.0, 0.0], 0
+        if routing is not None:
+            routing.settle()
         hashes = routing.gate_hashes() if routing is not None and routing.trace else []
         for state, n in zip(states, lengths, strict=True):
             heads = (n if all_logits else 1) * self.head_flops
             full = n * n_layers * self.layer_flops + heads
             done = full if routing is None else float(routing.flops[start : start + n].sum()) + heads
             if state.trace and hashes and routing is not None and state.routing_temperature < 1.0:
-                state.gate_hashes.extend(hashes[start : start + n])
+                # "@rows": the kernel plan's row count (masked-dense products), so replay can rerun it.
+                suffix = f"@{routing.kernel_rows}" if routing.kernel_rows else ""
+                state.gate_hashes.extend(h + suffix for h in hashes[start : start + n])
                 state.gate_channels.extend(routing.channels[start : start + n].tolist())
             state.length += n
             state.flops_full += full

@@ -175,6 +175,34 @@ def _speed(model: RoutedLlama, t: float, settings: ProfileSettings, prompt: list
     return point
 
 
+_SPEED_FIELDS = ("tokens_per_s", "time_fraction_by_batch", "time_fraction", "time_fraction_shared_by_batch")
+
+
+def retime_profile(
+    model: RoutedLlama, profile: dict[str, Any], settings: ProfileSettings
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """``profile`` with its timings measured again and its quality fields kept (valid only while the gates
+    are unchanged, which the router hash vouches for: a kernel change alters time, not which units run)."""
+    if profile.get("router_hash") != model.router_hash:
+        raise ValueError(
+            f"profile router {profile.get('router_hash')} is not the loaded {model.router_hash}: "
+            "its quality figures would not describe these gates; run the full profile instead"
+        )
+    prompt = split_chunks(model, "test", settings.test_chunks, settings.seq_len)[0, : settings.prompt_len].tolist()
+    result = json.loads(json.dumps(profile))
+    bench: list[dict[str, Any]] = []
+    load_before = os.getloadavg()[0]
+    for point in result["points"]:
+        for name in _SPEED_FIELDS:
+            point.pop(name, None)
+        point.update(_speed(model, point["routing_temperature"], settings, prompt, bench))
+        log.info("T=%.2f: %s", point["routing_temperature"], json.dumps(point["time_fraction_by_batch"]))
+    result["timing"] = {"torch_threads": torch.get_num_threads(), "load_average_1m": [load_before, os.getloadavg()[0]],
+                        "decode_steps": settings.decode_steps, "prompt_len": settings.prompt_len,
+                        "retimed": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}  # fmt: skip
+    return result, bench
+
+
 def device_name(model: RoutedLlama) -> str:
     if model.device.type == "cuda":
         return torch.cuda.get_device_name(model.device)

@@ -8,7 +8,9 @@ settings and seed, the routing temperature it started at and any mid-request cha
 prompt, runs the same routing and sampling at batch 1 (gates never depend on batch neighbours) and
 reports whether the tokens match the logged hash. With ``explain`` it also recomputes every token's
 gate mask and compares its hash with the logged one (``routing.gate_hashes``): the exact audit trail of
-which channels ran. Per-token gates reproduce bit for bit from a batched request; a request served in
+which channels ran. A hash logged as ``hash@rows`` was computed in a step whose kernel plan ran
+masked-dense products for ``rows`` decode rows; replay plans that token's kernels the same way, so
+per-token gates reproduce bit for bit from a batched request; a request served in
 batch-shared mode cannot (its channel set depended on the batch), and the explanation says so.
 """
 
@@ -86,10 +88,12 @@ def replay(engine: Engine, record: dict[str, Any]) -> ReplayResult:
     generator = new_generator(int(record["routing_seed"]))
     tokens: list[int] = []
     row = prompt_ids
+    logged = list((record.get("routing") or {}).get("gate_hashes", []))
     with torch.inference_mode():
         while len(tokens) < int(record["max_tokens"]):
             if len(tokens) in changes and tokens:
                 state.routing_temperature = changes[len(tokens)]
+            state.kernel_rows = _kernel_rows(logged, state.length)
             logits = engine.forward([state], [row]).logits[0]
             token = sample_token(logits, temperature=record["temperature"], top_p=record["top_p"], generator=generator)
             stop = token in engine.stop_ids and not record["body"].get("ignore_eos", False)
@@ -100,6 +104,13 @@ def replay(engine: Engine, record: dict[str, Any]) -> ReplayResult:
     matches = tokens_sha256(tokens) == record.get("completion_sha256")
     explanation = explain(engine, record, state.gate_hashes, state.gate_channels)
     return ReplayResult(tokens, engine.decode(tokens), state.executed_fraction, matches, explanation)
+
+
+def _kernel_rows(logged: list[str], index: int) -> int:
+    """The kernel plan's row count logged with token ``index``'s gate hash (``hash@rows``; 0: none)."""
+    if index >= len(logged) or "@" not in logged[index]:
+        return 0
+    return int(logged[index].rsplit("@", 1)[1])
 
 
 def explain(engine: Engine, record: dict[str, Any], hashes: list[str], channels: list[int]) -> dict[str, Any]:

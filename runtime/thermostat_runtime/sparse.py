@@ -3,15 +3,14 @@
 Weights are stored transposed (``wt`` is [in, out], contiguous), so a kept channel is one contiguous row
 of ``wt``. Three kernels, one contract: ``out[r] = sum over kept i of x[r, i] * wt[i]``.
 
-* ``bag_matmul`` (decode rows): ``embedding_bag`` with ``per_sample_weights``, one bag per row. Each
-  bag is summed on its own, so a row's result is bit-identical whatever else is in the batch; skipped
-  rows of ``wt`` are never read. This is the per-token kernel at every batch size.
-* ``masked_dense`` (prefill rows): zero the skipped channels and run one dense product, padded to at
-  least ``MIN_DENSE_ROWS`` rows (with one torch thread, torch's CPU matmul computes a row the same way
-  for any row count from 4 up; 1-3 rows take a different path; with several threads the split of rows
-  across threads can change a row's rounding). A prompt is prefilled on its own, so its rows depend
-  only on the request's tokens either way. Same quality as the bag, no time saved: prompts are prefilled
-  densely, the saving is in decode.
+* ``bag_matmul`` (decode rows, few of them): ``embedding_bag`` with ``per_sample_weights``, one bag per
+  row. Each bag is summed on its own, so a row's result is bit-identical whatever else is in the batch;
+  skipped rows of ``wt`` are never read. One row (batch-1 decode) takes a short path: one ``nonzero``,
+  one gather, one bag, no per-row bookkeeping.
+* ``masked_dense`` (prefill rows; decode rows where the bag loses, see ``kernel_choice``): zero the
+  skipped channels and run one dense product, padded to at least ``MIN_DENSE_ROWS`` rows (torch's CPU
+  matmul computes a row the same way for any row count from 4 up; 1-3 rows take a different path). Same
+  gates, same output to float rounding, no weight rows skipped.
 * ``shared_matmul`` (batch-shared mode): one channel set ``S`` per step, the ``k`` channels with the
   largest aggregate normalized magnitude over the batch (``k`` = the rows' mean kept count); each row runs
   ``S`` ∩ its own kept set (the product runs all of ``S`` for every row: that is the count). Reads
@@ -25,26 +24,55 @@ indices or mask it was given, for the executed-FLOPs tally.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F  # noqa: N812 - the torch convention
 
 MIN_DENSE_ROWS = 4
+# Kernel plan by decode rows per step: (from this many rows, per unit qkv/o/gu/down the expected kept
+# share at or above which masked-dense beats the bag). Measured on SmolLM2-135M's weights, one torch
+# thread, 30 layers cycled so the weights come from memory (docs/BENCHMARKS.md, "kernel plan"); below
+# DENSE_PLAN_ROWS rows the bag wins at every kept share.
+DENSE_PLAN_ROWS = 4
+_DENSE_FROM_KEEP = (
+    (64, (0.25, 0.2, 0.35, 0.25)),
+    (32, (0.35, 0.35, 0.4, 0.3)),
+    (8, (0.45, 0.4, 0.65, 0.4)),
+    (DENSE_PLAN_ROWS, (0.5, 0.5, 1.01, 0.5)),
+)
+_SUM = 0  # embedding_bag mode code for "sum"
+_ZERO_OFFSETS: dict[torch.device, torch.Tensor] = {}
 
 
-def gate_mask(x: torch.Tensor, thresholds: torch.Tensor) -> torch.Tensor:
-    """Keep mask [N, in]: ``|x| > θ`` per row (θ [N, 1]; -inf keeps everything). Elementwise, so it
-    depends only on the row itself, and it is computed before any kernel is chosen."""
+def dense_from_keep(rows: int) -> tuple[float, ...] | None:
+    """Per unit, the kept share from which ``rows`` decode rows run masked-dense (None: bags only)."""
+    for at_least, limits in _DENSE_FROM_KEEP:
+        if rows >= at_least:
+            return limits
+    return None
+
+
+def gate_mask(x: torch.Tensor, thresholds: torch.Tensor | float) -> torch.Tensor:
+    """Keep mask [N, in]: ``|x| > θ`` per row (θ [N, 1] or one float; -inf keeps everything).
+    Elementwise, so it depends only on the row itself, and it is computed before any kernel is chosen."""
     return x.abs() > thresholds
+
+
+def _bag(wt: torch.Tensor, cols: torch.Tensor, offsets: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    # The aten op directly: F.embedding_bag's Python checks cost as much as a small bag.
+    return torch.embedding_bag(wt, cols, offsets, False, _SUM, False, weights, False, None)[0]
 
 
 def bag_matmul(x: torch.Tensor, mask: torch.Tensor, wt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-row sparse product via ``embedding_bag``; (out [N, out], channels used per row [N])."""
+    if x.shape[0] == 1:
+        cols = mask.view(-1).nonzero().view(-1)
+        offsets = _ZERO_OFFSETS.get(x.device)
+        if offsets is None:
+            offsets = _ZERO_OFFSETS.setdefault(x.device, torch.zeros(1, dtype=torch.long, device=x.device))
+        out = _bag(wt, cols, offsets, x.view(-1).index_select(0, cols))
+        return out, cols.new_full((1,), cols.shape[0])
     rows, cols = mask.nonzero(as_tuple=True)
-    counts = torch.bincount(rows, minlength=x.shape[0])
-    offsets = torch.zeros_like(counts)
-    if x.shape[0] > 1:
-        offsets[1:] = counts.cumsum(0)[:-1]
-    out = F.embedding_bag(cols, wt, offsets, mode="sum", per_sample_weights=x[rows, cols])
-    return out, counts
+    counts = mask.sum(1)
+    offsets = counts.cumsum(0).sub_(counts)
+    return _bag(wt, cols, offsets, x[rows, cols]), counts
 
 
 def dense(x: torch.Tensor, wt: torch.Tensor) -> torch.Tensor:

@@ -167,3 +167,58 @@ def test_quick_profile_writes_a_valid_profile(tmp_path: Path, routed_model: Rout
     temps = [p["routing_temperature"] for p in profile["points"]]
     assert temps[0] == routed_model.t_min
     assert temps[-1] == 1.0
+
+
+@pytest.mark.slow
+def test_timing_only_profile_keeps_quality_and_refuses_another_router(routed_model: RoutedLlama) -> None:
+    from thermostat_runtime.profile import ProfileSettings, measure_profile, retime_profile, validate_profile
+
+    settings = ProfileSettings.quick()
+    profile, _ = measure_profile(routed_model, settings)
+    for point in profile["points"]:
+        point["tokens_per_s"] = {"1": -1.0}
+    retimed, bench = retime_profile(routed_model, profile, settings)
+    validate_profile(retimed)
+    assert len(bench) == len(profile["points"])
+    for old, new in zip(profile["points"], retimed["points"], strict=True):
+        assert new["tokens_per_s"]["1"] > 0
+        assert {k: v for k, v in new.items() if "time" not in k and "tokens" not in k} == {
+            k: v for k, v in old.items() if "time" not in k and "tokens" not in k
+        }
+    with pytest.raises(ValueError, match="run the full profile"):
+        retime_profile(routed_model, {**profile, "router_hash": "sha256:other"}, settings)
+
+
+def _step_alone(model: RoutedLlama, state, prompt: list[int], tokens: list[int], rows: int) -> torch.Tensor:  # type: ignore[no-untyped-def]
+    """Feed one sequence alone as replay does, planning kernels as for ``rows`` decode rows."""
+    out = model.forward([state], [prompt])
+    state.kernel_rows = rows
+    for token in tokens:
+        out = model.forward([state], [[token]])
+    return out.logits[0]
+
+
+def test_kernel_plan_of_a_large_batch_is_logged_and_replayed_with_the_same_gates(
+    routed_model: RoutedLlama, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = {"dense": 0}
+    real_dense = sparse.masked_dense
+
+    def dense(x: torch.Tensor, mask: torch.Tensor, wt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        calls["dense"] += x.shape[0] == 1 or 0
+        return real_dense(x, mask, wt)
+
+    prompts = [routed_model.tokenizer.encode(PROMPTS[i % 3] + " " * (i // 3)) for i in range(8)]
+    temps = [0.75, 0.3, 0.9, 0.75, 0.5, 0.95, 0.2, 0.8]
+    together = [routed_model.new_sequence(routing_temperature=t, seed=i, trace=True) for i, t in enumerate(temps)]
+    tokens = _decode(routed_model, together, prompts, steps=3)
+    last = routed_model.forward(together, [[t[-1]] for t in tokens]).logits
+    fed = [t + t[-1:] for t in tokens]
+    assert all(h.endswith("@8") for h in together[0].gate_hashes[len(prompts[0]) :])
+    monkeypatch.setattr(sparse, "masked_dense", dense)
+    for i in (0, 1, 2):
+        alone = routed_model.new_sequence(routing_temperature=temps[i], seed=i, trace=True)
+        logits = _step_alone(routed_model, alone, prompts[i], fed[i], rows=8)
+        assert alone.gate_hashes == together[i].gate_hashes
+        assert torch.allclose(logits, last[i], rtol=1e-4, atol=1e-4)  # the exact LM head is not batch-invariant
+    assert calls["dense"] > 0  # the plan really ran masked-dense products on single decode rows
