@@ -108,5 +108,7 @@ def test_chart_defaults_name_the_images_built_here() -> None:
     assert registry in text, f"charts/thermostat/values.yaml does not default to the registry {registry}"
     assert repository in text, f"charts/thermostat/values.yaml does not default to {repository}"
     # The runtime image is named by each RoutedModel (spec.model.image), so the examples carry it.
-    examples = [p for p in (ROOT / "examples").glob("*.yaml") if "model:" in p.read_text(encoding="utf-8")]
-    assert examples and all(runtime_image in p.read_text(encoding="utf-8") for p in examples if "image:" in p.read_text())
+    texts = [p.read_text(encoding="utf-8") for p in (ROOT / "examples").glob("*.yaml")]
+    images = [text for text in texts if "image:" in text]
+    assert images, "no example names a runtime image"
+    assert all(runtime_image in text for text in images), f"an example names another image than {runtime_image}"
