@@ -76,7 +76,7 @@ def _scenario(emulated_api: EmulatedApi, load: LoadDriver) -> None:
     cluster.kube.core.create_namespaced_secret(NAMESPACE, secret, _preload_content=False)
     cluster.create_routedmodel(spec(replicas_min=2))
     wait_until(lambda: cluster.condition("Ready").get("status") == "True", timeout_s=60, what="Ready=True")
-    load.set(rate=0.5, latency_s=4.0)  # light load: one replica is enough
+    load.set(rate=0.2, latency_s=1.0)  # light load, far under the 10 s target: one replica is enough
     wait_until(lambda: cluster.condition("MetricsAvailable").get("status") == "True", timeout_s=60, what="metrics")
     strip_labels(cluster)
     patch = {"spec": {"replicas": {"min": 1, "max": 3}}}
