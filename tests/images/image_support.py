@@ -16,20 +16,21 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import yaml
+
+from waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 BUILD = REPO / "images" / "build.sh"
 BASE_TAG = "localhost/thermostat-base:bookworm"
 # chroot isolation needs no OCI runtime (Debian's buildah without its Recommends has none).
 BUILDAH_ENV = {**os.environ, "BUILDAH_ISOLATION": "chroot"}
-T = TypeVar("T")
 
 
 def image_tags() -> tuple[str, str]:
@@ -162,20 +163,6 @@ def end_group(process: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
-
-
-def wait_until(check: Callable[[], T | None], *, timeout_s: float, what: str, process: Any = None) -> T:
-    """Poll ``check`` until it returns something truthy; fail naming ``what`` (or a process that died)."""
-    deadline = time.monotonic() + timeout_s
-    last: T | None = None
-    while time.monotonic() < deadline:
-        if process is not None and process.poll() is not None:
-            raise AssertionError(f"exited ({process.returncode}) while waiting for {what}")
-        last = check()
-        if last:
-            return last
-        time.sleep(0.25)
-    raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what} (last: {last!r})")
 
 
 def http_status(url: str, body: dict[str, Any] | None = None) -> tuple[int, dict[str, Any] | None]:

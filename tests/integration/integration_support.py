@@ -14,10 +14,9 @@ import subprocess
 import threading
 import time
 import urllib.request
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import yaml
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
@@ -25,6 +24,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 from thermostat.kube import Kube, load_api_client
 from thermostat.run import spawn_operator
 from thermostat_stack.promserver import free_port
+from waiting import wait_until  # noqa: F401 - re-exported: the scenarios import it from here
 
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 20, 30, 60)
 TPOT_BUCKETS = (0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.2, 0.5, 1)
@@ -104,7 +104,6 @@ def wait_for_kubeconfig(path: Path, process: subprocess.Popen[bytes], log: Path,
     )
 
 
-T = TypeVar("T")
 NAMESPACE, NAME = "it", "chat"
 
 
@@ -136,18 +135,6 @@ class LoadDriver(threading.Thread):
 
     def stop(self) -> None:
         self._stop.set()
-
-
-def wait_until(check: Callable[[], T | None], *, timeout_s: float, what: str) -> T:
-    """Poll ``check`` until it returns something truthy; fail naming ``what`` otherwise."""
-    deadline = time.monotonic() + timeout_s
-    last: T | None = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(0.25)
-    raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what} (last: {last!r})")
 
 
 class Cluster:

@@ -97,8 +97,6 @@ def test_build_script_names_the_images_the_chart_and_readme_use() -> None:
 def test_chart_defaults_name_the_images_built_here() -> None:
     values_file = ROOT / "charts" / "thermostat" / "values.yaml"
     chart_file = ROOT / "charts" / "thermostat" / "Chart.yaml"
-    if not values_file.exists():
-        pytest.skip("no chart in this tree yet (charts/thermostat)")
     text = values_file.read_text(encoding="utf-8")
     chart = yaml.safe_load(chart_file.read_text(encoding="utf-8"))
     assert str(chart["appVersion"]) == IMAGE_NAMES[0].rsplit(":", 1)[1], "the chart's appVersion is the image tag"
