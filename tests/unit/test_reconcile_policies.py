@@ -70,8 +70,10 @@ def world(
 ) -> World:
     """What a run would have read: the Deployment (None: absent) at ``replicas``, all of them ready."""
     name = spec.target_ref.name if spec.target_ref else NAME
-    workload = None if replicas is None else Workload(name, replicas, replicas, {"app": name}, "runner")
-    fields.setdefault("configmap", {"data": {"routing_temperature": repr(temperature)}})
+    selector = {"matchLabels": {"app": name}}
+    workload = None if replicas is None else Workload(name, replicas, replicas, selector, "runner")
+    ours = {"name": f"{NAME}-routing", "annotations": {"thermostat.dev/created-by": NAME}}
+    fields.setdefault("configmap", {"metadata": ours, "data": {"routing_temperature": repr(temperature)}})
     return World(now=now, subject=Subject.from_body(body(spec, status)), spec=spec, workload=workload,
                  temperature=temperature, **fields)  # fmt: skip
 
@@ -128,8 +130,8 @@ def test_recommend_keeps_its_warnings() -> None:
 
 def test_enforce_writes_both_knobs_each_with_its_event_and_marks_pods_on_the_way_down() -> None:
     spec = make_spec()
-    pods = tuple({"metadata": {"name": f"chat-{i}", "creationTimestamp": f"2026-01-0{i + 1}T00:00:00Z"}}
-                 for i in range(3))  # fmt: skip
+    pods = tuple({"metadata": {"name": f"chat-{i}", "creationTimestamp": f"2026-01-0{i + 1}T00:00:00Z",
+                               "labels": {"app": NAME}}} for i in range(3))  # fmt: skip
     actions = plan_actions(world(spec, replicas=3, pods=pods, watch=ReplicaWatch(expected=3)), wants(0.6, 2), spec,
                            now=0.0)  # fmt: skip
     config, scale = actions.writes

@@ -9,6 +9,7 @@ from kubernetes.client import ApiException
 
 from thermostat.kube.client import MERGE_PATCH, Kube
 from thermostat.kube.permissions import Permission, requires
+from thermostat.kube.selectors import selector_query
 
 DELETION_COST = "controller.kubernetes.io/pod-deletion-cost"
 
@@ -50,9 +51,11 @@ def other_scalers(kube: Kube, namespace: str, deployment: str) -> list[str]:
 
 
 @requires(Permission("", "pods", ("list",), "counts ready and starting runtime pods"))
-def list_pods(kube: Kube, namespace: str, selector: dict[str, str]) -> list[dict[str, Any]]:
-    """Pods matching the label selector."""
-    label_selector = ",".join(f"{key}={value}" for key, value in sorted(selector.items()))
+def list_pods(kube: Kube, namespace: str, selector: dict[str, Any]) -> list[dict[str, Any]]:
+    """Pods the Deployment's LabelSelector selects (matchLabels and matchExpressions); none for an empty one."""
+    label_selector = selector_query(selector)
+    if label_selector is None:
+        return []
     return _items(
         lambda: kube.core.list_namespaced_pod(namespace, label_selector=label_selector, _preload_content=False)
     )

@@ -71,8 +71,9 @@ class Workload:
     name: str
     replicas: int  # spec.replicas
     ready_replicas: int
-    selector: dict[str, str]
+    selector: dict[str, Any]  # the whole LabelSelector: matchLabels and matchExpressions
     service_account: str
+    annotations: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_deployment(cls, deployment: dict[str, Any]) -> Workload:
@@ -83,8 +84,9 @@ class Workload:
             name=deployment["metadata"]["name"],
             replicas=1 if replicas is None else int(replicas),
             ready_replicas=int(status.get("readyReplicas") or 0),
-            selector=dict((spec.get("selector") or {}).get("matchLabels") or {}),
+            selector=dict(spec.get("selector") or {}),
             service_account=pod_spec.get("serviceAccountName") or "default",
+            annotations=dict(deployment["metadata"].get("annotations") or {}),
         )
 
 
