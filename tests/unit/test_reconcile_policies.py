@@ -152,8 +152,25 @@ def test_another_scaler_leaves_us_the_temperature_only() -> None:
     conflict = actions.verdicts["Conflict"]
     assert (conflict.status, conflict.reason) == ("True", "OtherScaler")
     assert "HorizontalPodAutoscaler/chat" in conflict.message
-    assert reasons(actions) == []  # the HPA scaling is expected, not a manual change
+    assert reasons(actions) == ["OtherScaler"]  # said once; the HPA's scaling is not a manual change
+    assert "yields the replicas" in actions.events[0].message
     assert not actions.applied
+    said = {"conditions": [{"type": "Conflict", "status": "True", "reason": "OtherScaler", "message": "m",
+                            "lastTransitionTime": "2026-01-01T00:00:00Z"}]}  # fmt: skip
+    again = plan_actions(world(spec, replicas=3, scalers=hpa, status=said, watch=ReplicaWatch(expected=2)),
+                         wants(0.6, 5), spec, now=15.0)  # fmt: skip
+    assert reasons(again) == []
+
+
+def test_scalers_that_cannot_be_listed_are_an_unknown_conflict_not_a_failed_run() -> None:
+    spec = make_spec()
+    why = "the operator may not list HorizontalPodAutoscalers in namespace prod (403 Forbidden)"
+    actions = plan_actions(world(spec, replicas=2, scalers_unknown=why, watch=ReplicaWatch(expected=2)),
+                           wants(0.8, 3), spec, now=0.0)  # fmt: skip
+    conflict = actions.verdicts["Conflict"]
+    assert (conflict.status, conflict.reason) == ("Unknown", "ScalersUnknown")
+    assert why in conflict.message
+    assert kinds(actions) == ["Scale"]  # replicas still steered; an HPA undoing them is ReplicasOverridden
 
 
 # --- Replicas changed outside Thermostat ---------------------------------------------------------------

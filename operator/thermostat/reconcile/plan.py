@@ -94,7 +94,7 @@ def plan_actions(world: World, decision: Decision | None, spec: RoutedModelSpec,
         after=Settings(routing_temperature=temperature, replicas=replicas, ready_replicas=ready),
         applied=enforce and not decision.held and (conflict is None or decision.replicas == workload.replicas),
         watch=watch,
-        verdicts={ConditionType.CONFLICT: conflict_verdict(conflict, reason=reason)},
+        verdicts={ConditionType.CONFLICT: conflict_verdict(conflict, reason=reason, unknown=world.scalers_unknown)},
     )
 
 
@@ -108,6 +108,8 @@ def _replica_events(
     world: World, workload: Workload, verdict: ReplicaVerdict, *, last: int | None
 ) -> list[events.Event]:
     """An external change is said once: adopted, or the start of a conflict. Other scalers are expected to."""
+    if world.scalers and not _said_before(world, OTHER_SCALER):
+        return [events.other_scaler(world.scalers, workload.name)]
     if not verdict.external or world.scalers or last is None:
         return []
     if verdict.overridden is None:
@@ -115,6 +117,13 @@ def _replica_events(
     if verdict.watch.changes == OVERRIDE_LIMIT:
         return [events.replicas_overridden(verdict.overridden)]
     return []
+
+
+def _said_before(world: World, reason: str) -> bool:
+    """Whether the last status already had Conflict=True for this reason (an Event is said once)."""
+    previous = world.subject.previous
+    conditions = previous.conditions if previous else []
+    return any(c.type == ConditionType.CONFLICT and c.status == "True" and c.reason == reason for c in conditions)
 
 
 def _temperature_write(world: World, spec: RoutedModelSpec, decision: Decision) -> PatchConfigMap:

@@ -8,14 +8,12 @@ replicas stay where they are, since removing a RoutedModel must not remove capac
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
-from thermostat.reconcile.actions import PatchObject
-from thermostat.reconcile.world import Context
+from thermostat.reconcile.actions import Actions, PatchObject
+from thermostat.reconcile.apply import apply
+from thermostat.reconcile.world import Context, Subject
 from thermostat.render.ownership import release_patch
-
-logger = logging.getLogger(__name__)
 
 
 def drives_users_objects(spec: Any) -> bool:
@@ -33,16 +31,12 @@ def plan_release(name: str, live: dict[str, dict[str, Any] | None]) -> list[Patc
     return writes
 
 
-def release(context: Context, body: dict[str, Any]) -> list[str]:
-    """Read the user's objects a deleted RoutedModel drove and give them back; returns what was released."""
-    meta, spec = body["metadata"], body.get("spec") or {}
-    namespace, target = meta["namespace"], spec.get("targetRef") or {}
+def release(context: Context, body: dict[str, Any]) -> None:
+    """Read the user's objects a deleted RoutedModel drove and give them back; a refusal raises (Kopf retries)."""
+    subject = Subject.from_body(body)
+    target = (body.get("spec") or {}).get("targetRef") or {}
     names = {"Deployment": target.get("name"), "ConfigMap": target.get("routingConfigMap")}
-    live = {kind: context.kube.read(kind, namespace, name) for kind, name in names.items() if name}
-    released = []
-    for write in plan_release(meta["name"], live):
-        context.kube.patch(write.kind, namespace, write.name, write.patch)
-        released.append(f"{write.kind}/{write.name}")
-    if released:
-        logger.info("released %s/%s: %s", namespace, meta["name"], ", ".join(released))
-    return released
+    live = {kind: context.kube.read(kind, subject.namespace, name) for kind, name in names.items() if name}
+    outcome = apply(context.kube, subject.ref, Actions(writes=tuple(plan_release(subject.name, live))))
+    if outcome.error:
+        raise RuntimeError(outcome.error)

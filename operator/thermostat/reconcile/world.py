@@ -102,6 +102,7 @@ class World:
     configmap: dict[str, Any] | None = None  # the routing ConfigMap, live
     temperature: float = 1.0  # the routing temperature in force
     scalers: tuple[str, ...] = ()  # HPAs and ScaledObjects on the Deployment
+    scalers_unknown: str | None = None  # why other scalers could not be looked for (a 403)
     pods: tuple[dict[str, Any], ...] = ()
     observation: Observation | None = None
     metrics_errors: dict[str, MetricsError] = field(default_factory=dict)
