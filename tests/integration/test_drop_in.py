@@ -130,8 +130,9 @@ def test_a_foreign_deployment_is_driven_end_to_end_and_given_back_intact(
     load.set(rate=0.5, latency_s=4.0)
     wait_until(lambda: cluster.condition("MetricsAvailable").get("status") == "True", timeout_s=60, what="metrics")
     configmap = cluster.kube.read("ConfigMap", NAMESPACE, "vllm-routing") or {}
-    assert configmap["metadata"]["annotations"]["thermostat.dev/managed-by"] == NAME
+    # The data-loss bug: an ownerReference to the RoutedModel here would collect the user's ConfigMap with it.
     assert configmap["metadata"]["ownerReferences"] == before["ConfigMap"]["metadata"]["ownerReferences"]
+    assert configmap["metadata"]["annotations"]["thermostat.dev/managed-by"] == NAME
     assert configmap["metadata"]["labels"] == {"team": "ml"}
     role = cluster.kube.read("Role", NAMESPACE, f"{NAME}-routing-reader") or {}
     assert role["metadata"]["annotations"]["thermostat.dev/created-by"] == NAME  # created, so owned
