@@ -97,6 +97,9 @@ def test_an_object_driven_by_another_routedmodel_is_refused_with_a_reason() -> N
     assert actions.writes == ()
     assert actions.health.apply_error
     assert "already driven by RoutedModel other-model" in actions.health.apply_error
+    run = plan_actions(world(spec, configmap=other), wants(0.5, 4), spec, now=0.0)
+    assert run.writes == ()  # the control run does not write another RoutedModel's temperature either
+    assert run.health.apply_error == actions.health.apply_error
 
 
 def test_an_existing_object_the_routedmodel_did_not_create_is_foreign() -> None:

@@ -64,6 +64,11 @@ def plan_actions(world: World, decision: Decision | None, spec: RoutedModelSpec,
     workload = world.workload
     if workload is None or decision is None:
         return plan_missing_workload(world, spec)
+    driven = _driven_by_another(world, spec)
+    if driven:  # another RoutedModel's object: not a single write
+        current = remembered(world)
+        health = Health(apply_error=driven, ready_replicas=workload.ready_replicas, replicas=workload.replicas)
+        return Actions(health=health, before=current, after=current, watch=world.watch)
     enforce = spec.mode == Mode.ENFORCE
     fallback = remembered(world).replicas
     verdict = judge_replicas(world.watch, workload.replicas, fallback=fallback, now=now, quiet_s=quiet_seconds(spec))
