@@ -3,7 +3,9 @@
 - startup: settings, JSON logs, the operator's /metrics, annotation-based progress storage (the
   status is a structural schema owned by ``thermostat.api``; Kopf must not write ``status.kopf``),
   and the process-wide ``Context`` in the operator memo;
-- create/update/resume: ``ensure_owned`` (ownerReferences make deletion cascade);
+- create/update/resume: ``ensure_owned`` (ownerReferences on what it created make deletion cascade);
+- delete, for a RoutedModel with ``targetRef`` only (so only these get Kopf's finalizer): ``release``
+  gives the user's Deployment and ConfigMap back as they were;
 - one daemon per RoutedModel: ``control_run`` every ``spec.behavior.periodSeconds``.
 Per-RoutedModel state lives in Kopf's per-object ``memo``, born and dying with the object.
 Handlers never return values: Kopf would store them in status.
@@ -21,7 +23,7 @@ import kopf
 from thermostat.api.resource import GROUP, PLURAL, VERSION
 from thermostat.kube import Kube, load_api_client
 from thermostat.profiles import load_profile
-from thermostat.reconcile import Context, ResourceState, control_run, ensure_owned
+from thermostat.reconcile import Context, ResourceState, control_run, drives_users_objects, ensure_owned, release
 from thermostat.settings import LogFormat, OperatorSettings
 from thermostat.telemetry import configure_logging, serve_metrics
 
@@ -63,6 +65,13 @@ async def routedmodel_apply(body: kopf.Body, memo: kopf.Memo, retry: int, **_: A
     problem = await asyncio.to_thread(ensure_owned, context, resource_state(memo), copy.deepcopy(dict(body)))
     if problem:
         raise kopf.TemporaryError(problem, delay=context.settings.retry_delay_seconds * min(retry + 1, 6))
+
+
+@kopf.on.delete(GROUP, VERSION, PLURAL, when=lambda spec, **_: drives_users_objects(dict(spec)))
+async def routedmodel_release(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """Give the user's objects back (restore the keys written, drop the marks); Kopf retries on error."""
+    context: Context = memo.context
+    await asyncio.to_thread(release, context, copy.deepcopy(dict(body)))
 
 
 @kopf.daemon(GROUP, VERSION, PLURAL, cancellation_timeout=10.0)

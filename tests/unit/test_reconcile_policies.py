@@ -70,8 +70,10 @@ def world(
 ) -> World:
     """What a run would have read: the Deployment (None: absent) at ``replicas``, all of them ready."""
     name = spec.target_ref.name if spec.target_ref else NAME
-    workload = None if replicas is None else Workload(name, replicas, replicas, {"app": name}, "runner")
-    fields.setdefault("configmap", {"data": {"routing_temperature": repr(temperature)}})
+    selector = {"matchLabels": {"app": name}}
+    workload = None if replicas is None else Workload(name, replicas, replicas, selector, "runner")
+    ours = {"name": f"{NAME}-routing", "annotations": {"thermostat.dev/created-by": NAME}}
+    fields.setdefault("configmap", {"metadata": ours, "data": {"routing_temperature": repr(temperature)}})
     return World(now=now, subject=Subject.from_body(body(spec, status)), spec=spec, workload=workload,
                  temperature=temperature, **fields)  # fmt: skip
 
@@ -128,8 +130,8 @@ def test_recommend_keeps_its_warnings() -> None:
 
 def test_enforce_writes_both_knobs_each_with_its_event_and_marks_pods_on_the_way_down() -> None:
     spec = make_spec()
-    pods = tuple({"metadata": {"name": f"chat-{i}", "creationTimestamp": f"2026-01-0{i + 1}T00:00:00Z"}}
-                 for i in range(3))  # fmt: skip
+    pods = tuple({"metadata": {"name": f"chat-{i}", "creationTimestamp": f"2026-01-0{i + 1}T00:00:00Z",
+                               "labels": {"app": NAME}}} for i in range(3))  # fmt: skip
     actions = plan_actions(world(spec, replicas=3, pods=pods, watch=ReplicaWatch(expected=3)), wants(0.6, 2), spec,
                            now=0.0)  # fmt: skip
     config, scale = actions.writes
@@ -150,8 +152,25 @@ def test_another_scaler_leaves_us_the_temperature_only() -> None:
     conflict = actions.verdicts["Conflict"]
     assert (conflict.status, conflict.reason) == ("True", "OtherScaler")
     assert "HorizontalPodAutoscaler/chat" in conflict.message
-    assert reasons(actions) == []  # the HPA scaling is expected, not a manual change
+    assert reasons(actions) == ["OtherScaler"]  # said once; the HPA's scaling is not a manual change
+    assert "yields the replicas" in actions.events[0].message
     assert not actions.applied
+    said = {"conditions": [{"type": "Conflict", "status": "True", "reason": "OtherScaler", "message": "m",
+                            "lastTransitionTime": "2026-01-01T00:00:00Z"}]}  # fmt: skip
+    again = plan_actions(world(spec, replicas=3, scalers=hpa, status=said, watch=ReplicaWatch(expected=2)),
+                         wants(0.6, 5), spec, now=15.0)  # fmt: skip
+    assert reasons(again) == []
+
+
+def test_scalers_that_cannot_be_listed_are_an_unknown_conflict_not_a_failed_run() -> None:
+    spec = make_spec()
+    why = "the operator may not list HorizontalPodAutoscalers in namespace prod (403 Forbidden)"
+    actions = plan_actions(world(spec, replicas=2, scalers_unknown=why, watch=ReplicaWatch(expected=2)),
+                           wants(0.8, 3), spec, now=0.0)  # fmt: skip
+    conflict = actions.verdicts["Conflict"]
+    assert (conflict.status, conflict.reason) == ("Unknown", "ScalersUnknown")
+    assert why in conflict.message
+    assert kinds(actions) == ["Scale"]  # replicas still steered; an HPA undoing them is ReplicasOverridden
 
 
 # --- Replicas changed outside Thermostat ---------------------------------------------------------------

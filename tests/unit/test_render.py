@@ -130,3 +130,39 @@ def test_target_ref_mode_creates_no_pods_and_binds_the_targets_account() -> None
     assert kinds["RoleBinding"]["subjects"][0]["name"] == "legacy-sa"
     with pytest.raises(ValueError, match="targetRef"):
         render_deployment(OWNER, spec, replicas=1)
+
+
+def test_runtime_limits_from_the_spec_reach_the_pods_command_as_the_servers_own_flags() -> None:
+    import typer.main
+
+    from thermostat_runtime.cli import app
+
+    limits = {"maxBatch": 4, "maxQueue": 0, "maxTokensLimit": 1024, "maxPromptTokens": 4096}
+    spec = make_spec(model={"image": "img", "resources": {"gpus": 0}, "runtime": limits})
+    command = render_deployment(OWNER, spec, replicas=1)["spec"]["template"]["spec"]["containers"][0]["command"]
+    rendered = dict(zip(command[2::2], command[3::2], strict=False))
+    expected = {"--max-batch": "4", "--max-queue": "0", "--max-tokens-limit": "1024", "--max-prompt-tokens": "4096"}
+    assert {flag: rendered.get(flag) for flag in expected} == expected
+    group: Any = typer.main.get_command(app)
+    with group.commands["serve"].make_context("serve", command[2:]) as context:  # the runtime's own parser
+        assert (context.params["max_batch"], context.params["max_queue"]) == (4, 0)
+        assert context.params["max_tokens_limit"] == 1024
+    unset = render_deployment(OWNER, make_spec(), replicas=1)["spec"]["template"]["spec"]["containers"][0]["command"]
+    assert not [part for part in unset if part in expected]  # unset: the runtime's defaults, no pod restart
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [("maxBatch", 0), ("maxQueue", -1), ("maxTokensLimit", 0), ("maxBatchSize", 8)]
+)
+def test_runtime_limits_out_of_range_are_refused_by_the_model_and_the_crd(field: str, value: int) -> None:
+    import pydantic
+
+    from thermostat.api.crd import routedmodel_crd
+    from thermostat.api.validation import validate_against_crd
+
+    raw = {"model": {"image": "img", "runtime": {field: value}}, "slo": {"targetSeconds": 1}, "replicas": {"max": 2}}
+    with pytest.raises(pydantic.ValidationError, match=field):
+        RoutedModelSpec.model_validate(raw)
+    body = {"apiVersion": "thermostat.dev/v1alpha1", "kind": "RoutedModel", "metadata": {"name": "x"}, "spec": raw}
+    _, problems = validate_against_crd(routedmodel_crd(), body, "v1alpha1")
+    assert any(field in str(problem) for problem in problems), problems

@@ -1,9 +1,11 @@
-"""Protobuf request bodies of a few simple kinds, for kubectl's typed ``create`` generators.
+"""Protobuf request bodies of a few kinds, for kubectl's typed ``create`` generators.
 
-``kubectl create namespace|configmap|secret|serviceaccount`` send ``application/vnd.kubernetes.protobuf``
-(the ``k8s\\0`` envelope around the Go type's message). These few kinds are decoded from their
-field numbers in Kubernetes' ``generated.proto``; any other kind, or a field this table does not
-know, is a 415 that says to use ``kubectl apply -f``, never a silently wrong object.
+``kubectl create namespace|configmap|secret|serviceaccount|deployment`` send
+``application/vnd.kubernetes.protobuf`` (the ``k8s\\0`` envelope around the Go type's message). These
+kinds are decoded from their field numbers in Kubernetes' ``generated.proto`` (k8s.io/api
+``apps/v1`` and ``core/v1``, apimachinery ``meta/v1``), as far as the generators fill them; any
+other kind, or a field this table does not know, is a 415 that says to use ``kubectl apply -f``,
+never a silently wrong object.
 """
 
 from __future__ import annotations
@@ -51,8 +53,31 @@ MESSAGES: dict[str, Fields] = {
         5: ("immutable", "bool"),
     },
     "ServiceAccount": {1: ("metadata", "ObjectMeta"), 4: ("automountServiceAccountToken", "bool")},
+    # apps/v1: what `kubectl create deployment NAME --image=I [--replicas=N] [--port=P] [-- CMD...]` fills.
+    "Deployment": {1: ("metadata", "ObjectMeta"), 2: ("spec", "DeploymentSpec"), 3: ("status", "Empty")},
+    "DeploymentSpec": {
+        1: ("replicas", "int"),
+        2: ("selector", "LabelSelector"),
+        3: ("template", "PodTemplateSpec"),
+        4: ("strategy", "DeploymentStrategy"),
+    },
+    "DeploymentStrategy": {1: ("type", "str")},
+    "LabelSelector": {1: ("matchLabels", "map"), 2: ("matchExpressions", "[LabelSelectorRequirement]")},
+    "LabelSelectorRequirement": {1: ("key", "str"), 2: ("operator", "str"), 3: ("values", "strs")},
+    "PodTemplateSpec": {1: ("metadata", "ObjectMeta"), 2: ("spec", "PodSpec")},
+    "PodSpec": {2: ("containers", "[Container]")},
+    "Container": {
+        1: ("name", "str"),
+        2: ("image", "str"),
+        3: ("command", "strs"),
+        4: ("args", "strs"),
+        6: ("ports", "[ContainerPort]"),
+        8: ("resources", "Empty"),
+    },
+    "ContainerPort": {1: ("name", "str"), 3: ("containerPort", "int"), 4: ("protocol", "str")},
     "Empty": {},
 }
+TOP_LEVEL = ("Namespace", "ConfigMap", "Secret", "ServiceAccount", "Deployment")
 
 
 def _unsupported(what: str) -> ApiError:
@@ -114,6 +139,10 @@ def decode_message(data: bytes, message: str) -> dict[str, Any]:
         name, how = table[number]
         if how == "bool":
             result[name] = bool(value)
+        elif how == "int":
+            if not isinstance(value, int):
+                raise _unsupported(f"bytes in {message}.{name}")
+            result[name] = value
         elif not isinstance(value, bytes):
             raise _unsupported(f"a number in {message}.{name}")
         elif how == "str":
@@ -129,9 +158,13 @@ def decode_message(data: bytes, message: str) -> dict[str, Any]:
         elif how == "bytesmap":
             key, item = _entry(value)
             result.setdefault(name, {})[key] = base64.b64encode(item).decode()
+        elif how.startswith("["):  # a repeated message
+            result.setdefault(name, []).append(decode_message(value, how.strip("[]")))
         else:
-            result[name] = decode_message(value, how)
-    return result
+            decoded = decode_message(value, how)
+            if decoded or how != "Empty":
+                result[name] = decoded
+    return {key: item for key, item in result.items() if item != {}}
 
 
 def decode(body: bytes) -> dict[str, Any]:
@@ -141,7 +174,7 @@ def decode(body: bytes) -> dict[str, Any]:
     envelope = decode_message(body[len(MAGIC) :], "Unknown")
     type_meta = envelope.get("typeMeta", {})
     kind = type_meta.get("kind", "")
-    if kind not in MESSAGES or kind in ("TypeMeta", "Unknown", "ObjectMeta", "Empty", "NamespaceSpec"):
+    if kind not in TOP_LEVEL:
         raise _unsupported(f"kind {kind or 'unknown'}")
     obj = decode_message(envelope.get("raw", b""), kind)
     obj.pop("status", None)

@@ -69,6 +69,16 @@ BUILTIN: tuple[ResourceType, ...] = (
         categories=("all",),
     ),
     _b("apps", "replicasets", "ReplicaSet", short_names=("rs",), subresources=("status", "scale"), categories=("all",)),
+    # Stored, listed and watched only (no autoscaling controller): enough for conflict detection.
+    _b(
+        "autoscaling",
+        "horizontalpodautoscalers",
+        "HorizontalPodAutoscaler",
+        version="v2",
+        short_names=("hpa",),
+        subresources=("status",),
+        categories=("all",),
+    ),
     _b("rbac.authorization.k8s.io", "roles", "Role"),
     _b("rbac.authorization.k8s.io", "rolebindings", "RoleBinding"),
     _b("rbac.authorization.k8s.io", "clusterroles", "ClusterRole", namespaced=False),

@@ -45,6 +45,14 @@ def timestamp(moment: datetime.datetime | None = None) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _omit_empty(meta: Obj) -> None:
+    """Empty maps and lists of metadata are not stored (``omitempty`` in Kubernetes' types): a patch
+    removing the last annotation leaves no ``annotations: {}`` behind, as on a real server."""
+    for key in ("labels", "annotations", "finalizers", "ownerReferences"):
+        if key in meta and not meta[key]:
+            del meta[key]
+
+
 def _body(obj: Obj) -> Obj:
     """What generation counts: everything but metadata and status."""
     return {k: v for k, v in obj.items() if k not in ("metadata", "status")}
@@ -130,6 +138,7 @@ class Store:
         for key in (*_SERVER_FIELDS, "resourceVersion"):
             meta.pop(key, None)
         meta.update(uid=str(uuid.uuid4()), creationTimestamp=timestamp(), generation=1)
+        _omit_empty(meta)
         if rt.namespaced:
             meta["namespace"] = ns
         obj = self._admit(rt, None, obj, strict)
@@ -194,6 +203,7 @@ class Store:
             meta.pop(key, None)
             if key in old["metadata"]:
                 meta[key] = old["metadata"][key]
+        _omit_empty(meta)
         if rt.has("status"):  # with a status subresource, writes to the object never touch status
             new.pop("status", None)
             if "status" in old:

@@ -17,6 +17,10 @@ PLURAL = "routedmodels"
 SINGULAR = "routedmodel"
 SHORT_NAMES = ("rm",)
 CATEGORIES = ("thermostat", "all")
+# Ownership marks (annotations; see thermostat.render.ownership and docs/operator.md).
+CREATED_BY_ANNOTATION = f"{GROUP}/created-by"  # an object the operator created (and owns)
+MANAGED_BY_ANNOTATION = f"{GROUP}/managed-by"  # a user's object the operator drives in place
+ORIGINAL_DATA_ANNOTATION = f"{GROUP}/original-data"  # a user's ConfigMap keys as they were before
 
 
 class RoutedModel(BaseModel):

@@ -88,6 +88,29 @@ class EnvVar(ApiModel):
     value: str = Field("", description="Variable value.")
 
 
+class RuntimeSettings(ApiModel):
+    """Limits of `thermostat-runtime serve` in each pod; an unset field keeps the runtime's default."""
+
+    max_batch: int | None = Field(
+        None, ge=1, le=1024, description="Sequences per forward step (`--max-batch`; runtime default 8)."
+    )
+    max_queue: int | None = Field(
+        None,
+        ge=0,
+        le=100000,
+        description="Requests waiting beyond the batch; more are refused with 429 (`--max-queue`; default 64).",
+    )
+    max_tokens_limit: int | None = Field(
+        None,
+        ge=1,
+        le=1000000,
+        description="Largest `max_tokens` a request may ask for (`--max-tokens-limit`; default 512).",
+    )
+    max_prompt_tokens: int | None = Field(
+        None, ge=1, le=1000000, description="Longest prompt accepted, in tokens (`--max-prompt-tokens`; default 2048)."
+    )
+
+
 class ModelSource(ApiModel):
     """The runtime pods Thermostat creates and owns: image, model, resources, pod settings."""
 
@@ -110,6 +133,9 @@ class ModelSource(ApiModel):
     )
     startup_seconds: int = Field(
         600, ge=10, le=7200, description="How long a pod may take to load the model before it is restarted."
+    )
+    runtime: RuntimeSettings = Field(
+        default_factory=RuntimeSettings, description="Batch, queue and token limits of the runtime server."
     )
     env: list[EnvVar] = Field(default_factory=list, description="Extra environment variables.")
     node_selector: dict[str, str] = Field(default_factory=dict, description="Node labels the pods must match.")

@@ -38,6 +38,7 @@ APPLY_FAILED = "ApplyFailed"  # the API server refused a write (message: the API
 OTHER_SCALER = "OtherScaler"  # an HPA or KEDA ScaledObject targets the same Deployment
 REPLICAS_OVERRIDDEN = "ReplicasOverridden"  # replicas changed outside Thermostat twice in a row
 NO_CONFLICT = "NoOtherScaler"  # the operator is the only one setting replicas
+SCALERS_UNKNOWN = "ScalersUnknown"  # HPAs or ScaledObjects could not be listed (403): the operator cannot tell
 # SLOMet
 LATENCY_WITHIN_TARGET = "LatencyWithinTarget"  # observed quantile <= target
 LATENCY_ABOVE_TARGET = "LatencyAboveTarget"  # observed quantile > target

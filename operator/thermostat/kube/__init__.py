@@ -5,12 +5,13 @@
 
 from kubernetes.client import ApiException
 
-from thermostat.kube.client import Kube, ObjectRef, load_api_client, retry_conflicts
+from thermostat.kube.client import ForeignObjectError, Kube, ObjectRef, load_api_client, retry_conflicts
 from thermostat.kube.diff import contains, update_patch
 from thermostat.kube.scalers import list_pods, mark_for_removal, other_scalers
 
 __all__ = [
     "ApiException",
+    "ForeignObjectError",
     "Kube",
     "ObjectRef",
     "contains",

@@ -21,7 +21,7 @@ import kubernetes
 from kubernetes.client import ApiClient, ApiException
 
 from thermostat.api.resource import API_VERSION, GROUP, KIND, PLURAL, VERSION
-from thermostat.kube.diff import contains, update_patch
+from thermostat.kube.diff import contains, foreign, update_patch
 from thermostat.kube.permissions import Permission, on_owned, requires
 
 logger = logging.getLogger(__name__)
@@ -39,6 +39,10 @@ KINDS: dict[str, tuple[str, str]] = {
     "PodDisruptionBudget": ("PolicyV1Api", "pod_disruption_budget"),
     "Deployment": ("AppsV1Api", "deployment"),
 }
+
+
+class ForeignObjectError(Exception):
+    """An object the operator would create exists and is someone else's: it is never taken over."""
 
 
 @dataclass(frozen=True)
@@ -126,7 +130,10 @@ class Kube:
 
     @requires(*on_owned(("get", "create", "patch"), "creates or updates the objects a RoutedModel owns"))
     def apply(self, desired: dict[str, Any]) -> str:
-        """Create ``desired`` or bring the live object to it; returns created, updated or unchanged."""
+        """Create ``desired`` or bring the live object to it; returns created, updated or unchanged.
+
+        Raises ``ForeignObjectError`` when the live object is not one this RoutedModel created.
+        """
         kind, metadata = desired["kind"], desired["metadata"]
         namespace, name = metadata["namespace"], metadata["name"]
         live = self.read(kind, namespace, name)
@@ -139,6 +146,12 @@ class Kube:
                 if error.status != 409:
                     raise
                 live = self.read(kind, namespace, name) or {}
+        if foreign(live, desired):
+            raise ForeignObjectError(
+                f"{kind} {namespace}/{name} exists and was not created by this RoutedModel; Thermostat never "
+                "takes over an object it did not create: rename or remove it (a routing ConfigMap of yours "
+                "goes in spec.targetRef.routingConfigMap)"
+            )
         patch = update_patch(desired)
         if contains(live, patch):
             return "unchanged"

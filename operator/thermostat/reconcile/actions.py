@@ -41,7 +41,17 @@ class ApplyObject:
     manifest: dict[str, Any]
 
 
-Write = PatchConfigMap | Scale | ApplyObject
+@dataclass(frozen=True)
+class PatchObject:
+    """A merge patch on a user's object the RoutedModel drives: its marks, the keys it needs (adopt, release)."""
+
+    kind: str
+    name: str
+    patch: dict[str, Any]
+    what: str  # how the change is reported: "adopted", "released"
+
+
+Write = PatchConfigMap | Scale | ApplyObject | PatchObject
 
 
 @dataclass(frozen=True)

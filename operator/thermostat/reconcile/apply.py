@@ -11,8 +11,8 @@ import logging
 from typing import Any
 
 from thermostat.api.status import RoutedModelStatus
-from thermostat.kube import ApiException, Kube, ObjectRef, mark_for_removal
-from thermostat.reconcile.actions import Actions, Outcome, PatchConfigMap, Scale, Write
+from thermostat.kube import ApiException, ForeignObjectError, Kube, ObjectRef, mark_for_removal
+from thermostat.reconcile.actions import Actions, Outcome, PatchConfigMap, PatchObject, Scale, Write
 from thermostat.reconcile.events import Event, objects_applied
 from thermostat.status import status_patch
 from thermostat.telemetry import ACTUATIONS
@@ -35,6 +35,8 @@ def _describe(write: Write, namespace: str) -> str:
         return f"patching ConfigMap {namespace}/{write.name}"
     if isinstance(write, Scale):
         return f"scaling Deployment {namespace}/{write.deployment} to {write.replicas}"
+    if isinstance(write, PatchObject):
+        return f"marking {write.kind} {namespace}/{write.name} as {write.what}"
     meta = write.manifest["metadata"]
     return f"applying {write.manifest['kind']} {namespace}/{meta['name']}"
 
@@ -48,6 +50,9 @@ def _write(kube: Kube, namespace: str, write: Write) -> str | None:
         mark_for_removal(kube, namespace, list(write.mark))
         kube.scale_deployment(namespace, write.deployment, write.replicas)
         return None
+    if isinstance(write, PatchObject):
+        kube.patch(write.kind, namespace, write.name, write.patch)
+        return f"{write.what} {write.kind}/{write.name}"
     result = kube.apply(write.manifest)
     meta = write.manifest["metadata"]
     return None if result == "unchanged" else f"{result} {write.manifest['kind']}/{meta['name']}"
@@ -63,8 +68,9 @@ def apply(kube: Kube, about: ObjectRef, actions: Actions) -> Outcome:
     for write in actions.writes:
         try:
             change = _write(kube, about.namespace, write)
-        except ApiException as refusal:
-            error = f"{_describe(write, about.namespace)} was refused: {api_message(refusal)}"
+        except (ApiException, ForeignObjectError) as refusal:
+            reason = api_message(refusal) if isinstance(refusal, ApiException) else str(refusal)
+            error = f"{_describe(write, about.namespace)} was refused: {reason}"
             logger.warning("%s/%s: %s", about.namespace, about.name, error)
             break
         done.append(write)

@@ -51,9 +51,9 @@ def ensure_owned(context: Context, state: ResourceState, body: dict[str, object]
         return None
     actions = plan_owned(world, world.spec)
     outcome = apply(context.kube, world.subject.ref, actions)
-    state.apply_error = outcome.error
-    if outcome.error is not None or actions.health.target_missing:
-        _finish(context, state, replace(world, apply_error=outcome.error), None, actions=actions, outcome=outcome)
+    state.apply_error = outcome.error or actions.health.apply_error
+    if state.apply_error is not None or actions.health.target_missing:
+        _finish(context, state, replace(world, apply_error=state.apply_error), None, actions=actions, outcome=outcome)
     return outcome.error or actions.retry
 
 

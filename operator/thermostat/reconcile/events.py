@@ -48,6 +48,16 @@ def replicas_overridden(message: str) -> Event:
     return Event("ReplicasOverridden", message, warning=True)
 
 
+def other_scaler(scalers: tuple[str, ...], deployment: str) -> Event:
+    """Another scaler was found on the Deployment: replicas are its; Thermostat keeps the temperature."""
+    return Event(
+        "OtherScaler",
+        f"{', '.join(scalers)} also scale(s) Deployment {deployment}: Thermostat yields the replicas to it and "
+        "steers the routing temperature only",
+        warning=True,
+    )
+
+
 def memory_reset(why: str) -> Event:
     """The law's stored memory had another version and was reset."""
     return Event("MemoryReset", why, warning=True)

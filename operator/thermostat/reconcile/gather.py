@@ -72,9 +72,11 @@ def gather(context: Context, state: ResourceState, namespace: str, name: str) ->
         return world
     spec, workload, subject = world.spec, world.workload, world.subject
     signals = observe(context, state, subject, spec, now=world.now)
+    scalers = other_scalers(context.kube, namespace, workload.name)
     return replace(
         world,
-        scalers=tuple(other_scalers(context.kube, namespace, workload.name)),
+        scalers=scalers.found,
+        scalers_unknown=scalers.unknown,
         pods=tuple(list_pods(context.kube, namespace, workload.selector)),
         observation=build_observation(world.now, world.temperature, workload, signals, spec.slo.window_seconds),
         metrics_errors=dict(signals.errors),

@@ -11,16 +11,20 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from thermostat.api.spec import Mode, RoutedModelSpec
 from thermostat.api.status import Settings
 from thermostat.control import Decision
 from thermostat.control.conditions import OTHER_SCALER, REPLICAS_OVERRIDDEN, ConditionType
+from thermostat.kube.selectors import selector_matches
 from thermostat.reconcile import events
-from thermostat.reconcile.actions import Actions, ApplyObject, PatchConfigMap, Scale, Write
+from thermostat.reconcile.actions import Actions, ApplyObject, PatchConfigMap, PatchObject, Scale, Write
 from thermostat.reconcile.replicas import OVERRIDE_LIMIT, ReplicaVerdict, after_write, judge_replicas
 from thermostat.reconcile.world import Workload, World, configmap_temperature
 from thermostat.render import Owner, format_routing_temperature, render_owned_objects, routing_configmap_name
 from thermostat.render.objects import ROUTING_KEY
+from thermostat.render.ownership import adoption_patch, created_by, manager
 from thermostat.scaledown import pods_to_remove
 from thermostat.status import Health, conflict_verdict
 
@@ -60,6 +64,11 @@ def plan_actions(world: World, decision: Decision | None, spec: RoutedModelSpec,
     workload = world.workload
     if workload is None or decision is None:
         return plan_missing_workload(world, spec)
+    driven = _driven_by_another(world, spec)
+    if driven:  # another RoutedModel's object: not a single write
+        current = remembered(world)
+        health = Health(apply_error=driven, ready_replicas=workload.ready_replicas, replicas=workload.replicas)
+        return Actions(health=health, before=current, after=current, watch=world.watch)
     enforce = spec.mode == Mode.ENFORCE
     fallback = remembered(world).replicas
     verdict = judge_replicas(world.watch, workload.replicas, fallback=fallback, now=now, quiet_s=quiet_seconds(spec))
@@ -90,7 +99,7 @@ def plan_actions(world: World, decision: Decision | None, spec: RoutedModelSpec,
         after=Settings(routing_temperature=temperature, replicas=replicas, ready_replicas=ready),
         applied=enforce and not decision.held and (conflict is None or decision.replicas == workload.replicas),
         watch=watch,
-        verdicts={ConditionType.CONFLICT: conflict_verdict(conflict, reason=reason)},
+        verdicts={ConditionType.CONFLICT: conflict_verdict(conflict, reason=reason, unknown=world.scalers_unknown)},
     )
 
 
@@ -104,6 +113,8 @@ def _replica_events(
     world: World, workload: Workload, verdict: ReplicaVerdict, *, last: int | None
 ) -> list[events.Event]:
     """An external change is said once: adopted, or the start of a conflict. Other scalers are expected to."""
+    if world.scalers and not _said_before(world, OTHER_SCALER):
+        return [events.other_scaler(world.scalers, workload.name)]
     if not verdict.external or world.scalers or last is None:
         return []
     if verdict.overridden is None:
@@ -111,6 +122,13 @@ def _replica_events(
     if verdict.watch.changes == OVERRIDE_LIMIT:
         return [events.replicas_overridden(verdict.overridden)]
     return []
+
+
+def _said_before(world: World, reason: str) -> bool:
+    """Whether the last status already had Conflict=True for this reason (an Event is said once)."""
+    previous = world.subject.previous
+    conditions = previous.conditions if previous else []
+    return any(c.type == ConditionType.CONFLICT and c.status == "True" and c.reason == reason for c in conditions)
 
 
 def _temperature_write(world: World, spec: RoutedModelSpec, decision: Decision) -> PatchConfigMap:
@@ -124,7 +142,9 @@ def _temperature_write(world: World, spec: RoutedModelSpec, decision: Decision) 
 
 def _scale(world: World, workload: Workload, decision: Decision) -> Scale:
     removed = workload.replicas - decision.replicas
-    mark = tuple(pods_to_remove(list(world.pods), removed)) if removed > 0 else ()
+    # Only the Deployment's own pods are ever marked, whatever the list returned.
+    own = [p for p in world.pods if selector_matches(workload.selector, (p.get("metadata") or {}).get("labels") or {})]
+    mark = tuple(pods_to_remove(own, removed)) if removed > 0 else ()
     event = events.replicas_changed(workload.replicas, decision.replicas, decision.reason)
     return Scale(deployment=workload.name, replicas=decision.replicas, mark=mark, event=event)
 
@@ -157,15 +177,52 @@ def plan_owned(world: World, spec: RoutedModelSpec) -> Actions:
     temperature, replicas = initial_settings(world, spec)
     own_deployment_exists = spec.model is not None and world.workload is not None
     account = world.workload.service_account if spec.target_ref is not None and world.workload else None
+    owner = Owner.from_body(world.subject.body)
     manifests = render_owned_objects(
-        Owner.from_body(world.subject.body), spec, temperature=temperature,
+        owner, spec, temperature=temperature,
         replicas=None if own_deployment_exists else replicas, target_service_account=account,
     )  # fmt: skip
+    driven = _driven_by_another(world, spec)
+    if driven:
+        return Actions(health=Health(apply_error=driven), before=current, after=current, watch=world.watch,
+                       retry=driven)  # fmt: skip
     writes: list[Write] = []
     for rendered in manifests:
-        desired = rendered
         if rendered["kind"] == "ConfigMap" and world.configmap is not None:
-            # The control run owns the temperature once the ConfigMap exists: keep what is in force.
-            desired = {**rendered, "data": world.configmap.get("data") or rendered["data"]}
-        writes.append(ApplyObject(desired))
+            writes += _configmap_write(world.configmap, rendered, owner, spec)
+        else:
+            writes.append(ApplyObject(rendered))
+    if spec.target_ref is not None and world.workload is not None:
+        live = {"metadata": {"annotations": world.workload.annotations}}
+        patch = adoption_patch(live, owner.name)
+        writes += [PatchObject("Deployment", world.workload.name, patch, "adopted")] if patch else []
     return Actions(writes=tuple(writes), before=current, after=current, watch=world.watch)
+
+
+def _configmap_write(
+    live: dict[str, Any], rendered: dict[str, Any], owner: Owner, spec: RoutedModelSpec
+) -> list[Write]:
+    """Ours: brought to the manifest, keeping the temperature in force (the control run owns it once it exists).
+    The user's, named in targetRef.routingConfigMap: only marked, and the routing key added if absent.
+    Anyone else's: applied, which ``Kube.apply`` refuses (it never takes over what it did not create)."""
+    if created_by(live, routedmodel=owner.name, uid=owner.uid):
+        return [ApplyObject({**rendered, "data": live.get("data") or rendered["data"]})]
+    if spec.target_ref is None or not spec.target_ref.routing_config_map:
+        return [ApplyObject(rendered)]
+    patch = adoption_patch(live, owner.name, data=rendered["data"])
+    return [PatchObject("ConfigMap", rendered["metadata"]["name"], patch, "adopted")] if patch else []
+
+
+def _driven_by_another(world: World, spec: RoutedModelSpec) -> str | None:
+    """A user's object already driven by another RoutedModel: two controllers would fight over it."""
+    name = world.subject.name
+    candidates = [("ConfigMap", world.configmap)]
+    if spec.target_ref is not None and world.workload is not None:
+        candidates.append(("Deployment", {"metadata": {"name": world.workload.name,
+                                                        "annotations": world.workload.annotations}}))  # fmt: skip
+    for kind, live in candidates:
+        other = manager(live)
+        if live is not None and other is not None and other != name:
+            return (f"{kind} {world.subject.namespace}/{live['metadata']['name']} is already driven by RoutedModel "
+                    f"{other}: point one of them elsewhere or delete it")  # fmt: skip
+    return None

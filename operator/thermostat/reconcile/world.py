@@ -71,8 +71,9 @@ class Workload:
     name: str
     replicas: int  # spec.replicas
     ready_replicas: int
-    selector: dict[str, str]
+    selector: dict[str, Any]  # the whole LabelSelector: matchLabels and matchExpressions
     service_account: str
+    annotations: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_deployment(cls, deployment: dict[str, Any]) -> Workload:
@@ -83,8 +84,9 @@ class Workload:
             name=deployment["metadata"]["name"],
             replicas=1 if replicas is None else int(replicas),
             ready_replicas=int(status.get("readyReplicas") or 0),
-            selector=dict((spec.get("selector") or {}).get("matchLabels") or {}),
+            selector=dict(spec.get("selector") or {}),
             service_account=pod_spec.get("serviceAccountName") or "default",
+            annotations=dict(deployment["metadata"].get("annotations") or {}),
         )
 
 
@@ -100,6 +102,7 @@ class World:
     configmap: dict[str, Any] | None = None  # the routing ConfigMap, live
     temperature: float = 1.0  # the routing temperature in force
     scalers: tuple[str, ...] = ()  # HPAs and ScaledObjects on the Deployment
+    scalers_unknown: str | None = None  # why other scalers could not be looked for (a 403)
     pods: tuple[dict[str, Any], ...] = ()
     observation: Observation | None = None
     metrics_errors: dict[str, MetricsError] = field(default_factory=dict)

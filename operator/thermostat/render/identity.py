@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from thermostat.api.resource import API_VERSION, KIND
+from thermostat.api.resource import API_VERSION, CREATED_BY_ANNOTATION, KIND
 from thermostat.api.spec import RoutedModelSpec
 
 ROUTEDMODEL_LABEL = "thermostat.dev/routedmodel"
@@ -40,11 +40,12 @@ class Owner:
         }
 
     def metadata(self, name: str, *, labels: dict[str, str] | None = None) -> dict[str, Any]:
-        """Metadata of an owned object called ``name``."""
+        """Metadata of an object this RoutedModel creates (and so owns) called ``name``."""
         return {
             "name": name,
             "namespace": self.namespace,
             "labels": {**owned_labels(self.name), **(labels or {})},
+            "annotations": {CREATED_BY_ANNOTATION: self.name},
             "ownerReferences": [self.reference()],
         }
 

@@ -37,7 +37,19 @@ def runtime_command(model: ModelSource) -> list[str]:
     command += ["--drain-timeout", str(math.ceil(model.max_request_seconds))]
     if model.model_path:
         command += ["--model", model.model_path]
-    return command
+    return command + runtime_flags(model)
+
+
+def runtime_flags(model: ModelSource) -> list[str]:
+    """``spec.model.runtime`` as the server's flags; an unset limit is left to the runtime's default."""
+    limits = model.runtime
+    flags = {
+        "--max-batch": limits.max_batch,
+        "--max-queue": limits.max_queue,
+        "--max-tokens-limit": limits.max_tokens_limit,
+        "--max-prompt-tokens": limits.max_prompt_tokens,
+    }
+    return [part for flag, value in flags.items() if value is not None for part in (flag, str(value))]
 
 
 def _resources(model: ModelSource) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from thermostat.control.conditions import (
     INVALID_SPEC,
     NO_CONFLICT,
     OTHER_SCALER,
+    SCALERS_UNKNOWN,
     SERVING,
     TARGET_NOT_FOUND,
     WAITING_FOR_REPLICAS,
@@ -103,12 +104,19 @@ def ready_verdict(health: Health) -> Verdict:
     return Verdict(TRUE, SERVING, "; ".join(notes))
 
 
-def conflict_verdict(conflict: str | None, *, reason: str = OTHER_SCALER) -> Verdict:
-    """The Conflict condition: True names the other scaler and what the operator stopped doing."""
+def conflict_verdict(conflict: str | None, *, reason: str = OTHER_SCALER, unknown: str | None = None) -> Verdict:
+    """The Conflict condition: True names the other scaler and what the operator stopped doing;
+    Unknown when other scalers could not be looked for (``unknown`` says why)."""
     if conflict:
         return Verdict(
             TRUE,
             reason,
             f"{conflict}; Thermostat makes no replica changes until it is gone (temperature still applies)",
+        )
+    if unknown:
+        return Verdict(
+            UNKNOWN,
+            SCALERS_UNKNOWN,
+            f"{unknown}; replicas are still set, and a scaler undoing them is detected as ReplicasOverridden",
         )
     return Verdict(FALSE, NO_CONFLICT, "no other scaler drives the Deployment")

@@ -203,5 +203,46 @@ async def test_kubectl_create_generators_for_simple_kinds(kubectl: Any) -> None:
     assert cm["data"] == {"routing_temperature": "0.7"}
     secret = json.loads((await kubectl("-n", "team", "get", "secret", "s", "-o", "json")).stdout)
     assert secret["data"] == {"password": "aHVudGVyMg=="}
-    refused = await kubectl("create", "deployment", "web", "--image=nginx", check=False)
+    refused = await kubectl("-n", "team", "create", "service", "clusterip", "web", "--tcp=80:80", check=False)
+    assert refused.returncode != 0  # a kind the decoder does not know: never a silently wrong object
     assert "kubectl apply -f" in refused.stderr
+
+
+HPA = """
+apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata: {name: web}
+spec:
+  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: web}
+  minReplicas: 1
+  maxReplicas: 4
+  metrics:
+  - type: Resource
+    resource: {name: cpu, target: {type: Utilization, averageUtilization: 60}}
+"""
+
+
+async def test_horizontal_pod_autoscalers_are_served_as_autoscaling_v2(api: ApiServer, kubectl: Any) -> None:
+    created = await kubectl("apply", "-f", "-", stdin=HPA)
+    assert "horizontalpodautoscaler.autoscaling/web created" in created.stdout
+    listed = json.loads((await kubectl("get", "hpa", "-o", "json")).stdout)["items"]
+    assert [(h["apiVersion"], h["spec"]["scaleTargetRef"]["name"]) for h in listed] == [("autoscaling/v2", "web")]
+    resources = (await kubectl("api-resources", "--api-group=autoscaling")).stdout
+    assert "horizontalpodautoscalers" in resources
+    assert "hpa" in resources
+    await kubectl("patch", "hpa", "web", "--type=merge", "-p", '{"spec":{"maxReplicas":6}}')
+    got = json.loads((await kubectl("get", "horizontalpodautoscaler.autoscaling", "web", "-o", "json")).stdout)
+    assert (got["spec"]["maxReplicas"], got["metadata"]["generation"]) == (6, 2)
+    await kubectl("delete", "hpa", "web")
+    assert json.loads((await kubectl("get", "hpa", "-o", "json")).stdout)["items"] == []
+
+
+async def test_kubectl_create_deployment_sends_protobuf_and_makes_a_running_deployment(kubectl: Any) -> None:
+    await kubectl("create", "deployment", "web", "--image=nginx:1.27", "--replicas=2", "--port=80")
+    deployment = json.loads((await kubectl("get", "deployment", "web", "-o", "json")).stdout)
+    assert deployment["spec"]["replicas"] == 2
+    assert deployment["spec"]["selector"] == {"matchLabels": {"app": "web"}}
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert (container["name"], container["image"]) == ("nginx", "nginx:1.27")
+    assert [port["containerPort"] for port in container["ports"]] == [80]
+    await kubectl("wait", "--for=jsonpath={.status.readyReplicas}=2", "deployment/web", "--timeout=30s")

@@ -137,6 +137,10 @@ BOUNDARY: list[Callable[[Spec], None]] = [
     _set("quality.maxQualityLossPercent", 100.5),
     _set("quality.shadowFraction", 1.0),
     _set("quality.shadowFraction", 1.01),
+    _set("model", {"image": "x", "runtime": {"maxBatch": 1024, "maxQueue": 0}}),
+    _set("model", {"image": "x", "runtime": {"maxBatch": 1025}}),
+    _set("model", {"image": "x", "runtime": {"maxTokensLimit": 0}}),
+    _set("model", {"image": "x", "runtime": {"maxPromptTokens": "2048"}}),
 ]
 
 
