@@ -29,16 +29,13 @@ USER, PASSWORD, SECRET = "thermostat", "correct horse", "prometheus-credentials"
 
 
 @pytest.fixture
-def ca() -> CertificateAuthority:
-    return CertificateAuthority()
-
-
-@pytest.fixture
 def secure_prometheus(
-    emulated_api: EmulatedApi, runtime_exporter: Any, ca: CertificateAuthority, tmp_path: Path
-) -> Iterator[PrometheusServer]:
+    emulated_api: EmulatedApi, runtime_exporter: Any, tmp_path: Path
+) -> Iterator[tuple[PrometheusServer, CertificateAuthority]]:
+    """Prometheus serving TLS with a certificate of a fresh CA, and that CA."""
     from integration_support import publish_pod
 
+    ca = CertificateAuthority()
     publish_pod(Cluster(emulated_api.kubeconfig), "chat-0", runtime_exporter.port)
     token, _ = install_discovery_identity(emulated_api.kubeconfig)
     config = web_config(tmp_path, ca, {USER: PASSWORD})
@@ -48,7 +45,7 @@ def secure_prometheus(
     )  # fmt: skip
     with server:
         server.wait_for_series('up{routedmodel="chat",pod="chat-0"} == 1', timeout_s=30)
-        yield server
+        yield server, ca
 
 
 def put_secret(cluster: Cluster, data: dict[str, str]) -> None:
@@ -72,15 +69,16 @@ def metrics_condition_mentions(cluster: Cluster, *words: str) -> dict[str, Any] 
 
 
 def test_wrong_password_unknown_ca_and_missing_secret_are_named_and_never_scale_down(
-    emulated_api: EmulatedApi, secure_prometheus: PrometheusServer, runtime_exporter: Any, operator_kubeconfig: Path,
-    ca: CertificateAuthority, tmp_path: Path,
+    emulated_api: EmulatedApi, secure_prometheus: tuple[PrometheusServer, CertificateAuthority], runtime_exporter: Any,
+    operator_kubeconfig: Path, tmp_path: Path,
 ) -> None:  # fmt: skip
+    prometheus, ca = secure_prometheus
     cluster = Cluster(emulated_api.kubeconfig)
     cluster.create_namespace()
     load = LoadDriver(runtime_exporter)
     load.start()
     load.set(rate=0.5, latency_s=1.0)  # light: with metrics the law would scale 2 replicas down to 1
-    operator = OperatorProcess(operator_kubeconfig, secure_prometheus.url, tmp_path / "operator.log")
+    operator = OperatorProcess(operator_kubeconfig, prometheus.url, tmp_path / "operator.log")
     try:
         spec = {
             "model": {"image": "thermostat/runtime:dev", "resources": {"gpus": 0}},
@@ -88,7 +86,7 @@ def test_wrong_password_unknown_ca_and_missing_secret_are_named_and_never_scale_
             "replicas": {"min": 1, "max": 3},
             "behavior": {"periodSeconds": 1, "metricsMaxAgeSeconds": 10,
                          "scaleDown": {"stabilizationWindowSeconds": 0, "maxStepReplicas": 1}},
-            "metrics": {"prometheus": {"url": secure_prometheus.url, "authSecretRef": {"name": SECRET}}},
+            "metrics": {"prometheus": {"url": prometheus.url, "authSecretRef": {"name": SECRET}}},
         }  # fmt: skip
         cluster.create_routedmodel(spec)
         wait_until(lambda: cluster.replicas() is not None, timeout_s=60, what="the Deployment")
@@ -107,9 +105,7 @@ def test_wrong_password_unknown_ca_and_missing_secret_are_named_and_never_scale_
         )  # fmt: skip
         assert cluster.replicas() == 2, "a scale-down while the metrics were unavailable"
         put_secret(cluster, {"username": USER, "password": PASSWORD, "ca.crt": ca.pem})
-        wait_until(
-            lambda: cluster.condition("MetricsAvailable").get("status") == "True", timeout_s=60, what="metrics"
-        )
+        wait_until(lambda: cluster.condition("MetricsAvailable").get("status") == "True", timeout_s=60, what="metrics")
         assert "Traceback" not in operator.log_tail(10**6)
     finally:
         print(operator.log_tail())
