@@ -19,11 +19,11 @@ from thermostat.control.types import Verdict
 
 ONLINE = "online"  # provenance of a profile the law learns as it goes
 CAPACITY_EVIDENCE_SAMPLES = 4  # observations with completions learned from before a scale-down
-# Without a hint: a 7-8B model on one current GPU decodes ~40 tokens/s alone and ~2000 tokens/s at a
+# Without a hint: a 7-8B model on one current GPU decodes ~100 tokens/s alone and ~2000 tokens/s at a
 # batch of 64 (vLLM's published benchmarks are of that order). Only a prior: learning corrects it.
 ASSUMED_PEAK_TOKENS_PER_S = 2000.0
 BATCH = 64
-SINGLE_STREAM_SHARE = 0.02  # tokens/s of one request alone, as a share of the peak
+SINGLE_STREAM_SHARE = 0.05  # tokens/s of one request alone, as a share of the peak (~100 of 2000)
 
 
 def online_profile(capacity_hint_tokens_per_s: float | None) -> Profile:
