@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from control_plant import Plant, assumed_profile, make_spec
 
-from thermostat.control.online import CAPACITY_EVIDENCE_SAMPLES, online_profile, profile_for
+from thermostat.control.online import evidence_needed, online_profile, profile_for
 
 pytestmark = pytest.mark.fast
 TRUTH = assumed_profile()
@@ -59,6 +59,6 @@ def test_no_scale_down_before_capacity_is_learned_then_it_comes() -> None:
     decisions = [p.step(1.0) for _ in range(60)]  # light traffic: evidence arrives, replicas go
     learned = next(i for i, d in enumerate(decisions) if d.conditions["CapacityKnown"].status == "True")
     assert all(d.replicas == 6 for d in decisions[:learned])
-    assert learned >= CAPACITY_EVIDENCE_SAMPLES - 1
+    assert learned >= evidence_needed(p.spec) - 1  # two SLO windows of evidence: 8 periods of 15 s
     assert p.replicas < 6
     assert p.latency_s(1.0) <= p.spec.slo.target_seconds

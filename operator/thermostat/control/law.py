@@ -126,7 +126,7 @@ def _hold(
         c.ConditionType.FEASIBLE: c.verdict(c.UNKNOWN, c.DECISION_HELD, "not evaluated while metrics are unavailable"),
         c.ConditionType.QUALITY_WITHIN_BUDGET: _quality_condition(obs, spec, mem, bounds, profile),
         c.ConditionType.CAPACITY_KNOWN: capacity_verdict(
-            profile, mem, peak_tokens_per_s=model_for(profile, mem, spec).peak_tokens_per_s(1.0)
+            profile, mem, spec, peak_tokens_per_s=model_for(profile, mem, spec).peak_tokens_per_s(1.0)
         ),
     }
     reason = (
@@ -170,7 +170,7 @@ def _act(obs: Observation, spec: RoutedModelSpec, mem: LawMemory, now: float, *,
     budget_bound = limit_w is not None and model.total_power_w(seen.demand, bounds.t_op, max(1, seen.ready)) > limit_w
     if not budget_bound:  # below T_op for the SLO's sake (not the power budget's): replicas bring it back
         replicas, note = _no_scale_down_below_op(replicas, note, obs, temperature, bounds=bounds, plan=plan)
-    replicas, note = hold_scale_down(replicas, note, obs.replicas, profile, mem)
+    replicas, note = hold_scale_down(replicas, note, obs.replicas, profile=profile, mem=mem, spec=spec)
     ready = max(1, obs.ready_replicas)
     conditions: dict[str, Verdict] = {
         c.ConditionType.SLO_MET: c.slo_verdict(
@@ -180,7 +180,9 @@ def _act(obs: Observation, spec: RoutedModelSpec, mem: LawMemory, now: float, *,
         c.ConditionType.METRICS_AVAILABLE: c.metrics_verdict({}),
         c.ConditionType.FEASIBLE: plan.feasible,
         c.ConditionType.QUALITY_WITHIN_BUDGET: _quality_condition(obs, spec, mem, bounds, profile),
-        c.ConditionType.CAPACITY_KNOWN: capacity_verdict(profile, mem, peak_tokens_per_s=model.peak_tokens_per_s(1.0)),
+        c.ConditionType.CAPACITY_KNOWN: capacity_verdict(
+            profile, mem, spec, peak_tokens_per_s=model.peak_tokens_per_s(1.0)
+        ),
     }
     reason = _reason(seen, spec, mem, temperature=temperature, replicas=replicas, bounds=bounds, plan=plan, note=note)
     if profile.provenance == ONLINE:

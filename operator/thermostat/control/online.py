@@ -4,12 +4,15 @@ Such pods publish no profile and read no routing temperature. The law then plans
 one-point profile at ``T = 1`` (so the temperature stays exact and only replicas move) whose
 throughput is the spec's ``replicas.capacityHintTokensPerSecond`` or an assumed guess, and learns the
 replica's real latency and capacity online from what it observes (``learning``: the latency scale
-below the queueing knee, the capacity scale above it). Until it has learned from
-``CAPACITY_EVIDENCE_SAMPLES`` observations with completions, it does not scale down — a guess is not
-evidence — and the ``CapacityKnown`` condition says so. Pure: no I/O.
+below the queueing knee, the capacity scale above it). Until it has learned from observations with
+completions covering ``CAPACITY_EVIDENCE_WINDOWS`` SLO windows (and at least
+``CAPACITY_EVIDENCE_SAMPLES`` of them), it does not scale down — a guess is not evidence — and the
+``CapacityKnown`` condition says so. Pure: no I/O.
 """
 
 from __future__ import annotations
+
+import math
 
 from thermostat.api.spec import RoutedModelSpec
 from thermostat.control import conditions as c
@@ -18,12 +21,16 @@ from thermostat.control.profile import Profile, ProfilePoint
 from thermostat.control.types import Verdict
 
 ONLINE = "online"  # provenance of a profile the law learns as it goes
-CAPACITY_EVIDENCE_SAMPLES = 4  # observations with completions learned from before a scale-down
-# Without a hint: a 7-8B model on one current GPU decodes ~100 tokens/s alone and ~2000 tokens/s at a
-# batch of 64 (vLLM's published benchmarks are of that order). Only a prior: learning corrects it.
+CAPACITY_EVIDENCE_SAMPLES = 4  # observations with completions learned from before a scale-down, at least
+CAPACITY_EVIDENCE_WINDOWS = 2.0  # ... and as many as cover this many SLO windows
+# Without a hint: a 7-8B model on one current GPU serves ~2000 generated tokens/s at a batch of 64
+# (vLLM's published benchmarks are of that order). Only a prior: learning corrects it.
 ASSUMED_PEAK_TOKENS_PER_S = 2000.0
 BATCH = 64
-SINGLE_STREAM_SHARE = 0.05  # tokens/s of one request alone, as a share of the peak (~100 of 2000)
+# One request alone, as a share of the peak: optimistic on purpose (a real stream is nearer 5%). The
+# latency correction rises 30x but falls only 10x, and a prior slower than the SLO for a lone request
+# would hold the law in its "SLO below a lone request's latency" branch until corrected.
+SINGLE_STREAM_SHARE = 0.25
 
 
 def online_profile(capacity_hint_tokens_per_s: float | None) -> Profile:
@@ -48,29 +55,37 @@ def profile_for(spec: RoutedModelSpec, routing_profile: Profile) -> Profile:
     return online_profile(spec.replicas.capacity_hint_tokens_per_second)
 
 
-def learning_online(profile: Profile, mem: LawMemory) -> bool:
+def evidence_needed(spec: RoutedModelSpec) -> int:
+    """Observations with completions a profile-less law learns from before it scales down."""
+    windows = CAPACITY_EVIDENCE_WINDOWS * spec.slo.window_seconds / spec.behavior.period_seconds
+    return max(CAPACITY_EVIDENCE_SAMPLES, math.ceil(windows))
+
+
+def learning_online(profile: Profile, mem: LawMemory, spec: RoutedModelSpec) -> bool:
     """True while a profile-less law has too little evidence to scale down."""
-    return profile.provenance == ONLINE and mem.samples < CAPACITY_EVIDENCE_SAMPLES
+    return profile.provenance == ONLINE and mem.samples < evidence_needed(spec)
 
 
-def hold_scale_down(replicas: int, note: str, current: int, profile: Profile, mem: LawMemory) -> tuple[int, str]:
+def hold_scale_down(
+    replicas: int, note: str, current: int, *, profile: Profile, mem: LawMemory, spec: RoutedModelSpec
+) -> tuple[int, str]:
     """No scale-down on a guessed capacity: keep the replicas until the evidence is in."""
-    if replicas >= current or not learning_online(profile, mem):
+    if replicas >= current or not learning_online(profile, mem, spec):
         return replicas, note
-    return current, f"no scale-down before capacity is learned ({mem.samples} of {CAPACITY_EVIDENCE_SAMPLES} windows)"
+    return current, f"no scale-down before capacity is learned ({mem.samples} of {evidence_needed(spec)} observations)"
 
 
-def capacity_verdict(profile: Profile, mem: LawMemory, *, peak_tokens_per_s: float) -> Verdict:
+def capacity_verdict(profile: Profile, mem: LawMemory, spec: RoutedModelSpec, *, peak_tokens_per_s: float) -> Verdict:
     """CapacityKnown: where the law's idea of one replica's capacity comes from."""
     if profile.provenance != ONLINE:
         return c.verdict(c.TRUE, c.CAPACITY_FROM_PROFILE, f"routing profile of {profile.model} ({profile.provenance})")
     seed = "capacityHintTokensPerSecond" if profile.device != "assumed" else "an assumed guess"
-    if learning_online(profile, mem):
+    if learning_online(profile, mem, spec):
         return c.verdict(
             c.FALSE,
             c.CAPACITY_LEARNING,
             f"no routing profile (replicas only): capacity is learned online from {seed}; "
-            f"{mem.samples} of {CAPACITY_EVIDENCE_SAMPLES} observations with completions so far, "
+            f"{mem.samples} of {evidence_needed(spec)} observations with completions so far, "
             "no scale-down before then",
         )
     return c.verdict(
