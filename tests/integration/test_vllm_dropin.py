@@ -108,3 +108,4 @@ def test_stock_vllm_keeps_its_replicas_until_capacity_is_learned_then_gets_repli
     assert decisions
     assert all("replicas only" in d["reason"] for d in decisions if "replicas" in d["reason"])
     assert not cluster.events("RoutingTemperatureChanged")  # no routing knob: never written
+    assert cluster.kube.read("ConfigMap", NAMESPACE, "chat-routing") is None  # nothing created for it

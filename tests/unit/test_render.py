@@ -130,3 +130,14 @@ def test_target_ref_mode_creates_no_pods_and_binds_the_targets_account() -> None
     assert kinds["RoleBinding"]["subjects"][0]["name"] == "legacy-sa"
     with pytest.raises(ValueError, match="targetRef"):
         render_deployment(OWNER, spec, replicas=1)
+
+
+def test_a_target_without_the_routing_knob_gets_no_configmap_or_role() -> None:
+    spec = RoutedModelSpec.model_validate(
+        {"targetRef": {"name": "vllm"}, "slo": {"targetSeconds": 1.0}, "replicas": {"max": 2},
+         "metrics": {"preset": "vLLM"}}
+    )  # fmt: skip
+    assert render_owned_objects(OWNER, spec, temperature=1.0, replicas=None) == []
+    thermostat = spec.model_copy(update={"metrics": spec.metrics.model_copy(update={"preset": "Thermostat"})})
+    kinds = [o["kind"] for o in render_owned_objects(OWNER, thermostat, temperature=1.0, replicas=None)]
+    assert "ConfigMap" in kinds
