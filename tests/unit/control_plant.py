@@ -65,6 +65,7 @@ class Plant:
     seed: int = 0
     now: float = 0.0
     memory: dict[str, Any] | None = None
+    law_profile: Profile | None = None  # what the law plans with, when not the truth's profile
     ready_at: list[float] = field(default_factory=list)
     history: list[Decision] = field(default_factory=list)
 
@@ -147,7 +148,8 @@ class Plant:
 
     # -- the loop ----------------------------------------------------------------------------------
     def step(self, rate: float, *, drop: tuple[str, ...] = ()) -> Decision:
-        decision = decide(self.observe(rate, drop=drop), self.spec, self.memory, self.now, profile=self.profile)
+        profile = self.law_profile or self.profile
+        decision = decide(self.observe(rate, drop=drop), self.spec, self.memory, self.now, profile=profile)
         self.apply(decision)
         self.now += self.spec.behavior.period_seconds
         return decision

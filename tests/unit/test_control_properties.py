@@ -73,7 +73,14 @@ def test_outputs_always_within_bounds(case: tuple[Any, RoutedModelSpec, dict[str
         assert spec.replicas.min <= decision.replicas <= spec.replicas.max
         if decision.routing_temperature < bounds.t_op - 1e-9:  # no scale-down below the operating point
             assert decision.replicas >= min(seen.replicas, spec.replicas.max) or spec.budget is not None
-    assert set(decision.conditions) == {"SLOMet", "WithinBudget", "MetricsAvailable", "Feasible", "QualityWithinBudget"}
+    assert set(decision.conditions) == {
+        "SLOMet",
+        "WithinBudget",
+        "MetricsAvailable",
+        "Feasible",
+        "QualityWithinBudget",
+        "CapacityKnown",
+    }
 
 
 def replicas_after(plant: Plant, rate: float, periods: int = 3) -> int:

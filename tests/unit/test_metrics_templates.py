@@ -39,8 +39,18 @@ def test_runtime_and_dcgm_power_and_energy() -> None:
         == 'sum by (source) (thermostat_gpu_power_watts{namespace="prod",routedmodel="chat"})'
     )
     dcgm = spec(metrics={"powerSource": "DCGM"})
-    assert promql(Signal.POWER, dcgm).startswith("sum(DCGM_FI_DEV_POWER_USAGE{")
-    assert promql(Signal.ENERGY, dcgm).endswith("[60s])) / 1000")  # millijoules -> joules
+    # The join itself is tested against a real Prometheus (tests/integration/test_dcgm_vllm_series.py).
+    assert 'up{namespace="prod",routedmodel="chat"}' in promql(Signal.POWER, dcgm)
+    assert promql(Signal.ENERGY, dcgm).endswith(" / 1000")  # millijoules -> joules
+
+
+def test_the_vllm_preset_reads_vllm_series_and_power_from_dcgm() -> None:
+    s = spec(model=None, targetRef={"name": "vllm"}, metrics={"preset": "vLLM"})
+    assert s.metrics.effective_power_source == "DCGM"
+    assert "vllm:e2e_request_latency_seconds_bucket" in promql(Signal.LATENCY, s)
+    assert "DCGM_FI_DEV_POWER_USAGE" in promql(Signal.POWER, s)
+    with pytest.raises(ValueError, match=r"metrics\.powerSource to DCGM"):
+        spec(model=None, targetRef={"name": "vllm"}, metrics={"preset": "vLLM", "powerSource": "Runtime"})
 
 
 def test_requests_offered_served_and_shed_and_quality_is_a_ratio_of_rates() -> None:
@@ -78,3 +88,15 @@ def test_every_default_template_is_documented_verbatim() -> None:
     for signal, template in [*RUNTIME_TEMPLATES.items(), *DCGM_TEMPLATES.items()]:
         assert f"`{template.promql}`" in docs, f"docs/metrics.md lacks the {signal} template {template.promql}"
         assert f"`{template.anchor}`" in docs, signal
+
+
+def test_the_vllm_preset_queries_are_in_the_drop_in_guide_verbatim() -> None:
+    from pathlib import Path
+
+    from thermostat.metrics.templates import DCGM_TEMPLATES, VLLM_LATENCY_HISTOGRAMS, VLLM_TEMPLATES, latency_template
+
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "operator.md").read_text(encoding="utf-8")
+    latency = [latency_template(m, VLLM_LATENCY_HISTOGRAMS) for m in VLLM_LATENCY_HISTOGRAMS]
+    for template in [*VLLM_TEMPLATES.values(), *DCGM_TEMPLATES.values(), *latency]:
+        assert f"`{template.promql}`" in docs, f"docs/operator.md lacks the vLLM preset's query {template.promql}"
+        assert f"`{template.anchor}`" in docs, template.anchor

@@ -166,3 +166,14 @@ def test_runtime_limits_out_of_range_are_refused_by_the_model_and_the_crd(field:
     body = {"apiVersion": "thermostat.dev/v1alpha1", "kind": "RoutedModel", "metadata": {"name": "x"}, "spec": raw}
     _, problems = validate_against_crd(routedmodel_crd(), body, "v1alpha1")
     assert any(field in str(problem) for problem in problems), problems
+
+
+def test_a_target_without_the_routing_knob_gets_no_configmap_or_role() -> None:
+    spec = RoutedModelSpec.model_validate(
+        {"targetRef": {"name": "vllm"}, "slo": {"targetSeconds": 1.0}, "replicas": {"max": 2},
+         "metrics": {"preset": "vLLM"}}
+    )  # fmt: skip
+    assert render_owned_objects(OWNER, spec, temperature=1.0, replicas=None) == []
+    thermostat = spec.model_copy(update={"metrics": spec.metrics.model_copy(update={"preset": "Thermostat"})})
+    kinds = [o["kind"] for o in render_owned_objects(OWNER, thermostat, temperature=1.0, replicas=None)]
+    assert "ConfigMap" in kinds

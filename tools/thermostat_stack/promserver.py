@@ -10,18 +10,24 @@ It finds the runtime pods as it would in a cluster without prometheus-operator: 
 the scoping labels ``namespace``, ``pod``, ``routedmodel`` of DESIGN §3 come from the pods themselves.
 A binary built without Kubernetes discovery (Debian's) gets the pods from :mod:`poddiscovery` as
 file_sd groups with the same meta labels; the relabelling still runs in Prometheus.
-``static`` adds plain jobs (job name -> addresses), e.g. the operator's own /metrics. The server keeps
+``static`` adds plain jobs (job name -> addresses), e.g. the operator's own /metrics; ``jobs`` adds
+whole scrape configs as given (e.g. an exporter scraped with ``honor_labels: false`` and target
+labels, as a ServiceMonitor would). ``web_config`` is written to ``--web.config.file`` (TLS and
+basic auth, Prometheus' exporter-toolkit format); the server's own readiness checks and ``query``
+then use ``client_ca`` and ``basic_auth``. The server keeps
 its data in a temporary directory removed on ``stop()``. Binary: ``/usr/bin/prometheus`` (Debian) or
 ``THERMOSTAT_PROMETHEUS_BINARY``.
 """
 
 from __future__ import annotations
 
+import base64
 import functools
 import json
 import os
 import shutil
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
@@ -85,6 +91,10 @@ class PrometheusServer:
         workdir: Path | None = None,
         binary: str | None = None,
         extra_args: Sequence[str] = (),
+        jobs: Sequence[Mapping[str, Any]] = (),
+        web_config: Mapping[str, Any] | None = None,
+        client_ca: str | None = None,
+        basic_auth: tuple[str, str] | None = None,
     ) -> None:
         self.discovery = discovery
         self.static = dict(static or {})
@@ -94,12 +104,25 @@ class PrometheusServer:
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="thermostat-prometheus-"))
         self.binary = binary or find_binary()
         self.extra_args = list(extra_args)
+        self.jobs = [dict(job) for job in jobs]
+        self.web_config = dict(web_config) if web_config is not None else None
+        self.client_ca, self.basic_auth = client_ca, basic_auth
         self.process: subprocess.Popen[bytes] | None = None
         self.pod_discovery: PodDiscovery | None = None
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        scheme = "https" if self.web_config and "tls_server_config" in self.web_config else "http"
+        return f"{scheme}://127.0.0.1:{self.port}"
+
+    def _open(self, path: str, timeout_s: float) -> Any:
+        """GET ``path`` with this server's own CA and credentials."""
+        request = urllib.request.Request(f"{self.url}{path}")
+        if self.basic_auth is not None:
+            token = base64.b64encode(":".join(self.basic_auth).encode()).decode()
+            request.add_header("Authorization", f"Basic {token}")
+        context = ssl.create_default_context(cafile=self.client_ca) if self.url.startswith("https") else None
+        return urllib.request.urlopen(request, timeout=timeout_s, context=context)
 
     def _write_config(self) -> Path:
         interval = f"{max(int(self.scrape_interval_s * 1000), 100)}ms"
@@ -116,6 +139,7 @@ class PrometheusServer:
             jobs.append(file_sd_runtime_job(str(targets), interval=interval))
         for job, addresses in self.static.items():
             jobs.append({"job_name": job, "honor_labels": True, "static_configs": [{"targets": list(addresses)}]})
+        jobs += self.jobs
         config = {
             "global": {"scrape_interval": interval, "evaluation_interval": interval, "scrape_timeout": interval},
             "scrape_configs": jobs,
@@ -135,11 +159,19 @@ class PrometheusServer:
             f"--web.listen-address=127.0.0.1:{self.port}",
             "--storage.tsdb.retention.time=2h",
             "--log.level=warn",
+            *self._web_args(),
             *self.extra_args,
         ]
         self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         self._wait_ready(timeout_s)
         return self
+
+    def _web_args(self) -> list[str]:
+        if self.web_config is None:
+            return []
+        path = self.workdir / "web.yml"
+        path.write_text(yaml.safe_dump(self.web_config), encoding="utf-8")
+        return [f"--web.config.file={path}"]
 
     def _wait_ready(self, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
@@ -147,7 +179,7 @@ class PrometheusServer:
             if self.process is not None and self.process.poll() is not None:
                 raise RuntimeError(f"Prometheus exited with {self.process.returncode}: {self.log_tail()}")
             try:
-                with urllib.request.urlopen(f"{self.url}/-/ready", timeout=1) as response:
+                with self._open("/-/ready", 1) as response:
                     if response.status == 200:
                         return
             except (urllib.error.URLError, ConnectionError, TimeoutError):
@@ -161,8 +193,7 @@ class PrometheusServer:
 
     def query(self, promql: str) -> list[dict[str, Any]]:
         """An instant query's result vector (for tests and readiness checks)."""
-        url = f"{self.url}/api/v1/query?{urllib.parse.urlencode({'query': promql})}"
-        with urllib.request.urlopen(url, timeout=5) as response:
+        with self._open(f"/api/v1/query?{urllib.parse.urlencode({'query': promql})}", 5) as response:
             body = json.load(response)
         result: list[dict[str, Any]] = body["data"]["result"]
         return result

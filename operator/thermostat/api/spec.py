@@ -70,6 +70,13 @@ class PowerSource(StrEnum):
     DCGM = "DCGM"
 
 
+class MetricsPreset(StrEnum):
+    """Which server's series the pods export: the queries and the knobs that follow from it."""
+
+    THERMOSTAT = "Thermostat"  # thermostat-runtime: every signal, the routing knob, NVML power
+    VLLM = "vLLM"  # stock vLLM: replicas only (no routing knob), power from DCGM, capacity learned online
+
+
 class GpuResources(ApiModel):
     """Compute resources of one runtime pod."""
 
@@ -271,6 +278,14 @@ class ReplicaBounds(ApiModel):
 
     min: int = Field(1, ge=1, le=1000, description="Fewest replicas; the operator never goes below.")
     max: int = Field(ge=1, le=1000, description="Most replicas; the operator never goes above.")
+    capacity_hint_tokens_per_second: float | None = Field(
+        None,
+        gt=0,
+        le=1e7,
+        description="Generated tokens per second one replica sustains at full batch (e.g. the output token "
+        "throughput of `vllm bench serve`): the starting guess of a law without a routing profile (metrics.preset "
+        "vLLM), corrected online. Unset: a guess that only evidence can lower replicas from.",
+    )
 
 
 class ScalingRules(ApiModel):
@@ -363,13 +378,42 @@ class QueryOverrides(ApiModel):
 class MetricsSpec(ApiModel):
     """Where observations come from."""
 
+    cel_rules = (
+        CelRule(
+            rule="!has(self.preset) || self.preset != 'vLLM' || !has(self.powerSource) || self.powerSource == 'DCGM'",
+            message="metrics.preset vLLM has no runtime power series: set metrics.powerSource to DCGM or leave it "
+            "unset",
+            check=lambda m: m.preset != MetricsPreset.VLLM or m.power_source in (None, PowerSource.DCGM),
+            field_path=".powerSource",
+        ),
+    )
+
     prometheus: PrometheusSource = Field(default_factory=PrometheusSource, description="The Prometheus to query.")
-    power_source: PowerSource = Field(
-        PowerSource.RUNTIME,
+    preset: MetricsPreset = Field(
+        MetricsPreset.THERMOSTAT,
         strict=False,
-        description="Runtime: the runtime pods' NVML series. DCGM: the DCGM exporter's series.",
+        description="Which server the pods run. Thermostat: thermostat-runtime series, the routing knob. vLLM: stock "
+        "vLLM's `vllm:` series, replicas only (no routing knob), power from DCGM, capacity learned online.",
+    )
+    power_source: PowerSource | None = Field(
+        None,
+        strict=False,
+        description="Runtime: the runtime pods' NVML series. DCGM: the DCGM exporter's series, joined to the pods by "
+        "their namespace and pod labels. Unset: Runtime for the Thermostat preset, DCGM for vLLM.",
     )
     queries: QueryOverrides = Field(default_factory=QueryOverrides, description="PromQL overrides.")
+
+    @property
+    def effective_power_source(self) -> PowerSource:
+        """The power source in force: the spec's, else the preset's."""
+        if self.power_source is not None:
+            return PowerSource(self.power_source)
+        return PowerSource.DCGM if self.preset == MetricsPreset.VLLM else PowerSource.RUNTIME
+
+    @property
+    def routing_knob(self) -> bool:
+        """Whether the pods read a routing temperature (only thermostat-runtime does)."""
+        return bool(self.preset == MetricsPreset.THERMOSTAT)
 
 
 class RoutedModelSpec(ApiModel):

@@ -2,8 +2,8 @@
 
 Types are members of ``ConditionType`` (listed in status in that order); reasons are CamelCase
 constants, grouped by the type they explain, each with a line saying when it applies. The law
-computes ``SLOMet``, ``WithinBudget``, ``MetricsAvailable``, ``Feasible`` and
-``QualityWithinBudget``; the operator computes ``Ready`` and ``Conflict``
+computes ``SLOMet``, ``WithinBudget``, ``MetricsAvailable``, ``Feasible``,
+``QualityWithinBudget`` and ``CapacityKnown``; the operator computes ``Ready`` and ``Conflict``
 (``thermostat.status.conditions``), from the same names.
 """
 
@@ -25,6 +25,7 @@ class ConditionType(StrEnum):
     METRICS_AVAILABLE = "MetricsAvailable"  # every signal the law needs was fresh (from the law)
     FEASIBLE = "Feasible"  # SLO, budget and quality floor can all hold (from the law)
     QUALITY_WITHIN_BUDGET = "QualityWithinBudget"  # the quality loss in force is within the budget (from the law)
+    CAPACITY_KNOWN = "CapacityKnown"  # the law knows a replica's capacity: profile, or learned online (from the law)
     CONFLICT = "Conflict"  # someone else sets the Deployment's replicas
 
 
@@ -65,6 +66,10 @@ MEASURED_WITHIN_BUDGET = "MeasuredWithinBudget"  # shadow-measured loss <= maxQu
 MEASURED_OVER_BUDGET = "MeasuredOverBudget"  # shadow-measured loss over budget at the operating point
 PROFILE_TRUSTED = "ProfileTrusted"  # too few shadow tokens in the window: the profile's loss is used
 BELOW_OPERATING_POINT = "BelowOperatingPoint"  # the SLO (or the power budget) holds T below the operating point
+# CapacityKnown
+CAPACITY_FROM_PROFILE = "FromProfile"  # the runtime's routing profile sizes a replica
+CAPACITY_LEARNING = "LearningOnline"  # no profile, too little evidence yet: no scale-down
+CAPACITY_LEARNED = "LearnedOnline"  # no profile: capacity learned from enough observations
 
 
 def verdict(status: str, reason: str, message: str) -> Verdict:

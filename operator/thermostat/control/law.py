@@ -35,6 +35,7 @@ from thermostat.control.learning import (
 )
 from thermostat.control.memory import LawMemory, load_memory
 from thermostat.control.model import OVERLOAD_LATENCY_S, ResponseModel
+from thermostat.control.online import ONLINE, capacity_verdict, hold_scale_down
 from thermostat.control.profile import Profile
 from thermostat.control.replicas import (
     SCALE_UP_CONFIRMATIONS,
@@ -124,6 +125,9 @@ def _hold(
         c.ConditionType.METRICS_AVAILABLE: metrics,
         c.ConditionType.FEASIBLE: c.verdict(c.UNKNOWN, c.DECISION_HELD, "not evaluated while metrics are unavailable"),
         c.ConditionType.QUALITY_WITHIN_BUDGET: _quality_condition(obs, spec, mem, bounds, profile),
+        c.ConditionType.CAPACITY_KNOWN: capacity_verdict(
+            profile, mem, spec, peak_tokens_per_s=model_for(profile, mem, spec).peak_tokens_per_s(1.0)
+        ),
     }
     reason = (
         f"{metrics.message}: {action} (onMetricsUnavailable {rule.action}), temperature "
@@ -166,6 +170,7 @@ def _act(obs: Observation, spec: RoutedModelSpec, mem: LawMemory, now: float, *,
     budget_bound = limit_w is not None and model.total_power_w(seen.demand, bounds.t_op, max(1, seen.ready)) > limit_w
     if not budget_bound:  # below T_op for the SLO's sake (not the power budget's): replicas bring it back
         replicas, note = _no_scale_down_below_op(replicas, note, obs, temperature, bounds=bounds, plan=plan)
+    replicas, note = hold_scale_down(replicas, note, obs.replicas, profile=profile, mem=mem, spec=spec)
     ready = max(1, obs.ready_replicas)
     conditions: dict[str, Verdict] = {
         c.ConditionType.SLO_MET: c.slo_verdict(
@@ -175,8 +180,13 @@ def _act(obs: Observation, spec: RoutedModelSpec, mem: LawMemory, now: float, *,
         c.ConditionType.METRICS_AVAILABLE: c.metrics_verdict({}),
         c.ConditionType.FEASIBLE: plan.feasible,
         c.ConditionType.QUALITY_WITHIN_BUDGET: _quality_condition(obs, spec, mem, bounds, profile),
+        c.ConditionType.CAPACITY_KNOWN: capacity_verdict(
+            profile, mem, spec, peak_tokens_per_s=model.peak_tokens_per_s(1.0)
+        ),
     }
     reason = _reason(seen, spec, mem, temperature=temperature, replicas=replicas, bounds=bounds, plan=plan, note=note)
+    if profile.provenance == ONLINE:
+        reason = f"{reason}; replicas only: the pods have no routing knob"
     if abs(temperature - obs.routing_temperature) > 1e-9:
         mem = replace(mem, temperature_since=now)
     if replicas < obs.replicas:

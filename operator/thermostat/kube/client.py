@@ -206,7 +206,12 @@ class Kube:
             secret = _json(self.core.read_namespaced_secret(name, namespace, _preload_content=False))
         except ApiException as error:
             if error.status == 404:
-                raise LookupError(f"Secret {namespace}/{name} not found") from error
+                raise LookupError(
+                    f"Secret {namespace}/{name} (spec.metrics.prometheus.authSecretRef) not found: create it with "
+                    "keys `username` and `password` (or `token`), and `ca.crt` for a private CA"
+                ) from error
+            if error.status == 403:
+                raise LookupError(f"Secret {namespace}/{name} may not be read by the operator (HTTP 403)") from error
             raise
         data = {key: base64.b64decode(value).decode() for key, value in (secret.get("data") or {}).items()}
         data.update(secret.get("stringData") or {})

@@ -9,6 +9,7 @@ from thermostat.control.signals import Idle, Missing, Reading, SignalValue
 from thermostat.metrics.collect import OBSERVED, Signals, classify, collect, unusable
 from thermostat.metrics.config import PrometheusConfig, prometheus_config
 from thermostat.metrics.source import (
+    CredentialsRejectedError,
     MetricsError,
     MetricsSource,
     NoDataError,
@@ -18,10 +19,12 @@ from thermostat.metrics.source import (
     Scope,
     SourceUnavailableError,
     StaleDataError,
+    TlsVerificationError,
 )
 
 __all__ = [
     "OBSERVED",
+    "CredentialsRejectedError",
     "Idle",
     "MetricsError",
     "MetricsSource",
@@ -37,6 +40,7 @@ __all__ = [
     "Signals",
     "SourceUnavailableError",
     "StaleDataError",
+    "TlsVerificationError",
     "classify",
     "collect",
     "prometheus_config",

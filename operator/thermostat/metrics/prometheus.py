@@ -2,7 +2,8 @@
 
 Connection failures, refused queries, empty results, NaN and stale anchors each raise their own
 ``MetricsError``. Credentials come from a Secret's data (``token``, or ``username``/``password``, and
-an optional ``ca.crt``), read by the caller and passed in as plain strings.
+an optional ``ca.crt``), read by the caller and passed in as plain strings; refused credentials and
+an unverifiable certificate are errors that name that Secret and what to fix.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from urllib3.util.retry import Retry
 from thermostat.api.spec import LatencySlo, MetricsSpec, PowerSource
 from thermostat.control.types import Signal
 from thermostat.metrics.source import (
+    CredentialsRejectedError,
     NoDataError,
     NotANumberError,
     QueryRejectedError,
@@ -29,6 +31,7 @@ from thermostat.metrics.source import (
     Scope,
     SourceUnavailableError,
     StaleDataError,
+    TlsVerificationError,
 )
 from thermostat.metrics.templates import freshness_query, render, template_for
 
@@ -42,19 +45,47 @@ class PrometheusAuth:
     password: str | None = None
     ca_pem: str | None = None
     insecure_skip_verify: bool = False
+    secret: str | None = None  # "<namespace>/<name>" of the Secret these came from, for messages
 
     @classmethod
-    def from_secret_data(cls, data: dict[str, str], *, insecure_skip_verify: bool = False) -> PrometheusAuth:
-        """From a Secret's decoded data; a Secret with neither token nor username says so."""
+    def from_secret_data(
+        cls, data: dict[str, str], *, insecure_skip_verify: bool = False, secret: str | None = None
+    ) -> PrometheusAuth:
+        """From a Secret's decoded data; a Secret with neither token nor username, or a ca.crt that is not
+        PEM, says so (naming the Secret)."""
+        named = f"Secret {secret}" if secret else "the Prometheus auth Secret"
         if not data.get("token") and not data.get("username"):
-            raise ValueError("the Prometheus auth Secret needs key `token`, or keys `username` and `password`")
+            raise ValueError(f"{named} needs key `token`, or keys `username` and `password` (keys: {sorted(data)})")
+        ca_pem = data.get("ca.crt") or None
+        if ca_pem is not None and "-----BEGIN CERTIFICATE-----" not in ca_pem:
+            raise ValueError(f"key `ca.crt` of {named} is not a PEM certificate (-----BEGIN CERTIFICATE-----)")
         return cls(
             bearer_token=data.get("token") or None,
             username=data.get("username") or None,
             password=data.get("password", ""),
-            ca_pem=data.get("ca.crt") or None,
+            ca_pem=ca_pem,
             insecure_skip_verify=insecure_skip_verify,
+            secret=secret,
         )
+
+    def rejected(self, url: str, status: str) -> str:
+        """What a 401/403 means, naming where the credentials came from."""
+        if self.secret is None:
+            return (
+                f"Prometheus at {url} requires credentials (HTTP {status}): set spec.metrics.prometheus.authSecretRef"
+            )
+        kind = "token" if self.bearer_token else "username/password"
+        return f"Prometheus at {url} refused the {kind} of Secret {self.secret} (HTTP {status}): correct it"
+
+    def unverified(self, url: str) -> str:
+        """What a failed certificate check means, naming the CA it was checked against."""
+        if self.ca_pem is not None:
+            return (
+                f"TLS: the certificate of Prometheus at {url} is not signed by key `ca.crt` of Secret {self.secret}: "
+                "put the CA that signed it there"
+            )
+        where = f"Secret {self.secret}" if self.secret else "a Secret named by spec.metrics.prometheus.authSecretRef"
+        return f"TLS: the certificate of Prometheus at {url} is not signed by a system CA: add key `ca.crt` to {where}"
 
     def headers(self) -> dict[str, str] | None:
         return {"Authorization": f"Bearer {self.bearer_token.strip()}"} if self.bearer_token else None
@@ -101,6 +132,7 @@ class PrometheusMetrics:
         max_age_s: float = 60.0,
     ) -> None:
         auth = auth or PrometheusAuth(insecure_skip_verify=metrics.prometheus.insecure_skip_verify)
+        self.auth = auth
         session = requests.Session()
         session.verify = auth.verify()
         self.url = url.rstrip("/")
@@ -123,13 +155,18 @@ class PrometheusMetrics:
             text = str(error)
             if "HTTP Status Code 5" in text:
                 raise SourceUnavailableError(f"Prometheus at {self.url} failed: {text[:300]}") from error
+            for status in ("401", "403"):
+                if f"HTTP Status Code {status}" in text:
+                    raise CredentialsRejectedError(self.auth.rejected(self.url, status)) from error
             raise QueryRejectedError(f"Prometheus at {self.url} refused {promql!r}: {text[:300]}") from error
+        except requests.exceptions.SSLError as error:
+            raise TlsVerificationError(self.auth.unverified(self.url)) from error
         except requests.RequestException as error:
             raise SourceUnavailableError(f"Prometheus at {self.url} unreachable: {type(error).__name__}") from error
         return result
 
-    def _age_s(self, anchor: str, scope: Scope) -> float:
-        query = freshness_query(anchor, scope)
+    def _age_s(self, anchor: str, scope: Scope, anchor_promql: str | None = None) -> float:
+        query = freshness_query(anchor, scope, anchor_promql)
         result = self.query(query)
         if not result:
             raise StaleDataError(f"no current sample of {anchor} for {scope.namespace}/{scope.routedmodel}")
@@ -140,7 +177,7 @@ class PrometheusMetrics:
         template = template_for(signal, self.slo, self.metrics)
         age_s = None
         if template.anchor is not None:
-            age_s = self._age_s(template.anchor, scope)
+            age_s = self._age_s(template.anchor, scope, template.anchor_promql)
             if age_s > self.max_age_s:
                 raise StaleDataError(
                     f"newest {template.anchor} sample is {age_s:.0f}s old (limit {self.max_age_s:.0f}s)"
@@ -153,7 +190,7 @@ class PrometheusMetrics:
     def _power_source(self, signal: str, result: list[dict[str, Any]], labels: dict[str, str]) -> str | None:
         if signal != Signal.POWER:
             return None
-        if PowerSource(self.metrics.power_source) == PowerSource.DCGM:
+        if self.metrics.effective_power_source == PowerSource.DCGM:
             return "dcgm"
         # Any modelled share makes the total an estimate, and the display says so.
         sources = {item.get("metric", {}).get("source") for item in result} | {labels.get("source")}

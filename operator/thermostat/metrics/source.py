@@ -44,6 +44,18 @@ class SourceUnavailableError(MetricsError):
     reason = "SourceUnavailable"
 
 
+class CredentialsRejectedError(SourceUnavailableError):
+    """Prometheus refused the credentials (HTTP 401/403): every query would, so none is tried again."""
+
+    reason = "CredentialsRejected"
+
+
+class TlsVerificationError(SourceUnavailableError):
+    """Prometheus' certificate is not signed by the CA the operator was given (or the system's)."""
+
+    reason = "TLSVerificationFailed"
+
+
 class QueryRejectedError(MetricsError):
     """The backend refused the query (bad PromQL in an override, 4xx, authentication)."""
 

@@ -12,6 +12,7 @@ import time
 from dataclasses import replace
 
 from thermostat.control import Decision, decide
+from thermostat.control.online import profile_for
 from thermostat.control.signals import reading_value
 from thermostat.reconcile.actions import Actions, Outcome
 from thermostat.reconcile.apply import apply, write_status
@@ -62,7 +63,8 @@ def _decide(context: Context, world: World) -> Decision | None:
         return None
     previous = world.subject.previous
     memory = previous.memory.state if previous and previous.memory else None
-    return decide(world.observation, world.spec, memory, world.now, profile=context.profile)
+    profile = profile_for(world.spec, context.profile)
+    return decide(world.observation, world.spec, memory, world.now, profile=profile)
 
 
 def _finish(

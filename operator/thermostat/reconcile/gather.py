@@ -12,8 +12,9 @@ from thermostat.api.spec import RoutedModelSpec
 from thermostat.checks import parse_spec, spec_problems
 from thermostat.control import Observation, Signal
 from thermostat.kube import list_pods, other_scalers
-from thermostat.metrics import Reading, Scope, Signals, collect, prometheus_config, unusable
+from thermostat.metrics import OBSERVED, Reading, Scope, Signals, collect, prometheus_config, unusable
 from thermostat.metrics.prometheus import PrometheusAuth
+from thermostat.metrics.templates import observed_signals
 from thermostat.reconcile.world import (
     Context,
     ResourceState,
@@ -89,8 +90,9 @@ def observe(context: Context, state: ResourceState, subject: Subject, spec: Rout
     try:
         auth = None
         if prom.auth_secret_ref is not None:
+            secret = f"{subject.namespace}/{prom.auth_secret_ref.name}"
             data = context.kube.read_secret_data(subject.namespace, prom.auth_secret_ref.name)
-            auth = PrometheusAuth.from_secret_data(data, insecure_skip_verify=prom.insecure_skip_verify)
+            auth = PrometheusAuth.from_secret_data(data, insecure_skip_verify=prom.insecure_skip_verify, secret=secret)
         config = prometheus_config(
             spec,
             auth=auth,
@@ -98,10 +100,11 @@ def observe(context: Context, state: ResourceState, subject: Subject, spec: Rout
             timeout_ceiling_s=context.settings.prometheus_timeout_seconds,
         )
     except (LookupError, ValueError) as error:
-        return unusable(f"MetricsSourceUnusable: {error}")
+        return unusable(f"MetricsSourceUnusable: {error}", observed_signals(spec.metrics, OBSERVED))
     if state.source is None or state.source[0] != config.key:
         state.source = (config.key, config.build())
-    return collect(state.source[1], Scope(namespace=subject.namespace, routedmodel=subject.name), now=now)
+    scope = Scope(namespace=subject.namespace, routedmodel=subject.name)
+    return collect(state.source[1], scope, now=now, signals=observed_signals(spec.metrics, OBSERVED))
 
 
 def build_observation(

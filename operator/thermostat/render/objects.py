@@ -110,8 +110,11 @@ def render_owned_objects(
 
     With ``spec.model``: ServiceAccount, Role, RoleBinding, ConfigMap, Service, PDB, Deployment.
     With ``spec.targetRef``: only the ConfigMap and its Role/RoleBinding for the target's account
-    (``target_service_account``, ``default`` when unknown); the Deployment stays the user's.
+    (``target_service_account``, ``default`` when unknown); the Deployment stays the user's. A target
+    without the routing knob (``metrics.preset`` vLLM) reads no ConfigMap: nothing is created for it.
     """
+    if spec.model is None and not spec.metrics.routing_knob:
+        return []
     configmap = render_routing_configmap(owner, spec, temperature)
     if spec.model is None:
         account = target_service_account or "default"
