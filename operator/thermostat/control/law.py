@@ -181,7 +181,7 @@ def _act(obs: Observation, spec: RoutedModelSpec, mem: LawMemory, now: float, *,
     }
     reason = _reason(seen, spec, mem, temperature=temperature, replicas=replicas, bounds=bounds, plan=plan, note=note)
     move = Move(
-        obs.routing_temperature, temperature, obs.replicas, replicas, excursion=seen.excursion,
+        obs.routing_temperature, temperature, obs.replicas, replicas, bounds.t_op, excursion=seen.excursion,
         budget_bound=budget_bound or plan.feasible.reason == c.SLO_YIELDS_TO_BUDGET, idle=seen.idle,
         guarded=bool(note) and plan.replicas < obs.replicas,
     )  # fmt: skip

@@ -1,9 +1,10 @@
 """The rule that fired: one CamelCase name per decision, for the audit trail (docs/audit.md).
 
 A decision may move both knobs; its rule is the one that drove it, first match in this order:
-metrics unavailable, the fast path (an excursion lowers the temperature), the budget, replicas up,
-replicas down, the temperature rising back, a scale-down that a guard stopped, then steady. The
-decision's ``reason`` keeps every detail in words; the rule is what a reader or a query groups by.
+metrics unavailable, the fast path (an excursion lowers the temperature), the budget, a move down to
+the operating point, a predicted miss, replicas up, replicas down, the temperature rising back, a
+scale-down that a guard stopped, then idle or steady. The decision's ``reason`` keeps every detail
+in words; the rule is what a reader or a query groups by.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ METRICS_HOLD = "MetricsUnavailableHold"  # a needed signal is missing or stale: 
 METRICS_REPLICAS = "MetricsUnavailableReplicas"  # missing metrics: onMetricsUnavailable raised the replicas
 SLO_EXCURSION = "SLOExcursion"  # observed latency over the excursion threshold: temperature dropped at once
 BUDGET_LIMIT = "BudgetLimit"  # the power budget lowered the temperature or the replicas
-TEMPERATURE_DROP = "PredictedMiss"  # the model predicts a miss at the temperature in force: temperature dropped
+OPERATING_POINT = "OperatingPoint"  # lowered to the steady operating point (at start, or the quality budget moved)
+PREDICTED_MISS = "PredictedMiss"  # the model predicts a miss at the temperature in force: temperature dropped
 SCALE_UP = "ScaleUp"  # the slow path wants more replicas (after its confirmations)
 SCALE_DOWN = "ScaleDown"  # fewer replicas carry the load (after stabilization and the observation's consent)
 TEMPERATURE_RISE = "TemperatureRecovery"  # the temperature rises back toward the operating point
@@ -24,7 +26,7 @@ STEADY = "Steady"  # settings already where the law wants them
 
 # Every rule, for documentation and validation of recorded trails.
 RULES = (
-    METRICS_HOLD, METRICS_REPLICAS, SLO_EXCURSION, BUDGET_LIMIT, TEMPERATURE_DROP, SCALE_UP, SCALE_DOWN,
+    METRICS_HOLD, METRICS_REPLICAS, SLO_EXCURSION, BUDGET_LIMIT, OPERATING_POINT, PREDICTED_MISS, SCALE_UP, SCALE_DOWN,
     TEMPERATURE_RISE, SCALE_DOWN_HELD, IDLE, STEADY,
 )  # fmt: skip
 
@@ -37,6 +39,7 @@ class Move:
     temperature_after: float
     replicas_before: int
     replicas_after: int
+    operating_temperature: float = 1.0
     excursion: bool = False
     budget_bound: bool = False
     idle: bool = False
@@ -51,8 +54,10 @@ def rule_for(move: Move) -> str:
         return SLO_EXCURSION
     if move.budget_bound and (lowered or move.replicas_after < move.replicas_before):
         return BUDGET_LIMIT
+    if lowered and abs(move.temperature_after - move.operating_temperature) <= 1e-9:
+        return OPERATING_POINT
     if lowered:
-        return TEMPERATURE_DROP
+        return PREDICTED_MISS
     if move.replicas_after > move.replicas_before:
         return SCALE_UP
     if move.replicas_after < move.replicas_before:

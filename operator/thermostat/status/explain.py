@@ -1,0 +1,236 @@
+"""``thermostat explain``: a RoutedModel's recent decisions as prose a person reads in a minute.
+
+Pure: status (and decision records read from the operator's log) in, rich renderables out; the
+clock is passed in. Runs of decisions that changed nothing (steady, idle, held, a guarded
+scale-down) are summarised as one period, with how long it lasted and its newest reason, never as
+twenty identical lines. The savings ledger follows (``status.ledger_view``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from rich.console import Group, RenderableType
+from rich.text import Text
+
+from thermostat.api.status import DecisionRecord, RoutedModelStatus
+from thermostat.control import rules
+from thermostat.status.history import record_decision
+from thermostat.status.ledger_view import Price, savings_view
+from thermostat.status.savings import unix
+
+# Rules under which nothing changed: consecutive ones make one "nothing changed" period.
+QUIET_RULES = frozenset({rules.STEADY, rules.IDLE, rules.SCALE_DOWN_HELD, rules.METRICS_HOLD})
+OUTCOME_TEXT = {
+    "Applied": "Applied.",
+    "Unchanged": "",
+    "Recommended": "Recommended only (mode Recommend): nothing was written.",
+    "Held": "The settings in force were kept.",
+    "NotApplied": "Not applied: another scaler or a user sets the replicas (see the Conflict condition).",
+    "Failed": "The write was refused (see the Ready condition).",
+}
+
+
+def fold_records(records: Iterable[DecisionRecord]) -> list[DecisionRecord]:
+    """Records as status keeps them (repeats folded), but unbounded: the log's complete trail."""
+    folded: list[DecisionRecord] = []
+    for record in records:
+        folded = record_decision(folded, record, limit=len(folded) + 1)
+    return folded
+
+
+def _clock(time: str) -> str:
+    return time[11:19] if len(time) >= 19 else time
+
+
+def _span(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def _ago(time: str, now: float) -> str:
+    try:
+        return f"{_span(max(0.0, now - unix(time)))} ago"
+    except ValueError:
+        return "at an unreadable time"
+
+
+def headline(record: DecisionRecord) -> str:
+    """What the decision did, in a few words."""
+    before = record.before
+    t0 = before.routing_temperature if before and before.routing_temperature is not None else None
+    n0 = before.replicas if before and before.replicas is not None else None
+    t = f"{t0:.2f} → {record.routing_temperature:.2f}" if t0 is not None else f"{record.routing_temperature:.2f}"
+    n = f"{n0} → {record.replicas}" if n0 is not None else f"{record.replicas}"
+    if record.kind == "rollout":
+        return f"Rollout step {record.rule or ''}: canary at temperature {record.routing_temperature:.2f}".strip()
+    texts = {
+        rules.SLO_EXCURSION: f"Latency over the SLO: temperature lowered {t} at once",
+        rules.OPERATING_POINT: f"Temperature set {t}, the operating point (lowest energy within the quality budget)",
+        rules.PREDICTED_MISS: f"Temperature lowered {t} ahead of a predicted SLO miss",
+        rules.BUDGET_LIMIT: f"The power budget set temperature {t}, replicas {n}",
+        rules.SCALE_UP: f"Scaled up {n} replicas",
+        rules.SCALE_DOWN: f"Scaled down {n} replicas",
+        rules.TEMPERATURE_RISE: f"Temperature raised {t} toward the operating point",
+        rules.SCALE_DOWN_HELD: "Nothing changed: fewer replicas would do, but a guard keeps them",
+        rules.STEADY: "Nothing changed: the settings are where the law wants them",
+        rules.IDLE: "Nothing changed: no requests",
+        rules.METRICS_HOLD: "Held: metrics unavailable",
+        rules.METRICS_REPLICAS: f"Metrics unavailable: replicas raised {n} (onMetricsUnavailable)",
+    }
+    return texts.get(record.rule or "", f"Decided temperature {t}, replicas {n}")
+
+
+@dataclass(frozen=True)
+class Period:
+    """Consecutive decisions under which nothing changed."""
+
+    records: tuple[DecisionRecord, ...]
+
+    @property
+    def runs(self) -> int:
+        return sum(1 + r.repeats for r in self.records)
+
+    @property
+    def end(self) -> str:
+        last = self.records[-1]
+        return last.until or last.time
+
+
+def group(records: Sequence[DecisionRecord]) -> list[DecisionRecord | Period]:
+    """Records, with consecutive quiet ones (see ``QUIET_RULES``) gathered into periods."""
+    out: list[DecisionRecord | Period] = []
+    for record in records:
+        quiet = record.rule in QUIET_RULES
+        if quiet and out and isinstance(out[-1], Period):
+            out[-1] = Period((*out[-1].records, record))
+        elif quiet:
+            out.append(Period((record,)))
+        else:
+            out.append(record)
+    return out
+
+
+def _seen(record: DecisionRecord) -> str:
+    seen = record.seen
+    if seen is None:
+        return ""
+    parts = []
+    if seen.latency_seconds is not None:
+        parts.append(f"latency {seen.latency_seconds:.2f} s")
+    if seen.request_rate is not None:
+        parts.append(f"{seen.request_rate:.2f} req/s")
+    if seen.power_watts is not None:
+        parts.append(f"{seen.power_watts:.0f} W")
+    if seen.missing:
+        parts.append("missing " + ", ".join(seen.missing))
+    return "saw " + ", ".join(parts) if parts else ""
+
+
+def record_text(record: DecisionRecord, now: float) -> Text:
+    """One decision: when, what, what it saw, why, what became of it, and how long it then stood."""
+    text = Text()
+    text.append(f"{_clock(record.time)} ({_ago(record.time, now)})  ", style="dim")
+    text.append(headline(record) + ".", style="bold")
+    seen = _seen(record)
+    text.append(f" {seen[0].upper()}{seen[1:]}." if seen else "")
+    text.append(f" Why: {record.reason}.")
+    outcome = OUTCOME_TEXT.get(str(record.outcome), "" if record.outcome is None else str(record.outcome))
+    text.append(f" {outcome}" if outcome else "")
+    if record.repeats:
+        span = unix(record.until) - unix(record.time) if record.until else 0.0
+        text.append(f" It stood for {record.repeats} more runs ({_span(span)}).", style="italic")
+    return text
+
+
+def period_text(period: Period, now: float) -> Text:
+    """A quiet period: its span, how many runs, which rules kept things as they were, the newest reason."""
+    first, last = period.records[0], period.records[-1]
+    counts: dict[str, int] = {}
+    for record in period.records:
+        label = headline(record).removeprefix("Nothing changed: ").removeprefix("Held: ")
+        counts[label] = counts.get(label, 0) + 1 + record.repeats
+    try:
+        span = _span(max(0.0, unix(period.end) - unix(first.time)))
+    except ValueError:
+        span = "?"
+    why = "; ".join(f"{label} ({runs} runs)" for label, runs in counts.items())
+    text = Text()
+    text.append(f"{_clock(first.time)}–{_clock(period.end)} ({_ago(period.end, now)})  ", style="dim")
+    text.append(f"Nothing changed for {span}, {period.runs} runs", style="bold")
+    text.append(f" at temperature {last.routing_temperature:.2f}, {last.replicas} replicas: {why}.")
+    text.append(f" Latest: {last.last_reason or last.reason}.")
+    return text
+
+
+def header(name: str, namespace: str, status: RoutedModelStatus) -> Text:
+    """Who, the settings in force, and every condition that is not as it should be."""
+    text = Text(f"RoutedModel {namespace}/{name}", style="bold")
+    current, quality = status.current, status.quality
+    if current and current.routing_temperature is not None:
+        text.append(f": temperature {current.routing_temperature:.2f}")
+        if quality and quality.operating_temperature is not None:
+            text.append(f" (operating point {quality.operating_temperature:.2f})")
+        text.append(f", {current.replicas} replicas ({current.ready_replicas or 0} ready)")
+    good = {"Ready": "True", "SLOMet": "True", "WithinBudget": "True", "MetricsAvailable": "True",
+            "Feasible": "True", "QualityWithinBudget": "True", "Conflict": "False"}  # fmt: skip
+    for condition in status.conditions:
+        if good.get(condition.type, condition.status) != condition.status:
+            text.append(f"\n  {condition.type} {condition.status} ({condition.reason}): {condition.message}")
+    return text
+
+
+def explain(
+    status: RoutedModelStatus | None,
+    *,
+    name: str,
+    namespace: str,
+    now: float,
+    log_records: Sequence[DecisionRecord] | None = None,
+    limit: int = 20,
+    price: Price | None = None,
+) -> RenderableType:
+    """The whole explanation: header, recent decisions (from the log when given), savings."""
+    status = status or RoutedModelStatus()
+    parts: list[RenderableType] = [header(name, namespace, status)]
+    records = fold_records(log_records) if log_records is not None else list(status.decisions)
+    source = "the operator's log" if log_records is not None else "status"
+    items = group(records)[-limit:]
+    if not items:
+        parts.append(Text("\nNo decision recorded yet (the operator has not completed a control run)."))
+    else:
+        parts.append(Text(f"\nRecent decisions, oldest first (from {source}):", style="bold"))
+        for item in items:
+            parts.append(period_text(item, now) if isinstance(item, Period) else record_text(item, now))
+    parts.append(savings_view(status.savings, price=price))
+    return Group(*parts)
+
+
+def log_records(lines: Iterable[str], *, namespace: str, name: str) -> tuple[list[DecisionRecord], int]:
+    """The decision records of one RoutedModel in the operator's JSON log, and how many lines were unreadable.
+
+    Lines that are not JSON, or JSON without a ``decision``, are other log lines and are passed over;
+    a ``decision`` that does not parse counts as unreadable.
+    """
+    records: list[DecisionRecord] = []
+    unreadable = 0
+    for line in lines:
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if not isinstance(entry, dict) or not isinstance(entry.get("decision"), dict):
+            continue
+        about = entry.get("object") or {}
+        if about.get("namespace") != namespace or about.get("name") != name:
+            continue
+        try:
+            records.append(DecisionRecord.model_validate(entry["decision"], strict=False))
+        except ValueError:
+            unreadable += 1
+    return records, unreadable
