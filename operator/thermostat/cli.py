@@ -173,7 +173,10 @@ def explain(
     namespace: Annotated[str, typer.Option("--namespace", "-n", help="Its namespace.")] = "default",
     log: Annotated[
         Path | None,
-        typer.Option(help="The operator's JSON log (THERMOSTAT_JSON_LOGS): every decision, not only status's last 20."),
+        typer.Option(
+            help="The operator's JSON log (THERMOSTAT_LOG_FORMAT=json, the default): every decision, not only the "
+            "last 20 in status."
+        ),
     ] = None,
     kubeconfig: Annotated[
         Path | None, typer.Option(help="kubeconfig file (default: $KUBECONFIG or ~/.kube/config).")

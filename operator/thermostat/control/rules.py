@@ -24,6 +24,15 @@ SCALE_DOWN_HELD = "ScaleDownHeld"  # fewer replicas would do, but a guard keeps 
 IDLE = "Idle"  # no request in the window: nothing to change
 STEADY = "Steady"  # settings already where the law wants them
 
+# The routing ConfigMap carries four decimals (thermostat.render): finer differences are no change.
+TEMPERATURE_DECIMALS = 4
+
+
+def same_temperature(a: float, b: float) -> bool:
+    """Whether two temperatures are the same setting once written to the ConfigMap."""
+    return round(a, TEMPERATURE_DECIMALS) == round(b, TEMPERATURE_DECIMALS)
+
+
 # Every rule, for documentation and validation of recorded trails.
 RULES = (
     METRICS_HOLD, METRICS_REPLICAS, SLO_EXCURSION, BUDGET_LIMIT, OPERATING_POINT, PREDICTED_MISS, SCALE_UP, SCALE_DOWN,
@@ -48,13 +57,14 @@ class Move:
 
 def rule_for(move: Move) -> str:
     """The rule that drove ``move`` (see the module docstring for the order)."""
-    lowered = move.temperature_after < move.temperature_before - 1e-9
-    raised = move.temperature_after > move.temperature_before + 1e-9
+    moved = not same_temperature(move.temperature_after, move.temperature_before)
+    lowered = moved and move.temperature_after < move.temperature_before
+    raised = moved and move.temperature_after > move.temperature_before
     if lowered and move.excursion:
         return SLO_EXCURSION
     if move.budget_bound and (lowered or move.replicas_after < move.replicas_before):
         return BUDGET_LIMIT
-    if lowered and abs(move.temperature_after - move.operating_temperature) <= 1e-9:
+    if lowered and same_temperature(move.temperature_after, move.operating_temperature):
         return OPERATING_POINT
     if lowered:
         return PREDICTED_MISS

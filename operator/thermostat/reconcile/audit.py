@@ -2,8 +2,8 @@
 
 Status keeps the newest decisions (folded); the log keeps them all. Each line is logged by
 ``thermostat.audit`` at INFO with ``object`` (namespace, name) and ``decision`` (the status record's
-fields, camelCase); with ``THERMOSTAT_JSON_LOGS`` the formatter writes them as keys of the line's
-JSON object, which ``thermostat explain --log`` reads back (docs/audit.md).
+fields, camelCase); with ``THERMOSTAT_LOG_FORMAT=json`` (the default) the formatter writes them as
+keys of the line's JSON object, which ``thermostat explain --log`` reads back (docs/audit.md).
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from thermostat.api.spec import Mode, RoutedModelSpec
 from thermostat.api.status import DecisionOutcome, DecisionRecord, DecisionSeen, Settings
+from thermostat.control.rules import same_temperature
 from thermostat.control.signals import load_value, reading_value
 from thermostat.status.outcome import RunOutcome
 from thermostat.status.savings import Accrual
@@ -26,7 +27,8 @@ def decision_outcome(run: RunOutcome, spec: RoutedModelSpec) -> DecisionOutcome:
         return DecisionOutcome.HELD
     if run.applied:
         before = run.before or Settings()
-        same = (before.routing_temperature, before.replicas) == (decision.routing_temperature, decision.replicas)
+        same = before.replicas == decision.replicas and before.routing_temperature is not None
+        same = same and same_temperature(before.routing_temperature or 0.0, decision.routing_temperature)
         return DecisionOutcome.UNCHANGED if same else DecisionOutcome.APPLIED
     return DecisionOutcome.RECOMMENDED if spec.mode == Mode.RECOMMEND else DecisionOutcome.NOT_APPLIED
 

@@ -23,6 +23,9 @@ from thermostat.status.savings import unix
 
 # Rules under which nothing changed: consecutive ones make one "nothing changed" period.
 QUIET_RULES = frozenset({rules.STEADY, rules.IDLE, rules.SCALE_DOWN_HELD, rules.METRICS_HOLD})
+# A temperature move smaller than this, replicas unchanged, is a trim (the operating point following
+# what shadow requests measure), told inside a quiet period rather than as a decision of its own.
+TRIM = 0.01
 OUTCOME_TEXT = {
     "Applied": "Applied.",
     "Unchanged": "",
@@ -60,12 +63,18 @@ def _ago(time: str, now: float) -> str:
         return "at an unreadable time"
 
 
+def temperature_text(value: float) -> str:
+    """Two decimals, or four where two would hide the difference the ConfigMap carries."""
+    return f"{value:.2f}" if round(value, 2) == round(value, 4) else f"{value:.4f}"
+
+
 def headline(record: DecisionRecord) -> str:
     """What the decision did, in a few words."""
     before = record.before
     t0 = before.routing_temperature if before and before.routing_temperature is not None else None
     n0 = before.replicas if before and before.replicas is not None else None
-    t = f"{t0:.2f} → {record.routing_temperature:.2f}" if t0 is not None else f"{record.routing_temperature:.2f}"
+    after = temperature_text(record.routing_temperature)
+    t = f"{temperature_text(t0)} → {after}" if t0 is not None else after
     n = f"{n0} → {record.replicas}" if n0 is not None else f"{record.replicas}"
     if record.kind == "rollout":
         return f"Rollout step {record.rule or ''}: canary at temperature {record.routing_temperature:.2f}".strip()
@@ -102,11 +111,24 @@ class Period:
         return last.until or last.time
 
 
+def is_trim(record: DecisionRecord) -> bool:
+    """A small temperature move with the replicas unchanged, not the fast path's (see ``TRIM``)."""
+    before = record.before
+    if before is None or before.routing_temperature is None or record.rule == rules.SLO_EXCURSION:
+        return False
+    moved = abs(record.routing_temperature - before.routing_temperature)
+    return before.replicas == record.replicas and moved < TRIM
+
+
+def is_quiet(record: DecisionRecord) -> bool:
+    return record.kind == "control" and (record.rule in QUIET_RULES or is_trim(record))
+
+
 def group(records: Sequence[DecisionRecord]) -> list[DecisionRecord | Period]:
-    """Records, with consecutive quiet ones (see ``QUIET_RULES``) gathered into periods."""
+    """Records, with consecutive quiet ones (see ``is_quiet``) gathered into periods."""
     out: list[DecisionRecord | Period] = []
     for record in records:
-        quiet = record.rule in QUIET_RULES
+        quiet = is_quiet(record)
         if quiet and out and isinstance(out[-1], Period):
             out[-1] = Period((*out[-1].records, record))
         elif quiet:
@@ -116,20 +138,21 @@ def group(records: Sequence[DecisionRecord]) -> list[DecisionRecord | Period]:
     return out
 
 
+def _runs(count: int) -> str:
+    return f"{count} run" if count == 1 else f"{count} runs"
+
+
 def _seen(record: DecisionRecord) -> str:
+    """What the reason does not already say: the power, and the missing signals of a held decision."""
     seen = record.seen
     if seen is None:
         return ""
     parts = []
-    if seen.latency_seconds is not None:
-        parts.append(f"latency {seen.latency_seconds:.2f} s")
-    if seen.request_rate is not None:
-        parts.append(f"{seen.request_rate:.2f} req/s")
     if seen.power_watts is not None:
-        parts.append(f"{seen.power_watts:.0f} W")
-    if seen.missing:
+        parts.append(f"power {seen.power_watts:.0f} W")
+    if seen.missing and record.outcome == "Held":
         parts.append("missing " + ", ".join(seen.missing))
-    return "saw " + ", ".join(parts) if parts else ""
+    return "; ".join(parts)
 
 
 def record_text(record: DecisionRecord, now: float) -> Text:
@@ -137,14 +160,14 @@ def record_text(record: DecisionRecord, now: float) -> Text:
     text = Text()
     text.append(f"{_clock(record.time)} ({_ago(record.time, now)})  ", style="dim")
     text.append(headline(record) + ".", style="bold")
-    seen = _seen(record)
-    text.append(f" {seen[0].upper()}{seen[1:]}." if seen else "")
     text.append(f" Why: {record.reason}.")
+    seen = _seen(record)
+    text.append(f" Seen: {seen}." if seen else "")
     outcome = OUTCOME_TEXT.get(str(record.outcome), "" if record.outcome is None else str(record.outcome))
     text.append(f" {outcome}" if outcome else "")
     if record.repeats:
         span = unix(record.until) - unix(record.time) if record.until else 0.0
-        text.append(f" It stood for {record.repeats} more runs ({_span(span)}).", style="italic")
+        text.append(f" It stood for {_runs(record.repeats)} more ({_span(span)}).", style="italic")
     return text
 
 
@@ -154,15 +177,20 @@ def period_text(period: Period, now: float) -> Text:
     counts: dict[str, int] = {}
     for record in period.records:
         label = headline(record).removeprefix("Nothing changed: ").removeprefix("Held: ")
+        if is_trim(record):
+            label = f"temperature trimmed by less than {TRIM:g}"
         counts[label] = counts.get(label, 0) + 1 + record.repeats
     try:
         span = _span(max(0.0, unix(period.end) - unix(first.time)))
     except ValueError:
         span = "?"
-    why = "; ".join(f"{label} ({runs} runs)" for label, runs in counts.items())
+    why = "; ".join(f"{label} ({_runs(runs)})" for label, runs in counts.items())
     text = Text()
-    text.append(f"{_clock(first.time)}–{_clock(period.end)} ({_ago(period.end, now)})  ", style="dim")
-    text.append(f"Nothing changed for {span}, {period.runs} runs", style="bold")
+    when = _clock(first.time) if period.end == first.time else f"{_clock(first.time)}–{_clock(period.end)}"
+    text.append(f"{when} ({_ago(period.end, now)})  ", style="dim")
+    trimmed = any(is_trim(r) for r in period.records)
+    what = "No replica change and no temperature move of 0.01 or more" if trimmed else "Nothing changed"
+    text.append(f"{what} for {span}, {_runs(period.runs)}" if period.runs > 1 else f"{what} (1 run)", style="bold")
     text.append(f" at temperature {last.routing_temperature:.2f}, {last.replicas} replicas: {why}.")
     text.append(f" Latest: {last.last_reason or last.reason}.")
     return text

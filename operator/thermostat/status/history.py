@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from thermostat.api.status import MAX_DECISIONS, DecisionRecord
+from thermostat.control.rules import TEMPERATURE_DECIMALS
 
 
 def is_news(history: Sequence[DecisionRecord], record: DecisionRecord) -> bool:
@@ -22,7 +23,8 @@ def is_news(history: Sequence[DecisionRecord], record: DecisionRecord) -> bool:
 
 
 def _key(record: DecisionRecord) -> tuple[object, ...]:
-    return (record.kind, record.routing_temperature, record.replicas, record.applied, record.rule)
+    temperature = round(record.routing_temperature, TEMPERATURE_DECIMALS)  # as the ConfigMap carries it
+    return (record.kind, temperature, record.replicas, record.applied, record.rule)
 
 
 def fold(last: DecisionRecord, record: DecisionRecord) -> DecisionRecord:

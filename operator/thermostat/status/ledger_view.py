@@ -65,7 +65,7 @@ def savings_view(savings: Savings | None, *, price: Price | None = None) -> Rend
         return Text("\nSavings: nothing accounted yet (the ledger needs two control runs with energy known).")
     estimated = "estimated: power is modelled, not measured; " if savings.estimated else ""
     title = Text(
-        f"\nSavings against exact quality (T = 1) since {savings.since} "
+        f"\nSavings against exact quality (T = 1) since {savings.since[:19]}Z "
         f"({estimated}the exact-quality energy is the law's estimate):",
         style="bold",
     )
