@@ -181,7 +181,7 @@ def explain(
     kubeconfig: Annotated[
         Path | None, typer.Option(help="kubeconfig file (default: $KUBECONFIG or ~/.kube/config).")
     ] = None,
-    limit: Annotated[int, typer.Option(min=1, help="How many decisions (or quiet periods) to print.")] = 20,
+    limit: Annotated[int, typer.Option(min=1, help="How many decisions (or quiet periods) to print.")] = 10,
     price_per_kwh: Annotated[
         float | None, typer.Option(min=0.0, help="Energy price per kWh: adds the money saved to the ledger.")
     ] = None,

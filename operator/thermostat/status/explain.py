@@ -9,6 +9,7 @@ twenty identical lines. The savings ledger follows (``status.ledger_view``).
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -79,7 +80,7 @@ def headline(record: DecisionRecord) -> str:
     if record.kind == "rollout":
         return f"Rollout step {record.rule or ''}: canary at temperature {record.routing_temperature:.2f}".strip()
     texts = {
-        rules.SLO_EXCURSION: f"Latency over the SLO: temperature lowered {t} at once",
+        rules.SLO_EXCURSION: f"Latency excursion (near or over the SLO): temperature lowered {t} at once",
         rules.OPERATING_POINT: f"Temperature set {t}, the operating point (lowest energy within the quality budget)",
         rules.PREDICTED_MISS: f"Temperature lowered {t} ahead of a predicted SLO miss",
         rules.BUDGET_LIMIT: f"The power budget set temperature {t}, replicas {n}",
@@ -89,7 +90,7 @@ def headline(record: DecisionRecord) -> str:
         rules.SCALE_DOWN_HELD: "Nothing changed: fewer replicas would do, but a guard keeps them",
         rules.STEADY: "Nothing changed: the settings are where the law wants them",
         rules.IDLE: "Nothing changed: no requests",
-        rules.METRICS_HOLD: "Held: metrics unavailable",
+        rules.METRICS_HOLD: "Held: metrics unavailable, settings kept",
         rules.METRICS_REPLICAS: f"Metrics unavailable: replicas raised {n} (onMetricsUnavailable)",
     }
     return texts.get(record.rule or "", f"Decided temperature {t}, replicas {n}")
@@ -114,7 +115,7 @@ class Period:
 def is_trim(record: DecisionRecord) -> bool:
     """A small temperature move with the replicas unchanged, not the fast path's (see ``TRIM``)."""
     before = record.before
-    if before is None or before.routing_temperature is None or record.rule == rules.SLO_EXCURSION:
+    if before is None or before.routing_temperature is None or record.rule in QUIET_RULES | {rules.SLO_EXCURSION}:
         return False
     moved = abs(record.routing_temperature - before.routing_temperature)
     return before.replicas == record.replicas and moved < TRIM
@@ -155,12 +156,27 @@ def _seen(record: DecisionRecord) -> str:
     return "; ".join(parts)
 
 
+# The law's reason restates the move the headline already gives ("temperature a→b (operating point c),
+# replicas m→n") and, for temperature decisions, the replica plan; explain drops those parts.
+_MOVE = re.compile(r"temperature [\d.]+→[\d.]+ \(operating point [\d.]+\), replicas \d+→\d+(; )?")
+_PLAN = re.compile(r"(; )?plan \d+ replicas at T_op [\d.]+ \(floor [\d.]+\)")
+REPLICA_RULES = frozenset({rules.SCALE_UP, rules.SCALE_DOWN, rules.SCALE_DOWN_HELD, rules.BUDGET_LIMIT})
+
+
+def short_reason(record: DecisionRecord) -> str:
+    """The law's reason without what the headline says already (unchanged when it has another shape)."""
+    reason = _MOVE.sub("", record.reason)
+    if record.rule not in REPLICA_RULES:
+        reason = _PLAN.sub("", reason)
+    return reason.replace(": ;", ";").rstrip(":; ").replace(": ; ", "; ")
+
+
 def record_text(record: DecisionRecord, now: float) -> Text:
     """One decision: when, what, what it saw, why, what became of it, and how long it then stood."""
     text = Text()
     text.append(f"{_clock(record.time)} ({_ago(record.time, now)})  ", style="dim")
     text.append(headline(record) + ".", style="bold")
-    text.append(f" Why: {record.reason}.")
+    text.append(f" Why: {short_reason(record)}.")
     seen = _seen(record)
     text.append(f" Seen: {seen}." if seen else "")
     outcome = OUTCOME_TEXT.get(str(record.outcome), "" if record.outcome is None else str(record.outcome))
@@ -192,7 +208,8 @@ def period_text(period: Period, now: float) -> Text:
     what = "No replica change and no temperature move of 0.01 or more" if trimmed else "Nothing changed"
     text.append(f"{what} for {span}, {_runs(period.runs)}" if period.runs > 1 else f"{what} (1 run)", style="bold")
     text.append(f" at temperature {last.routing_temperature:.2f}, {last.replicas} replicas: {why}.")
-    text.append(f" Latest: {last.last_reason or last.reason}.")
+    latest = last.model_copy(update={"reason": last.last_reason or last.reason})
+    text.append(f" Latest: {short_reason(latest)}.")
     return text
 
 
@@ -220,7 +237,7 @@ def explain(
     namespace: str,
     now: float,
     log_records: Sequence[DecisionRecord] | None = None,
-    limit: int = 20,
+    limit: int = 10,
     price: Price | None = None,
 ) -> RenderableType:
     """The whole explanation: header, recent decisions (from the log when given), savings."""

@@ -5,13 +5,14 @@ one at the rates it observed: the energy used (the energy counter's rate, else t
 energy the same load would have taken at exact quality (``thermostat.control.exact``), and the tokens
 generated, which weight the quality loss in force. An interval is *unaccounted* when either energy is
 unknown (metrics missing, the law held) or when it is longer than ``max_interval_s`` (the operator
-was down: nothing says what ran meanwhile). Days are UTC; an interval counts on the day it ends.
+was down: nothing says what ran meanwhile). Days are UTC; an interval across midnight is split
+between the two days.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from thermostat.api.status import MAX_SAVINGS_DAYS, Savings, SavingsPeriod
 
@@ -44,6 +45,18 @@ def utc_day(unix_s: float) -> str:
     return datetime.fromtimestamp(unix_s, UTC).strftime("%Y-%m-%d")
 
 
+def day_parts(start: float, end: float) -> list[tuple[str, float]]:
+    """The UTC days that ``[start, end)`` covers, each with the seconds it has of it."""
+    parts: list[tuple[str, float]] = []
+    while start < end:
+        midnight = (datetime.fromtimestamp(start, UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+                    + timedelta(days=1)).timestamp()  # fmt: skip
+        stop = min(end, midnight)
+        parts.append((utc_day(start), stop - start))
+        start = stop
+    return parts
+
+
 def accrue(ledger: Savings | None, accrual: Accrual, *, now: float, max_interval_s: float) -> Savings:
     """The ledger after the interval that ends at ``now``; a new ledger begins at ``now`` with nothing counted."""
     if ledger is None:
@@ -54,9 +67,10 @@ def accrue(ledger: Savings | None, accrual: Accrual, *, now: float, max_interval
     known = accrual.energy_rate_w is not None and accrual.exact_power_w is not None
     counted = known and interval_s <= max_interval_s
     days = list(ledger.days)
-    if not days or days[-1].day != utc_day(now):
-        days.append(SavingsPeriod(day=utc_day(now)))
-    days[-1] = _add(days[-1], accrual, interval_s, counted=counted)
+    for day, part_s in day_parts(now - interval_s, now):
+        if not days or days[-1].day != day:
+            days.append(SavingsPeriod(day=day))
+        days[-1] = _add(days[-1], accrual, part_s, counted=counted)
     return Savings(
         since=ledger.since,
         last_time=timestamp(now),
