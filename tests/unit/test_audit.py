@@ -56,7 +56,8 @@ def test_the_law_names_the_fast_path_when_a_burst_lowers_the_temperature() -> No
     hot = decide(burst, SPEC, first.memory, 115.0, profile=profile)
     assert hot.routing_temperature < first.routing_temperature
     assert hot.rule == r.SLO_EXCURSION
-    assert hot.exact is not None and hot.exact.replicas >= 2
+    assert hot.exact is not None
+    assert hot.exact.replicas >= 2
 
 
 def _run(*, applied: bool = True, held: bool = False, error: str | None = None, replicas: int = 3) -> RunOutcome:

@@ -60,7 +60,8 @@ def test_the_burst_reads_as_the_fast_path_then_replicas() -> None:
 
 def test_the_log_tells_the_whole_story_status_the_newest_part() -> None:
     from_status, from_log = text("azure"), text("azure", log=True, limit=200)
-    assert "(from status)" in from_status and "(from the operator's log)" in from_log
+    assert "(from status)" in from_status
+    assert "(from the operator's log)" in from_log
     earliest_in_log = from_log.split("oldest first")[1].splitlines()[1][:8]
     earliest_in_status = from_status.split("oldest first")[1].splitlines()[1][:8]
     assert earliest_in_log < earliest_in_status  # the log reaches further back than the 20 kept in status
@@ -77,14 +78,17 @@ def test_the_ledger_is_printed_estimated_with_money_when_a_price_is_given() -> N
     prose = text("outage", price=Price(0.30, "EUR"))
     assert "Savings against exact quality" in prose
     assert "estimated: power is modelled" in prose  # the simulator's power is the estimate
-    assert "since creation" in prose and "EUR" in prose
+    assert "since creation" in prose
+    assert "EUR" in prose
     assert "unknown" in prose  # the outage's time is unaccounted, and says so
     saved = status("outage").savings
-    assert saved is not None and saved.total.unaccounted_seconds >= 150.0
+    assert saved is not None
+    assert saved.total.unaccounted_seconds >= 150.0
 
 
 def test_a_model_without_decisions_says_so() -> None:
     console = Console(width=100, color_system=None, record=True, file=open("/dev/null", "w"))  # noqa: SIM115
     console.print(explain(None, name="chat", namespace="inference", now=NOW))
     prose = console.export_text()
-    assert "No decision recorded yet" in prose and "nothing accounted yet" in prose
+    assert "No decision recorded yet" in prose
+    assert "nothing accounted yet" in prose

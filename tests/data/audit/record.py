@@ -44,7 +44,8 @@ def head(trace: Trace, seconds: float) -> Trace:
 def outage(observation: Observation, now: float) -> Observation:
     if OUTAGE[0] <= now < OUTAGE[1]:
         down = Missing("QueryFailed: connection refused")
-        return replace(observation, latency_s=down, request_rate=down, token_rate=down, power_w=down, energy_rate_w=down)
+        signals = ("latency_s", "request_rate", "token_rate", "power_w", "energy_rate_w")
+        return replace(observation, **dict.fromkeys(signals, down))  # type: ignore[arg-type]
     return observation
 
 
