@@ -45,7 +45,8 @@ def check(name: str, trace_path: str, spec_path: Path, rate: float, perturb: boo
     routed = simulate(trace, spec, profile, audited, config)
     pinned = simulate(trace, exact_spec, profile, LawController(exact_spec, profile, name="exact"), config)
     oracle = run("oracle", prepare(trace, spec, profile, replace(config, calibration_s=900.0)))
-    assert audited.status is not None and audited.status.savings is not None
+    assert audited.status is not None
+    assert audited.status.savings is not None
     total = audited.status.savings.total
     covered = total.accounted_seconds / trace.duration_s
     used, cf = total.energy_joules / KWH, total.exact_energy_joules / KWH

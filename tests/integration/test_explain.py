@@ -14,7 +14,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from integration_support import NAME, NAMESPACE, Cluster, EmulatedApi, LoadDriver, OperatorProcess, child_env, wait_until
+from integration_support import (
+    NAME,
+    NAMESPACE,
+    Cluster,
+    EmulatedApi,
+    LoadDriver,
+    OperatorProcess,
+    child_env,
+    wait_until,
+)
 
 from thermostat_stack.promserver import PrometheusServer
 
@@ -74,11 +83,15 @@ def test_explain_tells_what_the_operator_did_and_what_it_saved(
     told = explain(emulated_api, "--price-per-kwh", "0.25", "--currency", "EUR")
     assert told.returncode == 0, told.stderr
     assert f"RoutedModel {NAMESPACE}/{NAME}" in told.stdout
-    assert "Latency excursion" in told.stdout and "temperature lowered 1.00" in told.stdout
-    assert "Savings against exact quality" in told.stdout and "estimated" in told.stdout and "EUR" in told.stdout
+    assert "Latency excursion" in told.stdout
+    assert "temperature lowered 1.00" in told.stdout
+    assert "Savings against exact quality" in told.stdout
+    assert "estimated" in told.stdout
+    assert "EUR" in told.stdout
 
     lines = [json.loads(line) for line in operator.log.read_text().splitlines() if '"decision"' in line]
-    assert lines and all(line["object"]["name"] == NAME for line in lines)
+    assert lines
+    assert all(line["object"]["name"] == NAME for line in lines)
     from_log = explain(emulated_api, "--log", str(operator.log), "--limit", "50")
     assert from_log.returncode == 0, from_log.stderr
     assert "(from the operator's log)" in from_log.stdout

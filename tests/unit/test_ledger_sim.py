@@ -48,7 +48,8 @@ def test_the_counterfactual_matches_a_run_at_exact_quality_on_the_same_trace() -
     covered = ledger.total.accounted_seconds / trace.duration_s
     assert covered > 0.95
     # What the ledger counted as used is what the simulator metered (over the time it covered).
-    assert ledger.total.energy_joules / JOULES_PER_KWH == pytest.approx(routed.metrics["energy_kwh"] * covered, rel=0.03)
+    used_kwh = ledger.total.energy_joules / JOULES_PER_KWH
+    assert used_kwh == pytest.approx(routed.metrics["energy_kwh"] * covered, rel=0.03)
     # Its counterfactual is what running at exact quality cost (measured: -0.6% on this slice).
     assert ledger.total.exact_energy_joules / JOULES_PER_KWH == pytest.approx(
         exact.metrics["energy_kwh"] * covered, rel=0.03
