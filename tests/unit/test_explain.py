@@ -51,6 +51,13 @@ def test_a_metrics_outage_reads_as_one_held_period_with_its_cause() -> None:
     assert "Nothing changed for 3 min" in prose
 
 
+def test_one_sentence_sums_up_the_trail() -> None:
+    first = text("outage", log=True).split("oldest first (from the operator's log):")[1].strip().split("\n08:")[0]
+    assert first.startswith("Since 08:00:05 (15 min, 61 runs)")
+    assert "fast-path temperature drops" in first
+    assert "13 runs held for missing metrics" in " ".join(first.split())
+
+
 def test_the_burst_reads_as_the_fast_path_then_replicas() -> None:
     prose = text("azure", log=True, limit=60)
     first_drop = prose.index("Latency excursion")

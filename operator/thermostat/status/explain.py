@@ -213,6 +213,32 @@ def period_text(period: Period, now: float) -> Text:
     return text
 
 
+SUMMARY_RULES = (  # (rule, singular, plural) in the order a reader asks about them
+    (rules.SLO_EXCURSION, "fast-path temperature drop", "fast-path temperature drops"),
+    (rules.PREDICTED_MISS, "drop ahead of a predicted miss", "drops ahead of a predicted miss"),
+    (rules.BUDGET_LIMIT, "budget cut", "budget cuts"),
+    (rules.SCALE_UP, "scale-up", "scale-ups"),
+    (rules.SCALE_DOWN, "scale-down", "scale-downs"),
+    (rules.TEMPERATURE_RISE, "rise toward the operating point", "rises toward the operating point"),
+)
+
+
+def summary(records: Sequence[DecisionRecord]) -> Text:
+    """One sentence over the whole trail shown: its span, its runs, what changed how often, held runs."""
+    runs = sum(1 + r.repeats for r in records)
+    counts = {rule: sum(1 for r in records if r.rule == rule) for rule, _, _ in SUMMARY_RULES}
+    parts = [f"{n} {one if n == 1 else many}" for (rule, one, many), n in zip(SUMMARY_RULES, counts.values()) if n]
+    held = sum(1 + r.repeats for r in records if r.outcome == "Held")
+    if held:
+        parts.append(f"{_runs(held)} held for missing metrics")
+    try:
+        span = _span(unix(records[-1].until or records[-1].time) - unix(records[0].time))
+    except ValueError:
+        span = "?"
+    changes = ", ".join(parts) if parts else "no change"
+    return Text(f"Since {_clock(records[0].time)} ({span}, {_runs(runs)}): {changes}.")
+
+
 def header(name: str, namespace: str, status: RoutedModelStatus) -> Text:
     """Who, the settings in force, and every condition that is not as it should be."""
     text = Text(f"RoutedModel {namespace}/{name}", style="bold")
@@ -250,6 +276,7 @@ def explain(
         parts.append(Text("\nNo decision recorded yet (the operator has not completed a control run)."))
     else:
         parts.append(Text(f"\nRecent decisions, oldest first (from {source}):", style="bold"))
+        parts.append(summary(records))
         for item in items:
             parts.append(period_text(item, now) if isinstance(item, Period) else record_text(item, now))
     parts.append(savings_view(status.savings, price=price))

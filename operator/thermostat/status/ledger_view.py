@@ -55,7 +55,7 @@ def _row(label: str, period: SavingsPeriod, price: Price | None) -> list[str]:
                                            if period.unaccounted_seconds >= 60 else ""),
     ]  # fmt: skip
     if price is not None:
-        row.append(price.money(period.saved_joules))
+        row.extend([price.money(period.energy_joules), price.money(period.saved_joules)])
     return row
 
 
@@ -72,7 +72,7 @@ def savings_view(savings: Savings | None, *, price: Price | None = None) -> Rend
     table = Table(show_edge=False, box=None, pad_edge=False)
     columns = ["period", "used kWh", "exact kWh", "saved kWh", "quality spent", "accounted"]
     if price is not None:
-        columns.append(f"saved at {price.per_kwh:g}/kWh")
+        columns.extend([f"cost at {price.per_kwh:g}/kWh", "saved"])
     for column in columns:
         table.add_column(column, justify="left" if column == "period" else "right")
     for day in savings.days:
