@@ -226,8 +226,11 @@ SUMMARY_RULES = (  # (rule, singular, plural) in the order a reader asks about t
 def summary(records: Sequence[DecisionRecord]) -> Text:
     """One sentence over the whole trail shown: its span, its runs, what changed how often, held runs."""
     runs = sum(1 + r.repeats for r in records)
-    counts = {rule: sum(1 for r in records if r.rule == rule) for rule, _, _ in SUMMARY_RULES}
-    parts = [f"{n} {one if n == 1 else many}" for (rule, one, many), n in zip(SUMMARY_RULES, counts.values(), strict=True) if n]
+    parts = []
+    for rule, one, many in SUMMARY_RULES:
+        n = sum(1 for r in records if r.rule == rule)
+        if n:
+            parts.append(f"{n} {one if n == 1 else many}")
     held = sum(1 + r.repeats for r in records if r.outcome == "Held")
     if held:
         parts.append(f"{_runs(held)} held for missing metrics")
