@@ -18,7 +18,7 @@ from rich.text import Text
 
 from thermostat.api.status import DecisionRecord, RoutedModelStatus
 from thermostat.control import rules
-from thermostat.status.history import record_decision
+from thermostat.status.history import fold, is_news
 from thermostat.status.ledger_view import Price, savings_view
 from thermostat.status.savings import unix
 
@@ -41,7 +41,10 @@ def fold_records(records: Iterable[DecisionRecord]) -> list[DecisionRecord]:
     """Records as status keeps them (repeats folded), but unbounded: the log's complete trail."""
     folded: list[DecisionRecord] = []
     for record in records:
-        folded = record_decision(folded, record, limit=len(folded) + 1)
+        if is_news(folded, record):
+            folded.append(record)
+        else:
+            folded[-1] = fold(folded[-1], record)
     return folded
 
 
