@@ -79,32 +79,17 @@ def test_the_clock_is_the_callers_a_repeated_time_adds_nothing() -> None:
     assert ledger.total.energy_joules / JOULES_PER_KWH == pytest.approx(600.0 * 15 / 3.6e6)
 
 
-def counterfactual(demand: float, memory: LawMemory, *, in_force: float = 0.8, replicas: int = 2, routed_plan: int = 2):
-    return exact_counterfactual(
-        demand, spec=make_spec(), mem=memory, profile=assumed_profile(), reserve=BURST_RESERVE, in_force=in_force,
-        replicas=replicas, routed_plan=routed_plan,
-    )  # fmt: skip
-
-
 def test_the_counterfactual_is_the_laws_plan_at_exact_quality_with_its_power_correction() -> None:
+    profile, spec = assumed_profile(), make_spec()
     memory = LawMemory()
-    exact = counterfactual(8.0, memory)
+    exact = exact_counterfactual(8.0, spec=spec, mem=memory, profile=profile, reserve=BURST_RESERVE, in_force=0.8)
+    at_one = exact_counterfactual(8.0, spec=spec, mem=memory, profile=profile, reserve=BURST_RESERVE, in_force=1.0)
     assert exact.replicas >= 1
-    assert counterfactual(8.0, memory, in_force=1.0).loss_percent_in_force == 0.0 < exact.loss_percent_in_force
+    assert at_one.loss_percent_in_force == 0.0 < exact.loss_percent_in_force
     hotter = replace(memory, power_scale=1.5)  # the pods drew more dynamic power than the profile says
-    corrected = counterfactual(8.0, hotter)
+    corrected = exact_counterfactual(8.0, spec=spec, mem=hotter, profile=profile, reserve=BURST_RESERVE, in_force=0.8)
     idle_w = 90.0 * exact.replicas
     assert corrected.power_w - idle_w == pytest.approx(1.5 * (exact.power_w - idle_w))
-    more = counterfactual(40.0, memory)
+    more = exact_counterfactual(40.0, spec=spec, mem=memory, profile=profile, reserve=BURST_RESERVE, in_force=0.8)
     assert more.replicas > exact.replicas
-    assert more.replicas <= make_spec().replicas.max
-
-
-def test_the_counterfactual_is_anchored_on_the_replicas_running() -> None:
-    """Replicas held above the plan (a stabilization window) would be held at T = 1 too, plus what T = 1 adds."""
-    memory = LawMemory()
-    planned = counterfactual(8.0, memory, replicas=1, routed_plan=1)
-    held = counterfactual(8.0, memory, replicas=planned.replicas + 3, routed_plan=planned.replicas)
-    assert held.replicas >= planned.replicas + 3
-    routed_cheaper = counterfactual(8.0, memory, replicas=planned.replicas - 1, routed_plan=planned.replicas - 1)
-    assert routed_cheaper.replicas == planned.replicas  # never fewer than the exact plan itself
+    assert more.replicas <= spec.replicas.max

@@ -152,7 +152,6 @@ def _act(obs: Observation, spec: RoutedModelSpec, mem: LawMemory, now: float, *,
         model, seen.demand, bounds=bounds, target_s=target_s, limit_w=limit_w, spec=spec,
         reserve=BURST_RESERVE, current=obs.replicas,
     )  # fmt: skip
-    model_plan = plan.replicas  # the model's own plan, before the observation may overrule it
     # A lone-request verdict contradicted by a met SLO at a quiet load (too few completions in the window
     # to have queued) is the model being wrong: it is not followed. Under real load the plan stands.
     if plan.lone_request and not seen.excursion and seen.completions >= MIN_REQUESTS_TO_LEARN:
@@ -188,9 +187,8 @@ def _act(obs: Observation, spec: RoutedModelSpec, mem: LawMemory, now: float, *,
     )  # fmt: skip
     offered = load_value(obs.request_rate) or 0.0
     exact = exact_counterfactual(
-        offered, spec=spec, mem=mem, profile=profile, reserve=BURST_RESERVE, in_force=obs.routing_temperature,
-        replicas=obs.replicas, routed_plan=model_plan,
-    )  # fmt: skip
+        offered, spec=spec, mem=mem, profile=profile, reserve=BURST_RESERVE, in_force=obs.routing_temperature
+    )
     if abs(temperature - obs.routing_temperature) > 1e-9:
         mem = replace(mem, temperature_since=now)
     if replicas < obs.replicas:
