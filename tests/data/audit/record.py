@@ -29,6 +29,7 @@ from thermostat.sim.audited import AuditedLawController  # noqa: E402
 from thermostat.sim.report import load_spec  # noqa: E402
 from thermostat.sim.run import SimConfig, simulate  # noqa: E402
 from thermostat.sim.trace import Trace, load_azure_trace, scale_rate, synthetic_trace  # noqa: E402
+from thermostat.status.savings import unix  # noqa: E402
 from thermostat.telemetry import AUDIT_LOGGER, JsonFormatter  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -49,11 +50,19 @@ def outage(observation: Observation, now: float) -> Observation:
     return observation
 
 
+def _decision_clock(line: logging.LogRecord) -> bool:
+    """Stamp each line with its decision's time, so re-recording changes nothing that did not change."""
+    decision = getattr(line, "audit_decision", {})
+    line.created, line.msecs = unix(decision["time"]), 0.0
+    return True
+
+
 def log_lines(controller: AuditedLawController, namespace: str, name: str) -> str:
     """The trail as the operator logs it: thermostat.audit through the JSON formatter."""
     out = io.StringIO()
     handler = logging.StreamHandler(out)
     handler.setFormatter(JsonFormatter())
+    handler.addFilter(_decision_clock)
     logger = logging.getLogger(AUDIT_LOGGER)
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
