@@ -143,3 +143,24 @@ def test_every_decision_is_one_json_log_line_that_explain_reads_back() -> None:
                                    name="chat")  # fmt: skip
     assert back == [record]
     assert unreadable == 0  # the malformed one has no object of this RoutedModel: not ours to count
+
+
+def test_the_ledger_is_published_as_counters_of_each_runs_increment() -> None:
+    from prometheus_client import REGISTRY
+
+    from thermostat.api.status import Savings, SavingsPeriod
+    from thermostat.reconcile.audit import publish_savings
+
+    def ledger(used: float, exact: float) -> Savings:
+        total = SavingsPeriod(energy_joules=used, exact_energy_joules=exact, saved_joules=exact - used,
+                              quality_loss_percent_mean=0.8)  # fmt: skip
+        return Savings(since="s", last_time="t", estimated=True, total=total)
+
+    labels = {"namespace": "audit-test", "routedmodel": "chat", "estimated": "true"}
+    publish_savings("audit-test", "chat", None, ledger(100.0, 150.0))
+    publish_savings("audit-test", "chat", ledger(100.0, 150.0), ledger(160.0, 230.0))
+    assert REGISTRY.get_sample_value("thermostat_operator_energy_joules_total", labels) == 160.0
+    assert REGISTRY.get_sample_value("thermostat_operator_exact_energy_joules_total", labels) == 230.0
+    assert REGISTRY.get_sample_value("thermostat_operator_energy_saved_joules", labels) == 70.0
+    quality = {"namespace": "audit-test", "routedmodel": "chat"}
+    assert REGISTRY.get_sample_value("thermostat_operator_quality_loss_percent_mean", quality) == 0.8
