@@ -18,8 +18,11 @@ from thermostat.status.ledger_view import Price
 
 def read_status(name: str, namespace: str, kubeconfig: Path | None) -> tuple[object | None, str | None]:
     """The RoutedModel's raw status (None when it has none yet), or why it could not be read."""
-    from thermostat.kube import ApiException, Kube, load_api_client
-
+    try:
+        from thermostat.kube import ApiException, Kube, load_api_client
+    except ImportError as error:
+        install = "pip install 'thermostat[operator]'"
+        return None, f"thermostat explain reads the API through the 'operator' extra ({error}): {install}"
     try:
         kube = Kube(load_api_client(kubeconfig, user_agent="thermostat-explain"))
         body = kube.read_routedmodel(namespace, name)

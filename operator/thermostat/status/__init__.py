@@ -1,4 +1,5 @@
-"""Pure status logic: conditions, the Ready summary, display strings, decision history, assembly.
+"""Pure status logic: conditions, the Ready summary, display strings, the decision audit and its
+history, the savings ledger, assembly, and the prose of ``thermostat explain``.
 
 The handlers hand one run's outcome to ``build_status`` and write ``status_patch`` of the result in a
 single patch; nothing here performs I/O or reads the clock.
