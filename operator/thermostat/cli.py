@@ -167,6 +167,38 @@ def operator(
 
 
 @app.command()
+def explain(
+    name: Annotated[str, typer.Argument(help="The RoutedModel's name.")],
+    *,
+    namespace: Annotated[str, typer.Option("--namespace", "-n", help="Its namespace.")] = "default",
+    log: Annotated[
+        Path | None,
+        typer.Option(
+            help="The operator's JSON log (THERMOSTAT_LOG_FORMAT=json, the default): every decision, not only the "
+            "last 20 in status."
+        ),
+    ] = None,
+    kubeconfig: Annotated[
+        Path | None, typer.Option(help="kubeconfig file (default: $KUBECONFIG or ~/.kube/config).")
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, help="How many decisions (or quiet periods) to print.")] = 10,
+    price_per_kwh: Annotated[
+        float | None, typer.Option(min=0.0, help="Energy price per kWh: adds the money saved to the ledger.")
+    ] = None,
+    currency: Annotated[str, typer.Option(help="Currency label of --price-per-kwh, e.g. EUR.")] = "",
+) -> None:
+    """Explain a RoutedModel's recent decisions in prose, and what routing saved against exact quality."""
+    from thermostat.explain_command import run_explain
+
+    code = run_explain(
+        name, namespace=namespace, log=log, kubeconfig=kubeconfig, limit=limit,
+        price_per_kwh=price_per_kwh, currency=currency,
+    )  # fmt: skip
+    if code:
+        raise typer.Exit(code=code)
+
+
+@app.command()
 def simulate(
     *,
     trace: Annotated[

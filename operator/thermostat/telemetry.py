@@ -46,6 +46,43 @@ POWER_BUDGET = Gauge("thermostat_operator_power_budget_watts", "The GPU power bu
 POWER = Gauge("thermostat_operator_power_watts", "GPU power as last observed", ["namespace", "routedmodel"])
 
 
+# The savings ledger (status.savings, docs/audit.md): counters of the energy used and of the exact-quality
+# counterfactual, so rate() and increase() give any window; the since-creation figures as gauges.
+ENERGY_USED = Counter(
+    "thermostat_operator_energy_joules_total",
+    "GPU energy used, as accounted by the savings ledger",
+    ["namespace", "routedmodel", "estimated"],
+)
+ENERGY_EXACT = Counter(
+    "thermostat_operator_exact_energy_joules_total",
+    "Estimated energy of the same load at exact quality (T = 1) with the replicas the law would need",
+    ["namespace", "routedmodel", "estimated"],
+)
+ENERGY_SAVED = Gauge(
+    "thermostat_operator_energy_saved_joules",
+    "Exact-quality energy minus energy used, since the ledger began",
+    ["namespace", "routedmodel", "estimated"],
+)
+QUALITY_SPENT = Gauge(
+    "thermostat_operator_quality_loss_percent_mean",
+    "Quality spent: mean loss per generated token since the ledger began, percent",
+    ["namespace", "routedmodel"],
+)
+AUDIT_LOGGER = "thermostat.audit"
+
+
+def record_savings(
+    namespace: str, name: str, *, used_j: float, exact_j: float, saved_j: float, quality_percent: float,
+    estimated: bool,
+) -> None:  # fmt: skip
+    """Publish one run's ledger increments (``used_j``, ``exact_j``) and the since-creation figures."""
+    label = str(estimated).lower()
+    ENERGY_USED.labels(namespace, name, label).inc(max(0.0, used_j))
+    ENERGY_EXACT.labels(namespace, name, label).inc(max(0.0, exact_j))
+    ENERGY_SAVED.labels(namespace, name, label).set(saved_j)
+    QUALITY_SPENT.labels(namespace, name).set(quality_percent)
+
+
 def record_objectives(
     namespace: str,
     name: str,
@@ -83,6 +120,10 @@ class JsonFormatter(logging.Formatter):
         k8s = getattr(record, "k8s_ref", None)
         if isinstance(k8s, dict):
             entry["object"] = {key: k8s.get(key) for key in ("namespace", "name", "kind") if k8s.get(key)}
+        for key in ("object", "decision"):  # the audit trail's lines carry these (docs/audit.md)
+            value = getattr(record, f"audit_{key}", None)
+            if isinstance(value, dict):
+                entry[key] = value
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry, default=str)

@@ -15,6 +15,7 @@ from pydantic import ConfigDict, Field
 from thermostat.api.spec import ApiModel, RoutingTemperature
 
 MAX_DECISIONS = 20
+MAX_SAVINGS_DAYS = 7
 CAMEL_CASE_REASON = r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$"
 
 
@@ -70,14 +71,49 @@ class Settings(ApiModel):
     ready_replicas: int | None = Field(None, ge=0, description="Replicas ready to serve.")
 
 
+class DecisionKind(StrEnum):
+    """What a decision record is about."""
+
+    CONTROL = "control"  # the control law's period: temperature and replicas
+    ROLLOUT = "rollout"  # a staged-rollout step (its settings are the canary's; rule names the step)
+
+
+class DecisionOutcome(StrEnum):
+    """What became of a decision."""
+
+    APPLIED = "Applied"  # written: the settings changed
+    UNCHANGED = "Unchanged"  # the law wants what is in force: nothing to write
+    RECOMMENDED = "Recommended"  # mode Recommend: published, not applied
+    HELD = "Held"  # metrics unavailable: the settings in force were kept
+    NOT_APPLIED = "NotApplied"  # another scaler or a user owns the replicas (see the Conflict condition)
+    FAILED = "Failed"  # the API server refused a write (see the Ready condition)
+
+
+class DecisionSeen(ApiModel):
+    """The part of the observation a decision rests on; a missing figure is absent, never zero."""
+
+    latency_seconds: float | None = Field(None, ge=0, description="The SLO's latency quantile, seconds.")
+    request_rate: float | None = Field(None, ge=0, description="Offered requests per second.")
+    power_watts: float | None = Field(None, ge=0, description="GPU power over all replicas, watts.")
+    missing: list[str] = Field(default_factory=list, description="Signals that were missing or stale.")
+
+
 class DecisionRecord(ApiModel):
-    """One control decision and why it was made."""
+    """One control decision and why it was made; repeats of the same advice fold into it."""
 
     time: str = Field(description="When it was decided (RFC 3339).")
+    kind: DecisionKind = Field(DecisionKind.CONTROL, strict=False, description="control, or rollout (a rollout step).")
     routing_temperature: RoutingTemperature = Field(description="Routing temperature decided.")
     replicas: int = Field(ge=0, description="Replica count decided.")
     reason: str = Field(description="Why, in words.")
     applied: bool = Field(description="Whether it was applied (false in Recommend mode or while held).")
+    rule: str | None = Field(None, description="The rule that fired (CamelCase; docs/audit.md lists them).")
+    outcome: DecisionOutcome | None = Field(None, strict=False, description="What became of the decision.")
+    before: Settings | None = Field(None, description="The settings in force when it was decided.")
+    seen: DecisionSeen | None = Field(None, description="What the decision saw.")
+    repeats: int = Field(0, ge=0, description="Later runs that gave the same advice for the same rule.")
+    until: str | None = Field(None, description="When the last of those repeats ran (RFC 3339).")
+    last_reason: str | None = Field(None, description="The last repeat's reason (its figures are the newest).")
 
 
 class LawMemory(ApiModel):
@@ -109,6 +145,40 @@ class QualityStatus(ApiModel):
     )
 
 
+class SavingsPeriod(ApiModel):
+    """Energy used against the exact-quality counterfactual over one day, or since creation."""
+
+    day: str | None = Field(None, description="The UTC day (YYYY-MM-DD); absent for the since-creation total.")
+    accounted_seconds: float = Field(0.0, ge=0, description="Time covered (both energies known).")
+    unaccounted_seconds: float = Field(0.0, ge=0, description="Time not covered: metrics missing, held, or gaps.")
+    energy_joules: float = Field(0.0, ge=0, description="GPU energy used, joules.")
+    exact_energy_joules: float = Field(
+        0.0, ge=0, description="Energy the same load would have used at exact quality (T = 1) with the replicas "
+        "the law would then need, joules (an estimate).",
+    )  # fmt: skip
+    saved_joules: float = Field(0.0, description="exactEnergyJoules − energyJoules (negative: routing cost energy).")
+    generated_tokens: float = Field(0.0, ge=0, description="Tokens generated meanwhile (the quality weights).")
+    quality_loss_percent_mean: float = Field(
+        0.0, ge=0, description="Quality spent: the mean loss per generated token, percent (profile, shadow-corrected)."
+    )
+
+
+class Savings(ApiModel):
+    """The savings ledger: what routing and replica policy bought against serving at exact quality."""
+
+    since: str = Field(description="When the ledger began (RFC 3339).")
+    last_time: str = Field(description="When it last accrued (RFC 3339).")
+    estimated: bool = Field(
+        False, description="True when any energy counted came from the modelled power (source estimate)."
+    )
+    total: SavingsPeriod = Field(default_factory=SavingsPeriod, description="Since the ledger began.")
+    days: list[SavingsPeriod] = Field(
+        default_factory=list,
+        max_length=MAX_SAVINGS_DAYS,
+        description=f"The last {MAX_SAVINGS_DAYS} UTC days, newest last.",
+    )
+
+
 class Display(ApiModel):
     """Preformatted figures for `kubectl get` columns."""
 
@@ -136,3 +206,4 @@ class RoutedModelStatus(ApiModel):
     memory: LawMemory | None = Field(None, description="The control law's memory.")
     quality: QualityStatus | None = Field(None, description="Quality against the budget.")
     display: Display | None = Field(None, description="Preformatted figures for `kubectl get`.")
+    savings: Savings | None = Field(None, description="Energy used and saved against exact quality; quality spent.")

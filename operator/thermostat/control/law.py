@@ -25,6 +25,7 @@ from thermostat.control import conditions as c
 from thermostat.control.bounds import Bounds, temperature_bounds
 from thermostat.control.budget import budget_verdict, power_limit_w
 from thermostat.control.evidence import Evidence, read_evidence, track_clocks
+from thermostat.control.exact import exact_counterfactual
 from thermostat.control.learning import (
     MIN_REQUESTS_TO_LEARN,
     MIN_SHADOW_TOKENS,
@@ -45,7 +46,8 @@ from thermostat.control.replicas import (
     previous_wish,
     stabilize,
 )
-from thermostat.control.signals import Missing, reading_value
+from thermostat.control.rules import Move, held_rule, rule_for
+from thermostat.control.signals import Missing, load_value, reading_value
 from thermostat.control.temperature import choose_temperature
 from thermostat.control.types import Decision, Observation, Signal, Verdict
 
@@ -134,10 +136,11 @@ def _hold(
         f"{obs.routing_temperature:.2f}, replicas {obs.replicas}→{replicas}"
     )
     memory = replace(mem, last_time=now, last_temperature=obs.routing_temperature)
-    return _decision(
+    decision = _decision(
         obs.routing_temperature, replicas, reason, mem=memory, conditions=conditions, bounds=bounds, profile=profile,
         held=True,
     )  # fmt: skip
+    return replace(decision, rule=held_rule(obs.replicas, replicas))
 
 
 def _act(obs: Observation, spec: RoutedModelSpec, mem: LawMemory, now: float, *, profile: Profile) -> Decision:
@@ -187,6 +190,15 @@ def _act(obs: Observation, spec: RoutedModelSpec, mem: LawMemory, now: float, *,
     reason = _reason(seen, spec, mem, temperature=temperature, replicas=replicas, bounds=bounds, plan=plan, note=note)
     if profile.provenance == ONLINE:
         reason = f"{reason}; replicas only: the pods have no routing knob"
+    move = Move(
+        obs.routing_temperature, temperature, obs.replicas, replicas, bounds.t_op, excursion=seen.excursion,
+        budget_bound=budget_bound or plan.feasible.reason == c.SLO_YIELDS_TO_BUDGET, idle=seen.idle,
+        guarded=bool(note) and plan.replicas < obs.replicas,
+    )  # fmt: skip
+    offered = load_value(obs.request_rate) or 0.0
+    exact = exact_counterfactual(
+        offered, spec=spec, mem=mem, profile=profile, reserve=BURST_RESERVE, in_force=obs.routing_temperature
+    )
     if abs(temperature - obs.routing_temperature) > 1e-9:
         mem = replace(mem, temperature_since=now)
     if replicas < obs.replicas:
@@ -196,6 +208,8 @@ def _act(obs: Observation, spec: RoutedModelSpec, mem: LawMemory, now: float, *,
         _decision(temperature, replicas, reason, mem=mem, conditions=conditions, bounds=bounds, profile=profile),
         predicted_latency_s=min(model.latency_s(seen.demand / ready, temperature), OVERLOAD_LATENCY_S),
         predicted_power_w=model.total_power_w(seen.demand, temperature, ready, seen.starting),
+        rule=rule_for(move),
+        exact=exact,
     )
 
 

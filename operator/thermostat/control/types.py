@@ -91,6 +91,16 @@ class Verdict:
 
 
 @dataclass(frozen=True)
+class ExactCounterfactual:
+    """Serving the observed load at exact quality (T = 1): the replicas the law would need, their power,
+    and the quality loss the temperature in force spends meanwhile (for the savings ledger)."""
+
+    replicas: int
+    power_w: float
+    loss_percent_in_force: float = 0.0
+
+
+@dataclass(frozen=True)
 class Decision:
     """What the law wants now and why.
 
@@ -114,3 +124,5 @@ class Decision:
     operating_temperature: float | None = None
     quality_loss_percent: float | None = None  # expected at the applied temperature (measured-corrected)
     quality_loss_percent_mean: float | None = None  # time-averaged since the memory began
+    rule: str = "Steady"  # the rule that fired (thermostat.control.rules)
+    exact: ExactCounterfactual | None = None  # the exact-quality counterfactual; None while held

@@ -16,6 +16,7 @@ from thermostat.control.online import profile_for
 from thermostat.control.signals import reading_value
 from thermostat.reconcile.actions import Actions, Outcome
 from thermostat.reconcile.apply import apply, write_status
+from thermostat.reconcile.audit import log_decision, publish_savings
 from thermostat.reconcile.gather import gather, gather_owned
 from thermostat.reconcile.plan import plan_actions, plan_invalid, plan_owned
 from thermostat.reconcile.settle import settle
@@ -81,6 +82,10 @@ def _finish(
     state.watch = settled.watch
     write_status(context.kube, world.subject.ref, settled.status, settled.event)
     namespace, name = world.subject.namespace, world.subject.name
+    if settled.record is not None:
+        log_decision(namespace, name, settled.record)
+    previous = world.subject.previous
+    publish_savings(namespace, name, previous.savings if previous else None, settled.status.savings)
     for error in world.metrics_errors.values():
         QUERY_ERRORS.labels(namespace, name, error.reason).inc()
     if decision is not None and world.spec is not None:

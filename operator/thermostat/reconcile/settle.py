@@ -9,13 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from thermostat.api.spec import RoutedModelSpec
-from thermostat.api.status import RoutedModelStatus, Settings
+from thermostat.api.status import DecisionRecord, RoutedModelStatus, Settings
 from thermostat.control import MEMORY_VERSION, Decision
 from thermostat.reconcile.actions import Actions, Outcome, PatchConfigMap, Scale
 from thermostat.reconcile.events import Event, ready_lost
 from thermostat.reconcile.replicas import ReplicaWatch
 from thermostat.reconcile.world import World
-from thermostat.status import RunOutcome, build_status
+from thermostat.status import RunOutcome, build_status, decision_record, rfc3339
 
 # Used only to assemble the Ready condition of a spec that does not parse (display is dropped).
 _PLACEHOLDER_SPEC = RoutedModelSpec.model_validate(
@@ -30,6 +30,7 @@ class Settled:
     status: RoutedModelStatus
     event: Event | None
     watch: ReplicaWatch
+    record: DecisionRecord | None = None  # this run's audit record (the operator logs every one)
 
 
 def in_force(actions: Actions, outcome: Outcome) -> Settings:
@@ -65,8 +66,11 @@ def settle(world: World, decision: Decision | None, actions: Actions, outcome: O
         applied=actions.applied and not failed,
         memory_version=MEMORY_VERSION,
         verdicts=dict(actions.verdicts),
+        before=actions.before,
     )
-    status = build_status(world.subject.previous, world.spec or _PLACEHOLDER_SPEC, run)
+    spec = world.spec or _PLACEHOLDER_SPEC
+    status = build_status(world.subject.previous, spec, run)
     if world.spec is None:
         status.display = None
-    return Settled(status=status, event=ready_lost(world.subject.previous, status), watch=watch)
+    record = decision_record(run, spec, time=rfc3339(world.now))
+    return Settled(status=status, event=ready_lost(world.subject.previous, status), watch=watch, record=record)

@@ -7,22 +7,26 @@ patch that merely omitted it would leave yesterday's value standing).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from thermostat.api.spec import RoutedModelSpec
-from thermostat.api.status import DecisionRecord, Display, LawMemory, QualityStatus, RoutedModelStatus, Settings
+from thermostat.api.status import Display, LawMemory, QualityStatus, RoutedModelStatus, Settings
 from thermostat.api.status import Observation as StatusObservation
 from thermostat.control.conditions import ConditionType
 from thermostat.control.profile import quality_loss_percent
 from thermostat.control.signals import load_value, reading_value
-from thermostat.control.types import Decision, Observation, Verdict
-from thermostat.status.conditions import Health, ready_verdict, set_conditions
+from thermostat.control.types import Observation, Verdict
+from thermostat.status.audit import decision_record, ledger_accrual
+from thermostat.status.conditions import ready_verdict, set_conditions
 from thermostat.status.display import format_latency, format_power
 from thermostat.status.history import record_decision
+from thermostat.status.outcome import RunOutcome
+from thermostat.status.savings import accrue
 
 ESTIMATE = "estimate"
+# An interval longer than this many control periods is a gap (the operator was down): not accounted.
+LEDGER_GAP_PERIODS = 3.0
 
 
 def rfc3339(unix_s: float) -> str:
@@ -61,21 +65,6 @@ def status_observation(observation: Observation) -> StatusObservation:
     )
 
 
-@dataclass(frozen=True)
-class RunOutcome:
-    """What one control run saw, decided and did."""
-
-    now: float
-    generation: int | None
-    current: Settings  # what is in force after the run
-    health: Health
-    observation: Observation | None = None
-    decision: Decision | None = None
-    applied: bool = False  # whether the decision was applied (Enforce, not held, no conflict)
-    memory_version: int = 1
-    verdicts: dict[str, Verdict] = field(default_factory=dict)  # extra conditions, e.g. Conflict
-
-
 def _display(spec: RoutedModelSpec, observation: Observation | None) -> Display:
     latency = reading_value(observation.latency_s) if observation else None
     power = reading_value(observation.power_w) if observation else None
@@ -104,16 +93,16 @@ def build_status(previous: RoutedModelStatus | None, spec: RoutedModelSpec, run:
         )
         verdicts.update(run.decision.conditions)
         recommended = Settings(routing_temperature=run.decision.routing_temperature, replicas=run.decision.replicas)
-        record = DecisionRecord(
-            time=now,
-            routing_temperature=run.decision.routing_temperature,
-            replicas=run.decision.replicas,
-            reason=run.decision.reason,
-            applied=run.applied,
-        )
-        decisions = record_decision(decisions, record)
+        record = decision_record(run, spec, time=now)
+        if record is not None:
+            decisions = record_decision(decisions, record)
         memory = LawMemory(version=run.memory_version, state=run.decision.memory)
     verdicts.update(run.verdicts)
+    savings = previous.savings
+    accrual = ledger_accrual(run)
+    if accrual is not None:
+        max_interval_s = LEDGER_GAP_PERIODS * spec.behavior.period_seconds
+        savings = accrue(savings, accrual, now=run.now, max_interval_s=max_interval_s)
     return RoutedModelStatus(
         observed_generation=run.generation,
         conditions=set_conditions(previous.conditions, verdicts, now=now, generation=run.generation),
@@ -124,6 +113,7 @@ def build_status(previous: RoutedModelStatus | None, spec: RoutedModelSpec, run:
         memory=memory,
         quality=quality,
         display=_display(spec, run.observation),
+        savings=savings,
     )
 
 
