@@ -34,9 +34,10 @@ class Result(StrEnum):
 class TrackSample:
     """One track's counter increases over the interval (from Prometheus, or the simulator)."""
 
-    requests: float  # completed requests, every code
-    within_slo: float  # of them, within the SLO target (the bucket at the target, or interpolated)
+    requests: float  # requests answered, every code
+    within_slo: float  # of the timed ones, within the SLO target (the bucket at the target, or interpolated)
     errors: float  # answered 5xx
+    timed: float | None = None  # requests in the SLO's latency histogram; None: every request
     shadow_tokens: float = 0.0
     shadow_kl_nats: float = 0.0  # sum over shadow tokens of KL(exact || routed)
     shadow_kl_sq_nats: float | None = None  # sum of squared per-token KL; None: the runtime does not export it
@@ -113,8 +114,8 @@ def loss_interval(sample: TrackSample, z: float) -> Interval | None:
 
 
 def judge_track(sample: TrackSample, z: float) -> TrackJudged:
-    n = sample.requests
-    share = sample.within_slo / n if n > 0 else None
+    n, timed = sample.requests, sample.requests if sample.timed is None else sample.timed
+    share = sample.within_slo / timed if timed > 0 else None
     errors = sample.errors / n if n > 0 else None
     exact = sample.temperature >= 1.0 - 1e-9
     loss = 0.0 if exact else (loss_percent(sample.shadow_kl_nats / sample.shadow_tokens)
@@ -122,7 +123,7 @@ def judge_track(sample: TrackSample, z: float) -> TrackJudged:
     return TrackJudged(
         sample=sample,
         slo_share=share,
-        slo_interval=wilson(sample.within_slo, n, z) if n > 0 else None,
+        slo_interval=wilson(sample.within_slo, timed, z) if timed > 0 else None,
         error_rate=errors,
         error_interval=wilson(sample.errors, n, z) if n > 0 else None,
         loss_percent=loss,
