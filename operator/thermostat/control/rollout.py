@@ -112,10 +112,10 @@ def _idle(state: RolloutStatus | None, rules: Rollout, inp: RolloutInput) -> Rol
     if t_op >= base - rules.temperature_step - EPS:
         # A rise, or a fall within the step: at once, as without spec.rollout. Rises move the mark.
         kept = _with(state, stable_temperature=max(base, t_op)) if state else None
-        return RolloutStep(kept, law, None, (), command_done=inp.command is not None)
+        return RolloutStep(kept, law, None, ())
     rejected = state.rejected_temperature if state else None
     if rejected is not None and abs(t_op - rejected) <= rules.temperature_step + EPS:
-        return RolloutStep(state, serve(law, t_op, base), None, (), command_done=inp.command is not None)
+        return RolloutStep(state, serve(law, t_op, base), None, ())
     return _start(state, rules, inp, base)
 
 
@@ -128,7 +128,7 @@ def _start(state: RolloutStatus | None, rules: Rollout, inp: RolloutInput, base:
     )  # fmt: skip
     why = f"operating point {base:.2f}→{inp.operating_temperature:.2f} is a fall larger than {rules.temperature_step:g}"
     new = _record(new, inp.now, "Started", f"{why}: canary {rules.steps[0]}% of the pods")
-    return _serving(new, inp, (Note("RolloutStarted", new.message),), command_done=inp.command is not None)
+    return _serving(new, inp, (Note("RolloutStarted", new.message),))
 
 
 def _active(state: RolloutStatus, rules: Rollout, inp: RolloutInput) -> RolloutStep:

@@ -15,12 +15,14 @@ from thermostat.api.spec import Mode, RoutedModelSpec
 from thermostat.api.status import Settings
 from thermostat.control import Decision
 from thermostat.control.conditions import OTHER_SCALER, REPLICAS_OVERRIDDEN, ConditionType
+from thermostat.control.types import Verdict
 from thermostat.reconcile import events
 from thermostat.reconcile.actions import Actions, ApplyObject, PatchConfigMap, Scale, Write
 from thermostat.reconcile.replicas import OVERRIDE_LIMIT, ReplicaVerdict, after_write, judge_replicas
+from thermostat.reconcile.rollout import RolloutPlan, plan_rollout
 from thermostat.reconcile.world import Workload, World, configmap_temperature
-from thermostat.render import Owner, format_routing_temperature, render_owned_objects, routing_configmap_name
-from thermostat.render.objects import ROUTING_KEY
+from thermostat.render import Owner, render_owned_objects, routing_configmap_name
+from thermostat.render.objects import CANARY_KEY
 from thermostat.scaledown import pods_to_remove
 from thermostat.status import Health, conflict_verdict
 
@@ -70,9 +72,16 @@ def plan_actions(world: World, decision: Decision | None, spec: RoutedModelSpec,
     writes: list[Write] = []
     temperature, replicas, watch = world.temperature, workload.replicas, verdict.watch
     ready = workload.ready_replicas
-    if enforce and format_routing_temperature(decision.routing_temperature) != format_routing_temperature(temperature):
-        writes.append(_temperature_write(world, spec, decision))
-        temperature = decision.routing_temperature
+    staged = plan_rollout(world, decision, spec) if enforce else None
+    verdicts: dict[str, Verdict] = {ConditionType.CONFLICT: conflict_verdict(conflict, reason=reason)}
+    if staged is not None:
+        notes += staged.notes
+        if staged.data:
+            writes.append(_temperature_write(world, spec, decision, staged))
+            temperature = staged.stable_temperature
+        writes += staged.writes
+        if spec.rollout is not None:
+            verdicts[ConditionType.ROLLOUT] = staged.verdict
     if enforce and conflict is None and decision.replicas != workload.replicas:
         writes.append(_scale(world, workload, decision))
         replicas, watch = decision.replicas, after_write(watch, decision.replicas)
@@ -90,7 +99,9 @@ def plan_actions(world: World, decision: Decision | None, spec: RoutedModelSpec,
         after=Settings(routing_temperature=temperature, replicas=replicas, ready_replicas=ready),
         applied=enforce and not decision.held and (conflict is None or decision.replicas == workload.replicas),
         watch=watch,
-        verdicts={ConditionType.CONFLICT: conflict_verdict(conflict, reason=reason)},
+        verdicts=verdicts,
+        rollout=staged.status if staged is not None else None,
+        rollout_planned=staged is not None,
     )
 
 
@@ -113,12 +124,19 @@ def _replica_events(
     return []
 
 
-def _temperature_write(world: World, spec: RoutedModelSpec, decision: Decision) -> PatchConfigMap:
-    new = decision.routing_temperature
+def _temperature_write(world: World, spec: RoutedModelSpec, decision: Decision, staged: RolloutPlan) -> PatchConfigMap:
+    """The routing keys the step changes: the stable one, and the canary's during a rollout."""
+    new = staged.stable_temperature
+    why = decision.reason
+    if abs(new - decision.routing_temperature) > 1e-9:
+        why = f"held at the promoted operating point while canary pods try {decision.routing_temperature:.2f}"
+    canary = staged.data.get(CANARY_KEY, "")
+    if canary != "":
+        why += f"; canary {canary}" if canary is not None else "; canary key removed (every pod on stable)"
     return PatchConfigMap(
         name=routing_configmap_name(world.subject.name, spec),
-        data={ROUTING_KEY: format_routing_temperature(new)},
-        event=events.temperature_changed(world.temperature, new, decision.reason),
+        data=dict(staged.data),
+        event=events.temperature_changed(world.temperature, new, why),
     )
 
 

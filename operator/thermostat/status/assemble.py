@@ -12,7 +12,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 from thermostat.api.spec import RoutedModelSpec
-from thermostat.api.status import DecisionRecord, Display, LawMemory, QualityStatus, RoutedModelStatus, Settings
+from thermostat.api.status import (
+    DecisionRecord,
+    Display,
+    LawMemory,
+    QualityStatus,
+    RolloutStatus,
+    RoutedModelStatus,
+    Settings,
+)
 from thermostat.api.status import Observation as StatusObservation
 from thermostat.control.conditions import ConditionType
 from thermostat.control.profile import quality_loss_percent
@@ -74,6 +82,7 @@ class RunOutcome:
     applied: bool = False  # whether the decision was applied (Enforce, not held, no conflict)
     memory_version: int = 1
     verdicts: dict[str, Verdict] = field(default_factory=dict)  # extra conditions, e.g. Conflict
+    rollout: RolloutStatus | None = None  # status.rollout (the run decides whether it is kept)
 
 
 def _display(spec: RoutedModelSpec, observation: Observation | None) -> Display:
@@ -124,6 +133,7 @@ def build_status(previous: RoutedModelStatus | None, spec: RoutedModelSpec, run:
         memory=memory,
         quality=quality,
         display=_display(spec, run.observation),
+        rollout=run.rollout,
     )
 
 
@@ -134,6 +144,10 @@ def status_patch(status: RoutedModelStatus) -> dict[str, Any]:
         part = getattr(status, key)
         if part is not None:
             patch[key] = part.model_dump(mode="json", by_alias=True, exclude_none=False)
+    # A rollout's fields come and go (candidate, interval start): written whole, and null once it is gone.
+    patch["rollout"] = (
+        status.rollout.model_dump(mode="json", by_alias=True, exclude_none=False) if status.rollout else None
+    )
     return patch
 
 
