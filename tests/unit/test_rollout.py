@@ -15,7 +15,9 @@ PODS = ("chat-a", "chat-b", "chat-c", "chat-d")
 BUDGET = 1.0
 
 
-def sample(requests: float, late: float = 0.0, *, t: float = 0.6, kl: float = 0.005, tokens: float = 20000) -> TrackSample:
+def sample(
+    requests: float, late: float = 0.0, *, t: float = 0.6, kl: float = 0.005, tokens: float = 20000
+) -> TrackSample:
     """A track whose per-token KL has mean ``kl`` and a spread of the same size."""
     return TrackSample(requests=requests, within_slo=requests - late, errors=0.0, shadow_tokens=tokens,
                        shadow_kl_nats=kl * tokens, shadow_kl_sq_nats=2 * kl * kl * tokens, temperature=t)  # fmt: skip
@@ -65,7 +67,8 @@ def started() -> RolloutStatus:
 
 def test_a_fall_larger_than_the_step_starts_a_canary_and_stable_keeps_its_temperature() -> None:
     step = advance(None, RULES, inp(1000.0))
-    assert step.status is not None and step.status.phase == RolloutPhase.PROGRESSING
+    assert step.status is not None
+    assert step.status.phase == RolloutPhase.PROGRESSING
     assert step.stable_temperature == 1.0
     assert step.canary_temperature == 0.6
     assert step.canary_pods == ("chat-a",)  # 25% of 4 pods
@@ -74,7 +77,9 @@ def test_a_fall_larger_than_the_step_starts_a_canary_and_stable_keeps_its_temper
 
 def test_a_small_fall_or_a_rise_is_not_staged() -> None:
     small = advance(None, RULES, inp(1000.0, law=0.95, op=0.95))
-    assert small.status is None and small.stable_temperature == 0.95 and small.canary_temperature is None
+    assert small.status is None
+    assert small.stable_temperature == 0.95
+    assert small.canary_temperature is None
 
 
 def test_a_harmful_candidate_is_rolled_back_at_the_first_analysis_and_not_retried() -> None:
@@ -83,11 +88,16 @@ def test_a_harmful_candidate_is_rolled_back_at_the_first_analysis_and_not_retrie
     assert analysis_due(state, RULES, 1060.0)
     failed = analyse(STABLE, sample(1000, 10, kl=0.05), RULES.analysis, BUDGET)
     step = advance(state, RULES, inp(1060.0, analysis=failed))
-    assert step.status is not None and step.status.phase == RolloutPhase.ROLLED_BACK
-    assert step.stable_temperature == 1.0 and step.canary_temperature is None and step.canary_pods == ()
-    assert step.notes[0].reason == "RolloutRolledBack" and step.notes[0].warning
+    assert step.status is not None
+    assert step.status.phase == RolloutPhase.ROLLED_BACK
+    assert step.stable_temperature == 1.0
+    assert step.canary_temperature is None
+    assert step.canary_pods == ()
+    assert step.notes[0].reason == "RolloutRolledBack"
+    assert step.notes[0].warning
     again = advance(step.status, RULES, inp(1075.0))
-    assert again.status is not None and again.status.phase == RolloutPhase.ROLLED_BACK  # the same candidate waits
+    assert again.status is not None
+    assert again.status.phase == RolloutPhase.ROLLED_BACK
     assert again.stable_temperature == 1.0
 
 
@@ -115,7 +125,8 @@ def test_inconclusive_analyses_never_promote_and_pause_past_the_limit() -> None:
         step = advance(state, RULES, inp(now, analysis=low))
         assert step.status is not None
         state = step.status
-        assert state.phase != RolloutPhase.PROMOTED and step.canary_temperature == 0.6
+        assert state.phase != RolloutPhase.PROMOTED
+        assert step.canary_temperature == 0.6
     assert state.phase == RolloutPhase.PAUSED
     assert rollout_verdict(state).reason == "PausedInconclusive"
     assert not analysis_due(state, RULES, now + 600)  # a person decides now
@@ -125,8 +136,10 @@ def test_a_metrics_outage_pauses_then_rolls_back_past_the_error_limit() -> None:
     state = started()
     now = 1060.0
     step = advance(state, RULES, inp(now, metrics_missing="Prometheus unreachable"))
-    assert step.status is not None and step.status.phase == RolloutPhase.PAUSED
-    assert step.stable_temperature == 1.0 and step.canary_temperature == 0.6
+    assert step.status is not None
+    assert step.status.phase == RolloutPhase.PAUSED
+    assert step.stable_temperature == 1.0
+    assert step.canary_temperature == 0.6
     assert analysis_due(step.status, RULES, now + 15)  # retried every run
     state = step.status
     for _ in range(RULES.analysis.consecutive_error_limit):
@@ -139,22 +152,31 @@ def test_a_metrics_outage_pauses_then_rolls_back_past_the_error_limit() -> None:
 
 def test_a_manual_abort_restores_stable_at_once_and_a_manual_promote_promotes() -> None:
     aborted = advance(started(), RULES, inp(1010.0, command=ABORT))
-    assert aborted.status is not None and aborted.status.phase == RolloutPhase.ROLLED_BACK
-    assert aborted.stable_temperature == 1.0 and aborted.canary_temperature is None and aborted.command_done
+    assert aborted.status is not None
+    assert aborted.status.phase == RolloutPhase.ROLLED_BACK
+    assert aborted.stable_temperature == 1.0
+    assert aborted.canary_temperature is None
+    assert aborted.command_done
     promoted = advance(started(), RULES, inp(1010.0, command=PROMOTE))
-    assert promoted.status is not None and promoted.status.phase == RolloutPhase.PROMOTED
-    assert promoted.stable_temperature == 0.6 and promoted.command_done
+    assert promoted.status is not None
+    assert promoted.status.phase == RolloutPhase.PROMOTED
+    assert promoted.stable_temperature == 0.6
+    assert promoted.command_done
 
 
 def test_a_burst_during_a_rollout_lowers_every_pod() -> None:
     step = advance(started(), RULES, inp(1015.0, law=0.4, op=0.6))
-    assert step.stable_temperature == 0.4 and step.canary_temperature == 0.4
+    assert step.stable_temperature == 0.4
+    assert step.canary_temperature == 0.4
     back = advance(step.status, RULES, inp(1030.0, law=0.6, op=0.6))
-    assert back.stable_temperature == 1.0 and back.canary_temperature == 0.6
+    assert back.stable_temperature == 1.0
+    assert back.canary_temperature == 0.6
 
 
 def test_one_pod_cannot_carry_a_canary_beside_stable() -> None:
     one = RolloutInput(now=1000.0, law_temperature=0.6, operating_temperature=0.6, in_force=1.0, pods=("chat-a",))
     step = advance(None, RULES, one)
-    assert step.status is not None and step.status.phase == RolloutPhase.PAUSED
-    assert step.canary_pods == () and step.stable_temperature == 1.0
+    assert step.status is not None
+    assert step.status.phase == RolloutPhase.PAUSED
+    assert step.canary_pods == ()
+    assert step.stable_temperature == 1.0
