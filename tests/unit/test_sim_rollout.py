@@ -7,8 +7,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
-
 from control_plant import assumed_profile, make_spec
+
 from thermostat.sim.rollout import study
 from thermostat.sim.trace import synthetic_trace
 from thermostat.sim.truth import Truth
@@ -24,7 +24,8 @@ CANDIDATE = 0.86  # the assumed profile's loss there is 0.94 %, within the 1 % b
 def test_a_router_that_loses_quality_is_rolled_back_within_one_interval_and_stable_never_changes() -> None:
     result = study(TRACE, SPEC, PROFILE, replace(Truth(), quality_factor=4.0), candidate_t=CANDIDATE, dt_s=0.2)
     assert result.verdict == "RolledBack"
-    assert result.verdict_s is not None and result.verdict_s <= 120.0 + SPEC.behavior.period_seconds
+    assert result.verdict_s is not None
+    assert result.verdict_s <= 120.0 + SPEC.behavior.period_seconds
     assert result.stable_temperatures == {1.0}
     assert 0 < result.canary_requests < 0.2 * result.total_requests
 
