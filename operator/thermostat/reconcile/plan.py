@@ -129,10 +129,12 @@ def _temperature_write(world: World, spec: RoutedModelSpec, decision: Decision, 
     new = staged.stable_temperature
     why = decision.reason
     if abs(new - decision.routing_temperature) > 1e-9:
-        why = f"held at the promoted operating point while canary pods try {decision.routing_temperature:.2f}"
+        why = (
+            f"stable pods held at {new:.2f}: the law's {decision.routing_temperature:.2f} is staged or was rolled back"
+        )
     canary = staged.data.get(CANARY_KEY, "")
     if canary != "":
-        why += f"; canary {canary}" if canary is not None else "; canary key removed (every pod on stable)"
+        why += f"; canary pods {canary}" if canary is not None else "; canary key removed: every pod serves stable"
     return PatchConfigMap(
         name=routing_configmap_name(world.subject.name, spec),
         data=dict(staged.data),
