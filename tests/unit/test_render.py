@@ -130,3 +130,18 @@ def test_target_ref_mode_creates_no_pods_and_binds_the_targets_account() -> None
     assert kinds["RoleBinding"]["subjects"][0]["name"] == "legacy-sa"
     with pytest.raises(ValueError, match="targetRef"):
         render_deployment(OWNER, spec, replicas=1)
+
+
+def test_with_spec_rollout_the_pods_read_their_track_from_a_downward_api_volume() -> None:
+    def pod(spec: RoutedModelSpec) -> dict[str, Any]:
+        pod_spec: dict[str, Any] = render_deployment(OWNER, spec, replicas=1)["spec"]["template"]["spec"]
+        return pod_spec
+
+    plain = pod(make_spec())
+    assert all("downwardAPI" not in v for v in plain["volumes"])
+    staged = pod(make_spec(rollout={}))
+    (volume,) = [v for v in staged["volumes"] if "downwardAPI" in v]
+    assert volume["downwardAPI"]["items"] == [{"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}}]
+    env = {e["name"]: e.get("value") for e in staged["containers"][0]["env"]}
+    mounts = {m["name"]: m["mountPath"] for m in staged["containers"][0]["volumeMounts"]}
+    assert env["THERMOSTAT_POD_LABELS_FILE"] == f"{mounts[volume['name']]}/labels"

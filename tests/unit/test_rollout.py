@@ -142,12 +142,19 @@ def test_a_metrics_outage_pauses_then_rolls_back_past_the_error_limit() -> None:
     assert step.canary_temperature == 0.6
     assert analysis_due(step.status, RULES, now + 15)  # retried every run
     state = step.status
-    for _ in range(RULES.analysis.consecutive_error_limit):
+    paused_notes = len(step.notes)
+    for _ in range(RULES.analysis.consecutive_error_limit - 1):
         now += 15
         step = advance(state, RULES, inp(now, metrics_missing="Prometheus unreachable"))
         assert step.status is not None
         state = step.status
-    assert state.phase == RolloutPhase.ROLLED_BACK
+        paused_notes += len(step.notes)
+        assert state.phase == RolloutPhase.PAUSED
+    assert paused_notes == 1  # said once on entering the pause, not at every run
+    assert [h.action for h in state.history] == ["Started", "Paused"]
+    step = advance(state, RULES, inp(now + 15, metrics_missing="Prometheus unreachable"))
+    assert step.status is not None
+    assert step.status.phase == RolloutPhase.ROLLED_BACK
 
 
 def test_a_manual_abort_restores_stable_at_once_and_a_manual_promote_promotes() -> None:

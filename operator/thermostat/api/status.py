@@ -177,6 +177,9 @@ class RolloutStatus(ApiModel):
     canary_percent: int = Field(0, ge=0, le=100, description="Canary share asked for now, percent of the pods.")
     canary_pods: list[str] = Field(default_factory=list, description="The pods on the canary track.")
     step_started: str | None = Field(None, description="When the current analysis interval began (RFC 3339).")
+    pause_reason: str | None = Field(
+        None, description="Why it is paused: PausedMetricsUnavailable, PausedInconclusive or PausedTooFewReplicas."
+    )
     failures: int = Field(0, ge=0, description="Failed analyses so far.")
     inconclusive: int = Field(0, ge=0, description="Inconclusive analyses so far.")
     consecutive_errors: int = Field(0, ge=0, description="Analyses in a row without metrics.")

@@ -90,7 +90,7 @@ def analysis_due(state: RolloutStatus | None, rules: Rollout | None, now: float)
     """Whether this run measures the A/B figures (an outage keeps it due: every run retries)."""
     if state is None or rules is None or state.step_started is None:
         return False
-    waiting = state.phase == RolloutPhase.PROGRESSING or state.message.startswith(c.ROLLOUT_PAUSED_METRICS)
+    waiting = state.phase == RolloutPhase.PROGRESSING or state.pause_reason == c.ROLLOUT_PAUSED_METRICS
     return waiting and now - unix(state.step_started) >= rules.analysis.interval_seconds
 
 
@@ -142,9 +142,9 @@ def _active(state: RolloutStatus, rules: Rollout, inp: RolloutInput) -> RolloutS
         return RolloutStep(ended, inp.law_temperature, None, (), (Note("RolloutSuperseded", ended.message),))
     if len(inp.pods) < 2:
         return _paused_replicas(state, inp)
-    if state.message.startswith(c.ROLLOUT_PAUSED_REPLICAS):
-        state = _record(_with(state, phase=RolloutPhase.PROGRESSING, step_started=rfc3339(inp.now)),
-                        inp.now, "Resumed", "two pods or more serve again: the interval restarts")  # fmt: skip
+    if state.pause_reason == c.ROLLOUT_PAUSED_REPLICAS:
+        state = _with(state, phase=RolloutPhase.PROGRESSING, step_started=rfc3339(inp.now), pause_reason=None)
+        state = _record(state, inp.now, "Resumed", "two pods or more serve again: the interval restarts")
         return _serving(state, inp, (Note("RolloutResumed", state.message),))
     if inp.metrics_missing is not None:
         return _metrics_missing(state, rules, inp, inp.metrics_missing)
@@ -168,11 +168,11 @@ def _judged(state: RolloutStatus, rules: Rollout, inp: RolloutInput, analysis: A
         state = _with(state, inconclusive=state.inconclusive + 1)
         if state.inconclusive > limits.inconclusive_limit:
             message = (
-                f"{c.ROLLOUT_PAUSED_INCONCLUSIVE}: {state.inconclusive} inconclusive analyses "
-                f"({analysis.message}); promote or abort with the annotation thermostat.dev/rollout"
+                f"{state.inconclusive} inconclusive analyses ({analysis.message}); "
+                "promote or abort with the annotation thermostat.dev/rollout"
             )
-            paused = _record(_with(state, phase=RolloutPhase.PAUSED), inp.now, "Paused", message)
-            return _serving(paused, inp, (Note("RolloutPaused", message, warning=True),))
+            paused, notes = _pause(state, inp, c.ROLLOUT_PAUSED_INCONCLUSIVE, message)
+            return _serving(paused, inp, notes)
         return _next_interval(state, inp, "AnalysisInconclusive", analysis.message)
     if state.step >= state.steps:
         return _promoted(state, inp, f"every step passed: {analysis.message}")
@@ -185,7 +185,8 @@ def _judged(state: RolloutStatus, rules: Rollout, inp: RolloutInput, analysis: A
 def _next_interval(
     state: RolloutStatus, inp: RolloutInput, action: str, why: str, *, warning: bool = False
 ) -> RolloutStep:
-    state = _record(_with(state, phase=RolloutPhase.PROGRESSING, step_started=rfc3339(inp.now)), inp.now, action, why)
+    state = _with(state, phase=RolloutPhase.PROGRESSING, step_started=rfc3339(inp.now), pause_reason=None)
+    state = _record(state, inp.now, action, why)
     return _serving(state, inp, (Note(f"Rollout{action}", why, warning=warning),))
 
 
@@ -194,17 +195,24 @@ def _metrics_missing(state: RolloutStatus, rules: Rollout, inp: RolloutInput, wh
     state = _with(state, consecutive_errors=errors)
     if errors > rules.analysis.consecutive_error_limit:
         return _rolled_back(state, inp, f"{errors} analyses in a row without metrics ({why})")
-    message = f"{c.ROLLOUT_PAUSED_METRICS}: no A/B figures ({why}); retried every run, never promoted meanwhile"
-    paused = _record(_with(state, phase=RolloutPhase.PAUSED), inp.now, "Paused", message)
-    return _serving(paused, inp, (Note("RolloutPaused", message, warning=True),))
+    message = f"no A/B figures ({why}); retried every run, never promoted meanwhile"
+    paused, notes = _pause(state, inp, c.ROLLOUT_PAUSED_METRICS, message)
+    return _serving(paused, inp, notes)
+
+
+def _pause(
+    state: RolloutStatus, inp: RolloutInput, reason: str, message: str
+) -> tuple[RolloutStatus, tuple[Note, ...]]:
+    """Paused for ``reason``: recorded, and an Event, once on entering it (not at every run)."""
+    if state.phase == RolloutPhase.PAUSED and state.pause_reason == reason:
+        return state, ()
+    paused = _record(_with(state, phase=RolloutPhase.PAUSED, pause_reason=reason), inp.now, "Paused", message)
+    return paused, (Note("RolloutPaused", f"{reason}: {message}", warning=True),)
 
 
 def _paused_replicas(state: RolloutStatus, inp: RolloutInput) -> RolloutStep:
-    message = f"{c.ROLLOUT_PAUSED_REPLICAS}: {len(inp.pods)} pod(s) serve; a canary needs a stable pod beside it"
-    notes: tuple[Note, ...] = ()
-    if not state.message.startswith(c.ROLLOUT_PAUSED_REPLICAS):
-        state = _record(_with(state, phase=RolloutPhase.PAUSED), inp.now, "Paused", message)
-        notes = (Note("RolloutPaused", message, warning=True),)
+    message = f"{len(inp.pods)} pod(s) serve; a canary needs a stable pod beside it"
+    state, notes = _pause(state, inp, c.ROLLOUT_PAUSED_REPLICAS, message)
     stable = serve(inp.law_temperature, inp.operating_temperature, state.stable_temperature)
     return RolloutStep(_with(state, canary_pods=[]), stable, None, (), notes)
 
@@ -227,7 +235,7 @@ def _rolled_back(state: RolloutStatus, inp: RolloutInput, why: str, *, manual: b
 
 
 def _end(state: RolloutStatus, inp: RolloutInput, phase: RolloutPhase, action: str, why: str) -> RolloutStatus:
-    ended = _with(state, phase=phase, step=0, canary_percent=0, canary_pods=[], step_started=None)
+    ended = _with(state, phase=phase, step=0, canary_percent=0, canary_pods=[], step_started=None, pause_reason=None)
     return _record(ended, inp.now, action, why)
 
 
@@ -296,7 +304,6 @@ def rollout_verdict(state: RolloutStatus | None) -> Verdict:
     if state.phase == RolloutPhase.PROGRESSING:
         return Verdict(c.TRUE, c.ROLLOUT_PROGRESSING, f"step {state.step}/{state.steps}: {state.message}")
     if state.phase == RolloutPhase.PAUSED:
-        reason = state.message.split(":", 1)[0]
-        return Verdict(c.TRUE, reason if reason.isalpha() else c.ROLLOUT_PAUSED_METRICS, state.message)
+        return Verdict(c.TRUE, state.pause_reason or c.ROLLOUT_PAUSED_METRICS, state.message)
     reason = c.ROLLOUT_PROMOTED if state.phase == RolloutPhase.PROMOTED else c.ROLLOUT_ROLLED_BACK
     return Verdict(c.FALSE, reason, state.message)
