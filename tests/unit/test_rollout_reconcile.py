@@ -48,6 +48,7 @@ class Cluster:
     """The objects a run reads and writes, kept between runs; implements the writes ``apply`` makes."""
 
     def __init__(self) -> None:
+        self.spec = SPEC
         self.data: dict[str, str] = {"routing_temperature": "1"}
         self.labels: dict[str, dict[str, str]] = {p: {"app": NAME} for p in PODS}
         self.status: dict[str, Any] = {}
@@ -88,16 +89,16 @@ class Cluster:
             "generation": 1,
             "annotations": dict(self.annotations),
         }
-        body = {"metadata": meta, "spec": SPEC.model_dump(mode="json", by_alias=True), "status": self.status}
+        body = {"metadata": meta, "spec": self.spec.model_dump(mode="json", by_alias=True), "status": self.status}
         pods = tuple({"metadata": {"name": p, "labels": dict(labels)},
                       "status": {"conditions": [{"type": "Ready", "status": "True"}]}}
                      for p, labels in self.labels.items())  # fmt: skip
-        world = World(now=now, subject=Subject.from_body(body), spec=SPEC, pods=pods,
+        world = World(now=now, subject=Subject.from_body(body), spec=self.spec, pods=pods,
                       workload=Workload(NAME, 4, 4, {"app": NAME}, "runner"), configmap={"data": dict(self.data)},
                       temperature=float(self.data["routing_temperature"]), **fields)  # fmt: skip
         fresh = {"MetricsAvailable": Verdict("True", "MetricsFresh", "m")}
         decision = Decision(law, 4, "steady", {}, fresh, operating_temperature=op)
-        actions = plan_actions(world, decision, SPEC, now=now)
+        actions = plan_actions(world, decision, self.spec, now=now)
         outcome = apply(self, world.subject.ref, actions)  # type: ignore[arg-type]
         assert outcome.error is None
         self.status = status_patch(settle(world, decision, actions, outcome).status)
@@ -180,3 +181,16 @@ def test_a_burst_during_a_rollout_still_lowers_every_pod() -> None:
     cluster.run(1030.0, law=0.6, op=0.6)
     assert {cluster.served()[p] for p in cluster.on_track("stable")} == {1.0}
     assert {cluster.served()[p] for p in cluster.on_track("canary")} == {0.6}
+
+
+def test_unsetting_spec_rollout_mid_rollout_returns_every_pod_to_stable() -> None:
+    cluster = Cluster()
+    cluster.run(1000.0)
+    assert cluster.on_track("canary")
+    cluster.spec = SPEC.model_copy(update={"rollout": None})
+    cluster.run(1015.0)
+    assert cluster.on_track("canary") == []
+    assert "canary.routing_temperature" not in cluster.data
+    assert "rollout" not in cluster.status or cluster.status["rollout"] is None
+    condition = next(c for c in cluster.status["conditions"] if c["type"] == "Rollout")
+    assert condition["reason"] == "NoRollout"

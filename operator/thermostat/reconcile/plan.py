@@ -80,8 +80,8 @@ def plan_actions(world: World, decision: Decision | None, spec: RoutedModelSpec,
             writes.append(_temperature_write(world, spec, decision, staged))
             temperature = staged.stable_temperature
         writes += staged.writes
-        if spec.rollout is not None:
-            verdicts[ConditionType.ROLLOUT] = staged.verdict
+        if spec.rollout is not None or _had_rollout(world):
+            verdicts[ConditionType.ROLLOUT] = staged.verdict  # unset spec.rollout: NoRollout, not a stale one
     if enforce and conflict is None and decision.replicas != workload.replicas:
         writes.append(_scale(world, workload, decision))
         replicas, watch = decision.replicas, after_write(watch, decision.replicas)
@@ -103,6 +103,11 @@ def plan_actions(world: World, decision: Decision | None, spec: RoutedModelSpec,
         rollout=staged.status if staged is not None else None,
         rollout_planned=staged is not None,
     )
+
+
+def _had_rollout(world: World) -> bool:
+    previous = world.subject.previous
+    return previous is not None and any(c.type == ConditionType.ROLLOUT for c in previous.conditions)
 
 
 def _conflict(scalers: tuple[str, ...], verdict: ReplicaVerdict) -> tuple[str | None, str]:
