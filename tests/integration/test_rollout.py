@@ -4,8 +4,9 @@ Two runtime pods are published as the kubelet would report them, each a ``Series
 port, beside the one the emulated Deployment runs; Prometheus discovers them through the emulated API
 with the chart's relabelling, which copies the pod label ``thermostat.dev/track`` into ``track``. The
 law's operating point falls below exact by more than the step, so the operator stages it on one canary
-pod (the first by name, ``chat-0``). Its exporter reports a quality loss far over the budget: the
-analysis fails and the operator rolls back, while the stable key never leaves 1.
+pod (the first by name, ``chat-0``). The operator is restarted mid-rollout and resumes it from status.
+The canary's exporter reports a quality loss far over the budget: the analysis fails and the operator
+rolls back, while the stable key never leaves 1.
 """
 
 from __future__ import annotations
@@ -136,12 +137,16 @@ def test_a_harmful_candidate_is_rolled_back_and_the_stable_key_never_changes(
     configmap = cluster.kube.read("ConfigMap", NAMESPACE, "chat-routing")
     assert configmap is not None and "canary.routing_temperature" in configmap["data"]
     prometheus.wait_for_series('thermostat_requests_total{pod="chat-0",track="canary"}', timeout_s=30)
+    started = cluster.status()["rollout"]["started"]
+    operator.restart()  # the rollout lives in status: a new operator process resumes it, interval and all
     try:
         wait_until(lambda: phase() == "RolledBack", timeout_s=120, what="the canary rolled back")
     finally:
         print(cluster.status().get("rollout"), [d["reason"] for d in cluster.status().get("decisions", [])])
     assert stable_seen == {"1.0"}
     rollout = cluster.status()["rollout"]
+    assert rollout["started"] == started
+    assert [h["action"] for h in rollout["history"]] == ["Started", "RolledBack"]
     assert rollout["lastAnalysis"]["result"] == "Failed"
     assert "quality loss" in rollout["lastAnalysis"]["message"]
     configmap = cluster.kube.read("ConfigMap", NAMESPACE, "chat-routing")
