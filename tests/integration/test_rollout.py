@@ -135,7 +135,8 @@ def test_a_harmful_candidate_is_rolled_back_and_the_stable_key_never_changes(
     pod = cluster.kube.core.read_namespaced_pod("chat-0", NAMESPACE)
     assert pod.metadata.labels.get("thermostat.dev/track") == "canary"
     configmap = cluster.kube.read("ConfigMap", NAMESPACE, "chat-routing")
-    assert configmap is not None and "canary.routing_temperature" in configmap["data"]
+    assert configmap is not None
+    assert "canary.routing_temperature" in configmap["data"]
     prometheus.wait_for_series('thermostat_requests_total{pod="chat-0",track="canary"}', timeout_s=30)
     started = cluster.status()["rollout"]["started"]
     operator.restart()  # the rollout lives in status: a new operator process resumes it, interval and all
@@ -150,7 +151,8 @@ def test_a_harmful_candidate_is_rolled_back_and_the_stable_key_never_changes(
     assert rollout["lastAnalysis"]["result"] == "Failed"
     assert "quality loss" in rollout["lastAnalysis"]["message"]
     configmap = cluster.kube.read("ConfigMap", NAMESPACE, "chat-routing")
-    assert configmap is not None and "canary.routing_temperature" not in configmap["data"]
+    assert configmap is not None
+    assert "canary.routing_temperature" not in configmap["data"]
     pod = cluster.kube.core.read_namespaced_pod("chat-0", NAMESPACE)
     assert pod.metadata.labels.get("thermostat.dev/track") == "stable"
     assert cluster.events("RolloutRolledBack")
