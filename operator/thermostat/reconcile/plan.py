@@ -15,14 +15,12 @@ from thermostat.api.spec import Mode, RoutedModelSpec
 from thermostat.api.status import Settings
 from thermostat.control import Decision
 from thermostat.control.conditions import OTHER_SCALER, REPLICAS_OVERRIDDEN, ConditionType
-from thermostat.control.types import Verdict
 from thermostat.reconcile import events
-from thermostat.reconcile.actions import Actions, ApplyObject, PatchConfigMap, Scale, Write
+from thermostat.reconcile.actions import Actions, ApplyObject, Scale, Write
 from thermostat.reconcile.replicas import OVERRIDE_LIMIT, ReplicaVerdict, after_write, judge_replicas
-from thermostat.reconcile.rollout import RolloutPlan, plan_rollout
+from thermostat.reconcile.rollout import plan_rollout
 from thermostat.reconcile.world import Workload, World, configmap_temperature
-from thermostat.render import Owner, render_owned_objects, routing_configmap_name
-from thermostat.render.objects import CANARY_KEY
+from thermostat.render import Owner, render_owned_objects
 from thermostat.scaledown import pods_to_remove
 from thermostat.status import Health, conflict_verdict
 
@@ -63,25 +61,14 @@ def plan_actions(world: World, decision: Decision | None, spec: RoutedModelSpec,
     if workload is None or decision is None:
         return plan_missing_workload(world, spec)
     enforce = spec.mode == Mode.ENFORCE
-    fallback = remembered(world).replicas
-    verdict = judge_replicas(world.watch, workload.replicas, fallback=fallback, now=now, quiet_s=quiet_seconds(spec))
+    verdict, notes = _replica_view(world, workload, decision, spec, now=now)
     conflict, reason = _conflict(world.scalers, verdict)
-    notes = _replica_events(world, workload, verdict, last=world.watch.expected or fallback)
-    if decision.memory_reset:
-        notes.append(events.memory_reset(decision.reason))
-    writes: list[Write] = []
     temperature, replicas, watch = world.temperature, workload.replicas, verdict.watch
     ready = workload.ready_replicas
-    staged = plan_rollout(world, decision, spec) if enforce else None
-    verdicts: dict[str, Verdict] = {ConditionType.CONFLICT: conflict_verdict(conflict, reason=reason)}
+    staged = plan_rollout(world, decision, spec) if enforce else None  # the temperature, staged or not
+    writes: list[Write] = list(staged.writes) if staged else []
     if staged is not None:
-        notes += staged.notes
-        if staged.data:
-            writes.append(_temperature_write(world, spec, decision, staged))
-            temperature = staged.stable_temperature
-        writes += staged.writes
-        if spec.rollout is not None or _had_rollout(world):
-            verdicts[ConditionType.ROLLOUT] = staged.verdict  # unset spec.rollout: NoRollout, not a stale one
+        notes, temperature = notes + list(staged.notes), staged.temperature_after
     if enforce and conflict is None and decision.replicas != workload.replicas:
         writes.append(_scale(world, workload, decision))
         replicas, watch = decision.replicas, after_write(watch, decision.replicas)
@@ -99,15 +86,25 @@ def plan_actions(world: World, decision: Decision | None, spec: RoutedModelSpec,
         after=Settings(routing_temperature=temperature, replicas=replicas, ready_replicas=ready),
         applied=enforce and not decision.held and (conflict is None or decision.replicas == workload.replicas),
         watch=watch,
-        verdicts=verdicts,
+        verdicts={
+            ConditionType.CONFLICT: conflict_verdict(conflict, reason=reason),
+            **(staged.verdicts if staged else {}),
+        },
         rollout=staged.status if staged is not None else None,
         rollout_planned=staged is not None,
     )
 
 
-def _had_rollout(world: World) -> bool:
-    previous = world.subject.previous
-    return previous is not None and any(c.type == ConditionType.ROLLOUT for c in previous.conditions)
+def _replica_view(
+    world: World, workload: Workload, decision: Decision, spec: RoutedModelSpec, *, now: float
+) -> tuple[ReplicaVerdict, list[events.Event]]:
+    """Who else sets the replicas, and the Events that says (with a memory reset's)."""
+    fallback = remembered(world).replicas
+    verdict = judge_replicas(world.watch, workload.replicas, fallback=fallback, now=now, quiet_s=quiet_seconds(spec))
+    notes = _replica_events(world, workload, verdict, last=world.watch.expected or fallback)
+    if decision.memory_reset:
+        notes.append(events.memory_reset(decision.reason))
+    return verdict, notes
 
 
 def _conflict(scalers: tuple[str, ...], verdict: ReplicaVerdict) -> tuple[str | None, str]:
@@ -127,24 +124,6 @@ def _replica_events(
     if verdict.watch.changes == OVERRIDE_LIMIT:
         return [events.replicas_overridden(verdict.overridden)]
     return []
-
-
-def _temperature_write(world: World, spec: RoutedModelSpec, decision: Decision, staged: RolloutPlan) -> PatchConfigMap:
-    """The routing keys the step changes: the stable one, and the canary's during a rollout."""
-    new = staged.stable_temperature
-    why = decision.reason
-    if abs(new - decision.routing_temperature) > 1e-9:
-        why = (
-            f"stable pods held at {new:.2f}: the law's {decision.routing_temperature:.2f} is staged or was rolled back"
-        )
-    canary = staged.data.get(CANARY_KEY, "")
-    if canary != "":
-        why += f"; canary pods {canary}" if canary is not None else "; canary key removed: every pod serves stable"
-    return PatchConfigMap(
-        name=routing_configmap_name(world.subject.name, spec),
-        data=dict(staged.data),
-        event=events.temperature_changed(world.temperature, new, why),
-    )
 
 
 def _scale(world: World, workload: Workload, decision: Decision) -> Scale:

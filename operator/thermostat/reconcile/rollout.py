@@ -15,11 +15,13 @@ from thermostat.api.spec import RoutedModelSpec
 from thermostat.api.status import RolloutStatus
 from thermostat.control import Decision
 from thermostat.control.abtest import analyse
+from thermostat.control.conditions import ConditionType
 from thermostat.control.rollout import ABORT, PROMOTE, RolloutInput, RolloutStep, advance, rollout_verdict
 from thermostat.control.types import Verdict
 from thermostat.reconcile import events
-from thermostat.reconcile.actions import ClearCommand, SetTrack, Write
+from thermostat.reconcile.actions import ClearCommand, PatchConfigMap, SetTrack, Write
 from thermostat.reconcile.world import World
+from thermostat.render import routing_configmap_name
 from thermostat.render.objects import CANARY_KEY, ROUTING_KEY, format_routing_temperature
 
 COMMAND_ANNOTATION = "thermostat.dev/rollout"
@@ -29,14 +31,13 @@ CANARY, STABLE = "canary", "stable"
 
 @dataclass(frozen=True)
 class RolloutPlan:
-    """The rollout's writes and Events, the stable temperature to apply, and the status to keep."""
+    """The temperature writes (staged or not) with their Events, the status to keep, the condition."""
 
-    stable_temperature: float
-    data: dict[str, str | None]  # the routing ConfigMap keys to change (None removes)
-    writes: tuple[Write, ...]  # after the ConfigMap patch
+    temperature_after: float  # the stable key once the writes are done
+    writes: tuple[Write, ...]  # the ConfigMap patch first, then the pods' tracks, then the command
     notes: tuple[events.Event, ...]
     status: RolloutStatus | None
-    verdict: Verdict
+    verdicts: dict[str, Verdict]  # Rollout, with spec.rollout (or to retire a stale one)
 
 
 def _meta(pod: dict[str, Any]) -> dict[str, Any]:
@@ -70,7 +71,8 @@ def plan_rollout(world: World, decision: Decision, spec: RoutedModelSpec) -> Rol
     else:
         step = advance(previous, spec.rollout, _input(world, decision, spec))
     data = _keys(world, step)
-    writes: list[Write] = list(_tracks(world, step.canary_pods))
+    writes: list[Write] = [_configmap_write(world, spec, decision, step, data)] if data else []
+    writes += _tracks(world, step.canary_pods)
     asked = command(world)
     notes = [events.Event(n.reason, n.message, n.warning) for n in step.notes]
     if asked is not None:
@@ -80,8 +82,29 @@ def plan_rollout(world: World, decision: Decision, spec: RoutedModelSpec) -> Rol
                                       warning=True))  # fmt: skip
         elif not step.command_done or spec.rollout is None:
             notes.append(events.Event("RolloutCommandIgnored", f"{COMMAND_ANNOTATION}={asked}: no rollout in progress"))
-    return RolloutPlan(step.stable_temperature, data, tuple(writes), tuple(notes), step.status,
-                       rollout_verdict(step.status))  # fmt: skip
+    previous_types = {c.type for c in world.subject.previous.conditions} if world.subject.previous else set()
+    wanted = spec.rollout is not None or ConditionType.ROLLOUT in previous_types
+    verdicts: dict[str, Verdict] = {ConditionType.ROLLOUT: rollout_verdict(step.status)} if wanted else {}
+    after = step.stable_temperature if data else world.temperature
+    return RolloutPlan(after, tuple(writes), tuple(notes), step.status, verdicts)
+
+
+def _configmap_write(
+    world: World, spec: RoutedModelSpec, decision: Decision, step: RolloutStep, data: dict[str, str | None]
+) -> PatchConfigMap:
+    """The routing keys the step changes, with the Event saying why (a held stable key says so)."""
+    new, law = step.stable_temperature, decision.routing_temperature
+    why = decision.reason
+    if abs(new - law) > 1e-9:
+        why = f"stable pods held at {new:.2f}: the law's {law:.2f} is staged or was rolled back"
+    canary = data.get(CANARY_KEY, "")
+    if canary != "":
+        why += f"; canary pods {canary}" if canary is not None else "; canary key removed: every pod serves stable"
+    return PatchConfigMap(
+        name=routing_configmap_name(world.subject.name, spec),
+        data=dict(data),
+        event=events.temperature_changed(world.temperature, new, why),
+    )
 
 
 def _input(world: World, decision: Decision, spec: RoutedModelSpec) -> RolloutInput:

@@ -225,14 +225,8 @@ class Cluster:
         live = (self.status == READY) | (self.status == DRAINING)
         active = self.slot_req >= 0
         shadow = self.slot_shadow & active
-        prefill_time = (
-            self._per_row(
-                rows_c,
-                np.asarray(phys.prefill_s(self.slot_prefill, temp)),
-                np.asarray(phys.prefill_s(self.slot_prefill, temp_c)),
-            )
-            * active
-        )
+        prefill = (np.asarray(phys.prefill_s(self.slot_prefill, t)) for t in (temp, temp_c))
+        prefill_time = self._per_row(rows_c, next(prefill), next(prefill)) * active
         if shadow.any():  # the exact twin's prompt too
             prefill_time = prefill_time + np.asarray(phys.prefill_s(self.slot_prefill, 1.0)) * shadow
         before = np.cumsum(prefill_time, axis=1) - prefill_time
@@ -252,9 +246,18 @@ class Cluster:
             step, utilisation = np.where(rows_c, step_c, step), np.where(rows_c, utilisation_c, utilisation)
         self.slot_decode -= (decode_time / step)[:, None] * decoding
         self._complete(decoding & (self.slot_decode <= 0), now + dt, step)
+        self._account_energy(dt, prefill_used, decode_time, utilisation, live)
+
+    def _account_energy(
+        self, dt: float, prefill_used: FloatArray, decode_time: FloatArray, utilisation: FloatArray,
+        live: npt.NDArray[np.bool_],
+    ) -> None:  # fmt: skip
+        """The tick's energy per replica: prefill, decode and idle power; per track and in total."""
+        phys, rows_c = self.physics, self.canary_rows()
+        temp_c = self.canary_temperature if self.canary_temperature is not None else self.temperature
         idle_time = dt - prefill_used - decode_time
         prefill_w = np.where(rows_c, float(phys.power_w(np.array(phys.prefill_utilisation(temp_c)))),
-                             float(phys.power_w(np.array(phys.prefill_utilisation(temp)))))  # fmt: skip
+                             float(phys.power_w(np.array(phys.prefill_utilisation(self.temperature)))))  # fmt: skip
         energy = prefill_used * prefill_w + decode_time * phys.power_w(utilisation) + idle_time * phys.truth.idle_w
         self.tracks["canary"].energy_j += float((energy * live * rows_c).sum())
         self.tracks["stable"].energy_j += float((energy * live * ~rows_c).sum())
