@@ -100,6 +100,7 @@ class Cluster:
         self.slot_shadow = np.zeros((r, b), dtype=bool)  # an exact twin runs beside this request
         self.queues = [deque() for _ in range(r)]
         self.canary = np.zeros(r, dtype=bool)  # replicas on the canary track
+        self._no_canary = np.zeros(r, dtype=bool)
         self.tracks = {name: TrackTally() for name in ("stable", "canary")}
         n = len(self.trace)
         self.outcomes = Outcomes(np.full(n, np.nan), np.full(n, np.nan), np.zeros(n, dtype=bool))
@@ -194,6 +195,7 @@ class Cluster:
         self.shed_count += 1
 
     def _admit(self, now: float) -> None:
+        routed = self.row_temperatures() < 1.0 - 1e-9  # exact replicas have nothing to shadow
         for r, queue in enumerate(self.queues):
             if not queue or self.status[r] == OFF:
                 continue
@@ -203,10 +205,10 @@ class Cluster:
                 self.slot_req[r, slot] = i
                 self.slot_prefill[r, slot] = self.trace.context_tokens[i]
                 self.slot_decode[r, slot] = self.trace.generated_tokens[i]
-                self.slot_shadow[r, slot] = bool(self.shadowed[i]) and self.row_temperatures()[r] < 1.0 - 1e-9
+                self.slot_shadow[r, slot] = bool(self.shadowed[i]) and bool(routed[r])
 
     def canary_rows(self) -> npt.NDArray[np.bool_]:
-        return self.canary if self.canary_temperature is not None else np.zeros_like(self.canary)
+        return self.canary if self.canary_temperature is not None else self._no_canary
 
     def row_temperatures(self) -> FloatArray:
         """Each replica's routing temperature (its track's)."""
@@ -225,8 +227,10 @@ class Cluster:
         live = (self.status == READY) | (self.status == DRAINING)
         active = self.slot_req >= 0
         shadow = self.slot_shadow & active
-        prefill = (np.asarray(phys.prefill_s(self.slot_prefill, t)) for t in (temp, temp_c))
-        prefill_time = self._per_row(rows_c, next(prefill), next(prefill)) * active
+        prefill_time = np.asarray(phys.prefill_s(self.slot_prefill, temp)) * active
+        if rows_c.any():
+            canary_prefill = np.asarray(phys.prefill_s(self.slot_prefill, temp_c)) * active
+            prefill_time = self._per_row(rows_c, prefill_time, canary_prefill)
         if shadow.any():  # the exact twin's prompt too
             prefill_time = prefill_time + np.asarray(phys.prefill_s(self.slot_prefill, 1.0)) * shadow
         before = np.cumsum(prefill_time, axis=1) - prefill_time
@@ -254,14 +258,20 @@ class Cluster:
     ) -> None:  # fmt: skip
         """The tick's energy per replica: prefill, decode and idle power; per track and in total."""
         phys, rows_c = self.physics, self.canary_rows()
-        temp_c = self.canary_temperature if self.canary_temperature is not None else self.temperature
         idle_time = dt - prefill_used - decode_time
-        prefill_w = np.where(rows_c, float(phys.power_w(np.array(phys.prefill_utilisation(temp_c)))),
-                             float(phys.power_w(np.array(phys.prefill_utilisation(self.temperature)))))  # fmt: skip
-        energy = prefill_used * prefill_w + decode_time * phys.power_w(utilisation) + idle_time * phys.truth.idle_w
-        self.tracks["canary"].energy_j += float((energy * live * rows_c).sum())
-        self.tracks["stable"].energy_j += float((energy * live * ~rows_c).sum())
-        total = float((energy * live).sum()) + dt * phys.truth.idle_w * float(np.count_nonzero(self.status == STARTING))
+        prefill_w: FloatArray | float = float(phys.power_w(np.array(phys.prefill_utilisation(self.temperature))))
+        split = bool(rows_c.any()) and self.canary_temperature is not None
+        if split:
+            canary_w = float(phys.power_w(np.array(phys.prefill_utilisation(float(self.canary_temperature or 1.0)))))
+            prefill_w = np.where(rows_c, canary_w, prefill_w)
+        energy = (
+            prefill_used * prefill_w + decode_time * phys.power_w(utilisation) + idle_time * phys.truth.idle_w
+        ) * live
+        served = float(energy.sum())
+        canary = float((energy * rows_c).sum()) if split else 0.0
+        self.tracks["canary"].energy_j += canary
+        self.tracks["stable"].energy_j += served - canary
+        total = served + dt * phys.truth.idle_w * float(np.count_nonzero(self.status == STARTING))
         self.energy_j += total
         self.power_w = total / dt
 
@@ -277,7 +287,10 @@ class Cluster:
         self.served += len(ids)
         self.generated_tokens += float(self.trace.generated_tokens[ids].sum())
         twins = self.slot_shadow[finished]
-        kl = np.array([self.physics.kl_nats(float(t)) for t in self.row_temperatures()[rows]])
+        if self.canary_rows().any():
+            kl = np.array([self.physics.kl_nats(float(t)) for t in self.row_temperatures()[rows]])
+        else:  # one track: one temperature (the common case, kept fast)
+            kl = np.full(len(rows), self.physics.kl_nats(self.temperature))
         if twins.any():
             tokens = float(self.trace.generated_tokens[ids[twins]].sum())
             self.shadow_tokens += tokens
@@ -302,6 +315,8 @@ class Cluster:
         on_canary = self.canary_rows()[rows]
         tokens = self.trace.generated_tokens[ids]
         for name, mask in (("canary", on_canary), ("stable", ~on_canary)):
+            if not mask.any():
+                continue
             tally = self.tracks[name]
             tally.requests += float(mask.sum())
             tally.within_slo += float((mask & (latency <= self.slo_target_s)).sum())
