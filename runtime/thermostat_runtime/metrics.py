@@ -81,6 +81,11 @@ class RuntimeMetrics:
         self.shadow_kl_nats = Counter(
             "thermostat_shadow_kl_nats", "Sum over shadow tokens of KL(exact || routed) in nats.", registry=r
         )
+        self.shadow_kl_sq_nats = Counter(
+            "thermostat_shadow_kl_sq_nats",
+            "Sum over shadow tokens of the squared KL(exact || routed), nats^2 (a rollout's quality interval).",
+            registry=r,
+        )
         self.routing_config_stale = Gauge(
             "thermostat_routing_config_stale", "1 while the routing ConfigMap watch is down.", registry=r
         )

@@ -7,6 +7,11 @@ DESIGN §3: in a cluster the pod watches ONE ConfigMap (``$THERMOSTAT_ROUTING_CO
 Ready before the first value arrives; when a later read fails the last value is kept, and while the
 ConfigMap watch is down ``stale`` is set (exported as ``thermostat_routing_config_stale``). Values are
 clamped into ``[T_min, 1]`` by the engine when applied, never refused.
+
+Tracks (DESIGN §3, staged rollout): a pod whose label ``thermostat.dev/track`` is ``canary`` reads
+``canary.routing_temperature`` instead (``routing_temperature`` while that key is absent). The pod
+learns its track from the downward API's labels file (``$THERMOSTAT_POD_LABELS_FILE``), re-read
+every second because the operator relabels running pods; a change re-applies the ConfigMap's data.
 """
 
 from __future__ import annotations
@@ -22,6 +27,60 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 CONFIGMAP_KEY = "routing_temperature"
+CANARY_KEY = "canary.routing_temperature"
+TRACK_LABEL = "thermostat.dev/track"
+STABLE, CANARY = "stable", "canary"
+
+
+def track_from_labels(text: str) -> str:
+    """The track in a downward-API labels file (``key="value"`` lines); stable when absent."""
+    for line in text.splitlines():
+        key, _, value = line.partition("=")
+        if key.strip() == TRACK_LABEL:
+            return CANARY if value.strip().strip('"') == CANARY else STABLE
+    return STABLE
+
+
+def track_value(data: dict[str, str], track: str) -> tuple[str, str] | None:
+    """(key, value) a pod of this track applies from the ConfigMap's data; None when it has neither."""
+    if track == CANARY and CANARY_KEY in data:
+        return CANARY_KEY, str(data[CANARY_KEY])
+    return (CONFIGMAP_KEY, str(data[CONFIGMAP_KEY])) if CONFIGMAP_KEY in data else None
+
+
+class TrackFile:
+    """Polls the downward API's labels file; calls ``on_change`` when the pod's track changes."""
+
+    def __init__(self, path: Path, *, interval_s: float = 1.0) -> None:
+        self.path, self.interval_s = path, interval_s
+        self.track = STABLE
+        self.on_change: list[Callable[[str], None]] = []
+        self._task: asyncio.Task[None] | None = None
+
+    def read_once(self) -> None:
+        try:
+            track = track_from_labels(self.path.read_text())
+        except OSError as error:
+            log.warning("cannot read the pod's labels file %s (%s); keeping track %s", self.path, error, self.track)
+            return
+        if track != self.track:
+            log.info("track %s -> %s", self.track, track)
+            self.track = track
+            for listener in self.on_change:
+                listener(track)
+
+    async def start(self) -> None:
+        self.read_once()
+        self._task = asyncio.create_task(self._poll())
+
+    async def _poll(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval_s)
+            self.read_once()
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
 
 
 class RoutingSetting:
@@ -118,8 +177,11 @@ class ConfigMapSource:
         api_client: Any = None,
         retry_s: float = 1.0,
         watch_timeout_s: int = 60,
+        track: Callable[[], str] = lambda: STABLE,
     ) -> None:
         self.namespace, self.name, self.setting = namespace, name, setting
+        self.track = track
+        self._data: dict[str, str] | None = None  # the last data read, re-applied when the track changes
         self.retry_s = retry_s
         self.watch_timeout_s = watch_timeout_s
         self._api_client = api_client
@@ -147,11 +209,19 @@ class ConfigMapSource:
         return client.CoreV1Api(self._api_client)
 
     def _apply(self, configmap: Any) -> None:
-        data = configmap.data or {}
-        if CONFIGMAP_KEY not in data:
+        self._data = dict(configmap.data or {})
+        self.reapply()
+
+    def reapply(self, _track: str | None = None) -> None:
+        """Apply the key of the pod's track from the last data read (a track change calls this)."""
+        if self._data is None:
+            return
+        chosen = track_value(self._data, self.track())
+        if chosen is None:
             log.error("ConfigMap %s/%s has no key %r", self.namespace, self.name, CONFIGMAP_KEY)
             return
-        self.setting.update(str(data[CONFIGMAP_KEY]), f"configmap {self.namespace}/{self.name}")
+        key, value = chosen
+        self.setting.update(value, f"configmap {self.namespace}/{self.name} key {key}")
 
     def _run(self) -> None:
         while not self._stop.is_set():

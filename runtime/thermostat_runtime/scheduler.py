@@ -276,6 +276,7 @@ class Scheduler:
                 item.shadow.tokens += 1
                 item.shadow.agree_tokens += int(agree)
                 item.shadow.kl_nats += kl
+                item.shadow.kl_sq_nats += kl * kl
             self._take_token(item, routed, now)
 
     def _take_token(self, item: _Active, logits: torch.Tensor, now: float) -> None:
@@ -317,6 +318,7 @@ class Scheduler:
             self.metrics.shadow_tokens.inc(item.shadow.tokens)
             self.metrics.shadow_agree_tokens.inc(item.shadow.agree_tokens)
             self.metrics.shadow_kl_nats.inc(item.shadow.kl_nats)
+            self.metrics.shadow_kl_sq_nats.inc(item.shadow.kl_sq_nats)
         self._mean_request_s = 0.8 * self._mean_request_s + 0.2 * (time.monotonic() - request.arrival_s)
         with self._cond:
             self._active.remove(item)

@@ -17,13 +17,14 @@ from pathlib import Path
 
 from aiohttp import web
 
-from thermostat_runtime.routing_config import ConfigMapSource, FileSource, RoutingSetting
+from thermostat_runtime.routing_config import ConfigMapSource, FileSource, RoutingSetting, TrackFile
 from thermostat_runtime.server import RoutingSource, RuntimeServer
 
 log = logging.getLogger(__name__)
 
 ENV_CONFIGMAP = "THERMOSTAT_ROUTING_CONFIGMAP"
 ENV_NAMESPACE = "POD_NAMESPACE"
+ENV_LABELS_FILE = "THERMOSTAT_POD_LABELS_FILE"  # the downward API's labels file: the pod's track
 
 
 def routing_sources(
@@ -41,7 +42,13 @@ def routing_sources(
     configmap = os.environ.get(ENV_CONFIGMAP)
     if configmap:
         namespace = os.environ.get(ENV_NAMESPACE) or "default"
-        return [ConfigMapSource(namespace, configmap, setting)]
+        labels = os.environ.get(ENV_LABELS_FILE)
+        if not labels:
+            return [ConfigMapSource(namespace, configmap, setting)]
+        track = TrackFile(Path(labels))
+        source = ConfigMapSource(namespace, configmap, setting, track=lambda: track.track)
+        track.on_change.append(source.reapply)
+        return [track, source]
     setting.update("1.0", "default (no routing source given: exact)")
     return []
 

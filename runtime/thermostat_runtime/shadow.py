@@ -24,6 +24,7 @@ class ShadowTally:
     tokens: int = 0
     agree_tokens: int = 0
     kl_nats: float = 0.0
+    kl_sq_nats: float = 0.0  # sum of squared per-token KL: the spread behind a rollout's interval
 
 
 class ShadowSelector:

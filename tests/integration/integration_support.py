@@ -49,6 +49,7 @@ class SeriesExporter:
         self.shadow = Counter("thermostat_shadow_tokens", "Shadow tokens", registry=r)
         self.shadow_agree = Counter("thermostat_shadow_agree_tokens", "Agreeing shadow tokens", registry=r)
         self.shadow_kl = Counter("thermostat_shadow_kl_nats", "Shadow KL, nats", registry=r)
+        self.shadow_kl_sq = Counter("thermostat_shadow_kl_sq_nats", "Shadow squared KL, nats^2", registry=r)
         # Children exist from the start, at zero, as a runtime's do: the first rate is of real traffic.
         self.requests.labels(code="200")
         self.requests.labels(code="429")

@@ -29,7 +29,7 @@ def test_latency_is_the_slo_quantile_of_the_slo_metric_over_its_window() -> None
     s = spec(slo={"targetSeconds": 0.5, "metric": "TimeToFirstToken", "quantile": 0.99, "windowSeconds": 120})
     assert promql(Signal.LATENCY, s) == (
         "histogram_quantile(0.99, sum by (le) (rate(thermostat_time_to_first_token_seconds_bucket"
-        '{namespace="prod",routedmodel="chat"}[120s])))'
+        '{namespace="prod",routedmodel="chat",track!="canary"}[120s])))'  # stable pods only
     )
 
 
@@ -61,11 +61,12 @@ def test_requests_offered_served_and_shed_and_quality_is_a_ratio_of_rates() -> N
     )
     assert 'code="429"' in promql(Signal.SHED_RATE, spec())
     assert promql(Signal.QUALITY, spec()).count("[60s]") == 2
+    stable = f'{scope},track!="canary"'  # the law learns quality from stable pods only
     assert promql(Signal.QUALITY_KL, spec()) == (
-        f"sum(rate(thermostat_shadow_kl_nats_total{{{scope}}}[60s]))"
-        f" / sum(rate(thermostat_shadow_tokens_total{{{scope}}}[60s]))"
+        f"sum(rate(thermostat_shadow_kl_nats_total{{{stable}}}[60s]))"
+        f" / sum(rate(thermostat_shadow_tokens_total{{{stable}}}[60s]))"
     )
-    assert promql(Signal.SHADOW_TOKENS, spec()) == f"sum(rate(thermostat_shadow_tokens_total{{{scope}}}[60s]))"
+    assert promql(Signal.SHADOW_TOKENS, spec()) == f"sum(rate(thermostat_shadow_tokens_total{{{stable}}}[60s]))"
 
 
 def test_override_replaces_the_default_and_loses_the_freshness_anchor() -> None:

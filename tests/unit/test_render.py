@@ -177,3 +177,18 @@ def test_a_target_without_the_routing_knob_gets_no_configmap_or_role() -> None:
     thermostat = spec.model_copy(update={"metrics": spec.metrics.model_copy(update={"preset": "Thermostat"})})
     kinds = [o["kind"] for o in render_owned_objects(OWNER, thermostat, temperature=1.0, replicas=None)]
     assert "ConfigMap" in kinds
+
+
+def test_with_spec_rollout_the_pods_read_their_track_from_a_downward_api_volume() -> None:
+    def pod(spec: RoutedModelSpec) -> dict[str, Any]:
+        pod_spec: dict[str, Any] = render_deployment(OWNER, spec, replicas=1)["spec"]["template"]["spec"]
+        return pod_spec
+
+    plain = pod(make_spec())
+    assert all("downwardAPI" not in v for v in plain["volumes"])
+    staged = pod(make_spec(rollout={}))
+    (volume,) = [v for v in staged["volumes"] if "downwardAPI" in v]
+    assert volume["downwardAPI"]["items"] == [{"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}}]
+    env = {e["name"]: e.get("value") for e in staged["containers"][0]["env"]}
+    mounts = {m["name"]: m["mountPath"] for m in staged["containers"][0]["volumeMounts"]}
+    assert env["THERMOSTAT_POD_LABELS_FILE"] == f"{mounts[volume['name']]}/labels"

@@ -63,6 +63,19 @@ PRINTER_COLUMNS: list[dict[str, Any]] = [
     },
     {"name": "Mode", "type": "string", "jsonPath": ".spec.mode", "priority": 1, "description": "Enforce or Recommend."},
     {
+        "name": "Rollout",
+        "type": "string",
+        "jsonPath": ".status.rollout.phase",
+        "description": "Staged rollout: Progressing, Paused, Promoted or RolledBack.",
+    },
+    {
+        "name": "Canary",
+        "type": "integer",
+        "jsonPath": ".status.rollout.canaryPercent",
+        "description": "Canary share asked for, percent of the pods.",
+        "priority": 1,
+    },
+    {
         "name": "Ready",
         "type": "string",
         "jsonPath": '.status.conditions[?(@.type=="Ready")].status',

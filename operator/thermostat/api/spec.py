@@ -19,6 +19,8 @@ from thermostat.api.rules import CelRule, RuleCheckedModel
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 # The routing temperature scale of DESIGN §3: (0, 1], 1 = exact (routing bypassed).
 RoutingTemperature = Annotated[float, Field(gt=0.0, le=1.0)]
+# A canary share in percent of the pods: some, never none nor all.
+CanaryPercent = Annotated[int, Field(gt=0, lt=100)]
 
 
 class ApiModel(RuleCheckedModel):
@@ -416,6 +418,70 @@ class MetricsSpec(ApiModel):
         return bool(self.preset == MetricsPreset.THERMOSTAT)
 
 
+class RolloutAnalysis(ApiModel):
+    """How a canary is judged against the stable pods over one analysis interval (an A/B test)."""
+
+    interval_seconds: int = Field(
+        300, ge=30, le=86400, description="Length of one analysis: canary and stable are compared over it."
+    )
+    confidence: float = Field(
+        0.95, ge=0.5, lt=1.0, description="Confidence of the intervals (Wilson for shares, normal for quality)."
+    )
+    min_requests: int = Field(
+        200, ge=10, le=1000000, description="Requests each track must complete in an interval, else inconclusive."
+    )
+    min_shadow_tokens: int = Field(
+        2000, ge=10, le=100000000, description="Shadow tokens the canary must have in an interval, else inconclusive."
+    )
+    slo_tolerance_points: float = Field(
+        2.0,
+        ge=0.0,
+        le=50.0,
+        description="The canary may serve at most this many points fewer requests within the SLO than stable.",
+    )
+    error_tolerance_points: float = Field(
+        1.0, ge=0.0, le=50.0, description="The canary's error rate may exceed stable's by at most this many points."
+    )
+    failure_limit: int = Field(
+        0, ge=0, le=100, description="Failed analyses tolerated; one more rolls back (Argo Rollouts' failureLimit)."
+    )
+    inconclusive_limit: int = Field(
+        2,
+        ge=0,
+        le=100,
+        description="Inconclusive analyses tolerated; one more pauses the rollout for a person to promote or abort.",
+    )
+    consecutive_error_limit: int = Field(
+        4,
+        ge=0,
+        le=100,
+        description="Analyses in a row without metrics tolerated (each pauses); one more rolls back.",
+    )
+
+
+class Rollout(ApiModel):
+    """Stage a fall of the steady operating temperature through canary pods, A/B-tested against stable.
+
+    A fall larger than ``temperatureStep`` runs first on a share of the pods; each step's analysis
+    passes before the share grows, and the last one promotes. Never staged: a rise, a fall within the
+    step, a drop to hold the SLO in a burst, and the return to the promoted point after it.
+    """
+
+    temperature_step: float = Field(
+        0.1,
+        gt=0.0,
+        le=1.0,
+        description="Falls of the operating temperature larger than this are staged; smaller ones apply at once.",
+    )
+    steps: list[CanaryPercent] = Field(
+        default_factory=lambda: [10, 25, 50],
+        min_length=1,
+        max_length=10,
+        description="Canary share at each step, in percent of the pods (at least one pod, never all).",
+    )
+    analysis: RolloutAnalysis = Field(default_factory=RolloutAnalysis, description="How each step is judged.")
+
+
 class RoutedModelSpec(ApiModel):
     """A model served by routed runtime pods, with its latency SLO, power budget and quality floor."""
 
@@ -449,3 +515,6 @@ class RoutedModelSpec(ApiModel):
         Mode.ENFORCE, strict=False, description="Enforce: apply decisions. Recommend: publish them in status only."
     )
     metrics: MetricsSpec = Field(default_factory=MetricsSpec, description="Metric sources.")
+    rollout: Rollout | None = Field(
+        None, description="Stage falls of the operating temperature through canary pods; unset: all pods at once."
+    )

@@ -186,6 +186,82 @@ class Display(ApiModel):
     power: str | None = Field(None, description="Power against the budget, e.g. '612W/1400W' ('~' = estimate).")
 
 
+MAX_ROLLOUT_STEPS = 20
+
+
+class RolloutPhase(StrEnum):
+    """Where a staged rollout stands."""
+
+    PROGRESSING = "Progressing"  # canary pods serve the candidate; analyses run
+    PAUSED = "Paused"  # no analysis counts now (metrics missing, too few replicas, inconclusive limit)
+    PROMOTED = "Promoted"  # every pod serves the candidate
+    ROLLED_BACK = "RolledBack"  # the canary failed, or a person aborted: every pod serves stable
+
+
+class TrackFigures(ApiModel):
+    """One track's figures over an analysis interval; intervals at the analysis' confidence."""
+
+    requests: float = Field(ge=0, description="Requests completed in the interval.")
+    slo_share: float | None = Field(None, ge=0, le=1, description="Share of requests within the SLO target.")
+    slo_share_interval: list[float] = Field(default_factory=list, description="Its Wilson interval [low, high].")
+    error_rate: float | None = Field(None, ge=0, le=1, description="Share of requests answered with an error.")
+    quality_loss_percent: float | None = Field(None, ge=0, description="Shadow-measured loss, percent.")
+    quality_loss_interval: list[float] = Field(default_factory=list, description="Its interval [low, high], %.")
+    shadow_tokens: float = Field(0, ge=0, description="Shadow tokens in the interval.")
+    energy_joules_per_request: float | None = Field(None, ge=0, description="GPU energy per request, joules.")
+
+
+class RolloutAnalysisRecord(ApiModel):
+    """The last A/B analysis: canary against stable over the same interval."""
+
+    time: str = Field(description="When it was judged (RFC 3339).")
+    result: str = Field(description="Passed, Failed, Inconclusive or MetricsUnavailable.")
+    message: str = Field(description="Why, in words.")
+    interval_seconds: float = Field(ge=0, description="Length of the interval compared.")
+    slo_share_exact: bool = Field(
+        True, description="False when the SLO target is no histogram bucket and the share is interpolated."
+    )
+    stable: TrackFigures | None = Field(None, description="The stable pods' figures.")
+    canary: TrackFigures | None = Field(None, description="The canary pods' figures.")
+
+
+class RolloutStepRecord(ApiModel):
+    """One step of a rollout as a decision record: when, what changed, why."""
+
+    time: str = Field(description="When (RFC 3339).")
+    action: str = Field(description="Started, Advanced, Promoted, RolledBack, Paused, Resumed or Superseded.")
+    canary_percent: int = Field(ge=0, le=100, description="Canary share in percent of the pods after it.")
+    reason: str = Field(description="Why, in words.")
+
+
+class RolloutStatus(ApiModel):
+    """A staged rollout of a new operating temperature: kept in status so a restarted operator resumes it."""
+
+    phase: RolloutPhase = Field(strict=False, description="Progressing, Paused, Promoted or RolledBack.")
+    message: str = Field("", description="What is happening, in words.")
+    started: str = Field(description="When the rollout began (RFC 3339).")
+    stable_temperature: RoutingTemperature = Field(description="The promoted operating point stable pods serve.")
+    candidate_temperature: RoutingTemperature | None = Field(None, description="The operating point staged.")
+    step: int = Field(0, ge=0, description="Current step, 1-based (0: none in progress).")
+    steps: int = Field(0, ge=0, description="Number of steps.")
+    canary_percent: int = Field(0, ge=0, le=100, description="Canary share asked for now, percent of the pods.")
+    canary_pods: list[str] = Field(default_factory=list, description="The pods on the canary track.")
+    step_started: str | None = Field(None, description="When the current analysis interval began (RFC 3339).")
+    pause_reason: str | None = Field(
+        None, description="Why it is paused: PausedMetricsUnavailable, PausedInconclusive or PausedTooFewReplicas."
+    )
+    failures: int = Field(0, ge=0, description="Failed analyses so far.")
+    inconclusive: int = Field(0, ge=0, description="Inconclusive analyses so far.")
+    consecutive_errors: int = Field(0, ge=0, description="Analyses in a row without metrics.")
+    rejected_temperature: RoutingTemperature | None = Field(
+        None, description="The last candidate rolled back: not staged again until the operating point moves on."
+    )
+    last_analysis: RolloutAnalysisRecord | None = Field(None, description="The last A/B analysis.")
+    history: list[RolloutStepRecord] = Field(
+        default_factory=list, max_length=MAX_ROLLOUT_STEPS, description="The last rollout steps, newest last."
+    )
+
+
 class RoutedModelStatus(ApiModel):
     """What the operator observed, decided and remembers."""
 
@@ -193,7 +269,7 @@ class RoutedModelStatus(ApiModel):
     conditions: list[Condition] = Field(
         default_factory=list,
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
-        description="Ready, SLOMet, WithinBudget, MetricsAvailable, Feasible, QualityWithinBudget, Conflict.",
+        description="Ready, SLOMet, WithinBudget, MetricsAvailable, Feasible, QualityWithinBudget, Conflict, Rollout.",
     )
     observation: Observation | None = Field(None, description="The last observation.")
     current: Settings | None = Field(None, description="The settings in force.")
@@ -207,3 +283,4 @@ class RoutedModelStatus(ApiModel):
     quality: QualityStatus | None = Field(None, description="Quality against the budget.")
     display: Display | None = Field(None, description="Preformatted figures for `kubectl get`.")
     savings: Savings | None = Field(None, description="Energy used and saved against exact quality; quality spent.")
+    rollout: RolloutStatus | None = Field(None, description="The staged rollout of the operating temperature.")

@@ -3,7 +3,7 @@
 Types are members of ``ConditionType`` (listed in status in that order); reasons are CamelCase
 constants, grouped by the type they explain, each with a line saying when it applies. The law
 computes ``SLOMet``, ``WithinBudget``, ``MetricsAvailable``, ``Feasible``,
-``QualityWithinBudget`` and ``CapacityKnown``; the operator computes ``Ready`` and ``Conflict``
+``QualityWithinBudget`` and ``CapacityKnown``; the operator computes ``Ready``, ``Conflict`` and ``Rollout``
 (``thermostat.status.conditions``), from the same names.
 """
 
@@ -27,6 +27,7 @@ class ConditionType(StrEnum):
     QUALITY_WITHIN_BUDGET = "QualityWithinBudget"  # the quality loss in force is within the budget (from the law)
     CAPACITY_KNOWN = "CapacityKnown"  # the law knows a replica's capacity: profile, or learned online (from the law)
     CONFLICT = "Conflict"  # someone else sets the Deployment's replicas
+    ROLLOUT = "Rollout"  # a staged operating point is being A/B-tested (only with spec.rollout)
 
 
 # Ready
@@ -40,6 +41,14 @@ OTHER_SCALER = "OtherScaler"  # an HPA or KEDA ScaledObject targets the same Dep
 REPLICAS_OVERRIDDEN = "ReplicasOverridden"  # replicas changed outside Thermostat twice in a row
 NO_CONFLICT = "NoOtherScaler"  # the operator is the only one setting replicas
 SCALERS_UNKNOWN = "ScalersUnknown"  # HPAs or ScaledObjects could not be listed (403): the operator cannot tell
+# Rollout (True while canary pods serve a candidate)
+ROLLOUT_PROGRESSING = "Progressing"  # a canary step is being analysed
+ROLLOUT_PAUSED_METRICS = "PausedMetricsUnavailable"  # the A/B figures are missing: no analysis counts
+ROLLOUT_PAUSED_INCONCLUSIVE = "PausedInconclusive"  # over inconclusiveLimit: a person promotes or aborts
+ROLLOUT_PAUSED_REPLICAS = "PausedTooFewReplicas"  # fewer than two pods: no canary beside a stable pod
+ROLLOUT_PROMOTED = "Promoted"  # the candidate passed every step and serves on every pod
+ROLLOUT_ROLLED_BACK = "RolledBack"  # the candidate failed (or was aborted): every pod serves stable
+ROLLOUT_IDLE = "NoRollout"  # nothing staged: every pod serves the same temperature
 # SLOMet
 LATENCY_WITHIN_TARGET = "LatencyWithinTarget"  # observed quantile <= target
 LATENCY_ABOVE_TARGET = "LatencyAboveTarget"  # observed quantile > target

@@ -7,9 +7,10 @@ from kubernetes.client import ApiException
 
 from thermostat.kube.client import ForeignObjectError, Kube, ObjectRef, load_api_client, retry_conflicts
 from thermostat.kube.diff import contains, update_patch
-from thermostat.kube.scalers import list_pods, mark_for_removal, other_scalers
+from thermostat.kube.scalers import TRACK_LABEL, list_pods, mark_for_removal, other_scalers, set_track
 
 __all__ = [
+    "TRACK_LABEL",
     "ApiException",
     "ForeignObjectError",
     "Kube",
@@ -20,5 +21,6 @@ __all__ = [
     "mark_for_removal",
     "other_scalers",
     "retry_conflicts",
+    "set_track",
     "update_patch",
 ]

@@ -184,6 +184,16 @@ class Kube:
             )
         )
 
+    @requires(Permission(GROUP, PLURAL, ("patch",), "removes a one-shot command annotation once it is done"))
+    def remove_routedmodel_annotation(self, namespace: str, name: str, key: str) -> None:
+        """Drop one annotation of a RoutedModel (a merge patch with null)."""
+        body = {"metadata": {"annotations": {key: None}}}
+        retry_conflicts(
+            lambda: self.custom.patch_namespaced_custom_object(
+                GROUP, VERSION, namespace, PLURAL, name, body, _content_type=MERGE_PATCH, _preload_content=False
+            )
+        )
+
     @requires(Permission(GROUP, PLURAL, ("get",), "reads the live spec at each control run"))
     def read_routedmodel(self, namespace: str, name: str) -> dict[str, Any] | None:
         try:

@@ -96,3 +96,18 @@ def mark_for_removal(kube: Kube, namespace: str, pods: list[str]) -> None:
         except ApiException as error:
             if error.status != 404:  # the pod went away by itself: nothing to mark
                 raise
+
+
+TRACK_LABEL = "thermostat.dev/track"
+
+
+@requires(Permission("", "pods", ("patch",), "puts pods on the stable or canary track of a staged rollout"))
+def set_track(kube: Kube, namespace: str, pods: list[str], track: str) -> None:
+    """Label these pods ``thermostat.dev/track=<track>``; their runtime follows within a second."""
+    for name in pods:
+        patch = {"metadata": {"labels": {TRACK_LABEL: track}}}
+        try:
+            kube.core.patch_namespaced_pod(name, namespace, patch, _content_type=MERGE_PATCH, _preload_content=False)
+        except ApiException as error:
+            if error.status != 404:  # the pod went away: nothing to relabel
+                raise

@@ -49,11 +49,18 @@ class Template:
     anchor_promql: str | None = None
 
 
+# The law learns from stable pods only (DESIGN §3 "Tracks"): latency and quality skip the canary's
+# series (a series without the label, e.g. stock vLLM's, matches). Load, power and energy stay totals:
+# the replicas and the budget are the whole's.
+STABLE_ONLY = ',track!="canary"'
+
+
 def latency_template(metric: SloMetric, histograms: dict[SloMetric, str] = LATENCY_HISTOGRAMS) -> Template:
-    """The SLO's quantile of its latency histogram over the SLO window, across all pods."""
+    """The SLO's quantile of its latency histogram over the SLO window, across the stable pods."""
     histogram = histograms[SloMetric(metric)]
     return Template(
-        f"histogram_quantile({{quantile}}, sum by (le) (rate({histogram}_bucket{{{{selector}}}}[{{window}}])))",
+        f"histogram_quantile({{quantile}}, sum by (le) "
+        f"(rate({histogram}_bucket{{{{selector}}{STABLE_ONLY}}}[{{window}}])))",
         f"{histogram}_count",
     )
 
@@ -80,14 +87,20 @@ RUNTIME_TEMPLATES: dict[str, Template] = {
     Signal.POWER: Template("sum by (source) (thermostat_gpu_power_watts{{selector}})", "thermostat_gpu_power_watts"),
     Signal.ENERGY: Template(_counter_rate("thermostat_gpu_energy_joules_total"), "thermostat_gpu_energy_joules_total"),
     Signal.QUALITY: Template(
-        _counter_rate("thermostat_shadow_agree_tokens_total") + " / " + _counter_rate("thermostat_shadow_tokens_total"),
+        _counter_rate("thermostat_shadow_agree_tokens_total", STABLE_ONLY)
+        + " / "
+        + _counter_rate("thermostat_shadow_tokens_total", STABLE_ONLY),
         "thermostat_shadow_tokens_total",
     ),
     Signal.QUALITY_KL: Template(
-        _counter_rate("thermostat_shadow_kl_nats_total") + " / " + _counter_rate("thermostat_shadow_tokens_total"),
+        _counter_rate("thermostat_shadow_kl_nats_total", STABLE_ONLY)
+        + " / "
+        + _counter_rate("thermostat_shadow_tokens_total", STABLE_ONLY),
         "thermostat_shadow_kl_nats_total",
     ),
-    Signal.SHADOW_TOKENS: Template(_counter_rate("thermostat_shadow_tokens_total"), "thermostat_shadow_tokens_total"),
+    Signal.SHADOW_TOKENS: Template(
+        _counter_rate("thermostat_shadow_tokens_total", STABLE_ONLY), "thermostat_shadow_tokens_total"
+    ),
     Signal.QUEUE_DEPTH: Template("sum(thermostat_queue_depth{{selector}})", "thermostat_queue_depth"),
 }
 # vLLM counts a request when it finishes (success counter, labelled finished_reason): there is no

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from thermostat.api.status import Settings
+from thermostat.api.status import RolloutStatus, Settings
 from thermostat.control.types import Verdict
 from thermostat.reconcile.events import Event
 from thermostat.reconcile.replicas import ReplicaWatch
@@ -18,7 +18,7 @@ class PatchConfigMap:
     """Set the routing temperature in the routing ConfigMap (the pods apply it within a second)."""
 
     name: str
-    data: dict[str, str]
+    data: dict[str, str | None]  # None removes the key (the canary's, when a rollout ends)
     event: Event
     knob: str = "temperature"
 
@@ -32,6 +32,21 @@ class Scale:
     mark: tuple[str, ...]  # pods given the lowest deletion cost before a scale-down
     event: Event
     knob: str = "replicas"
+
+
+@dataclass(frozen=True)
+class SetTrack:
+    """Put pods on a track of a staged rollout (label ``thermostat.dev/track``)."""
+
+    pods: tuple[str, ...]
+    track: str  # stable or canary
+
+
+@dataclass(frozen=True)
+class ClearCommand:
+    """Remove the one-shot ``thermostat.dev/rollout`` annotation once its promote/abort is done."""
+
+    annotation: str
 
 
 @dataclass(frozen=True)
@@ -51,7 +66,7 @@ class PatchObject:
     what: str  # how the change is reported: "adopted", "released"
 
 
-Write = PatchConfigMap | Scale | ApplyObject | PatchObject
+Write = PatchConfigMap | Scale | ApplyObject | PatchObject | SetTrack | ClearCommand
 
 
 @dataclass(frozen=True)
@@ -67,6 +82,8 @@ class Actions:
     watch: ReplicaWatch = field(default_factory=ReplicaWatch)  # the replica watch once every write is done
     verdicts: dict[str, Verdict] = field(default_factory=dict)  # conditions the operator adds (Conflict)
     retry: str | None = None  # the create/update pass must be retried later, and why
+    rollout: RolloutStatus | None = None  # status.rollout once every write is done
+    rollout_planned: bool = False  # whether ``rollout`` replaces status.rollout (False: keep the previous)
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,17 @@ import logging
 from typing import Any
 
 from thermostat.api.status import RoutedModelStatus
-from thermostat.kube import ApiException, ForeignObjectError, Kube, ObjectRef, mark_for_removal
-from thermostat.reconcile.actions import Actions, Outcome, PatchConfigMap, PatchObject, Scale, Write
+from thermostat.kube import ApiException, ForeignObjectError, Kube, ObjectRef, mark_for_removal, set_track
+from thermostat.reconcile.actions import (
+    Actions,
+    ClearCommand,
+    Outcome,
+    PatchConfigMap,
+    PatchObject,
+    Scale,
+    SetTrack,
+    Write,
+)
 from thermostat.reconcile.events import Event, objects_applied
 from thermostat.status import status_patch
 from thermostat.telemetry import ACTUATIONS
@@ -37,12 +46,23 @@ def _describe(write: Write, namespace: str) -> str:
         return f"scaling Deployment {namespace}/{write.deployment} to {write.replicas}"
     if isinstance(write, PatchObject):
         return f"marking {write.kind} {namespace}/{write.name} as {write.what}"
+    if isinstance(write, SetTrack):
+        return f"labelling pods {', '.join(write.pods)} track {write.track}"
+    if isinstance(write, ClearCommand):
+        return f"removing the annotation {write.annotation}"
     meta = write.manifest["metadata"]
     return f"applying {write.manifest['kind']} {namespace}/{meta['name']}"
 
 
-def _write(kube: Kube, namespace: str, write: Write) -> str | None:
+def _write(kube: Kube, about: ObjectRef, write: Write) -> str | None:
     """Perform one write; returns what changed for an owned object."""
+    namespace = about.namespace
+    if isinstance(write, SetTrack):
+        set_track(kube, namespace, list(write.pods), write.track)
+        return None
+    if isinstance(write, ClearCommand):
+        kube.remove_routedmodel_annotation(namespace, about.name, write.annotation)
+        return None
     if isinstance(write, PatchConfigMap):
         kube.patch("ConfigMap", namespace, write.name, {"data": write.data})
         return None
@@ -67,7 +87,7 @@ def apply(kube: Kube, about: ObjectRef, actions: Actions) -> Outcome:
     error = None
     for write in actions.writes:
         try:
-            change = _write(kube, about.namespace, write)
+            change = _write(kube, about, write)
         except (ApiException, ForeignObjectError) as refusal:
             reason = api_message(refusal) if isinstance(refusal, ApiException) else str(refusal)
             error = f"{_describe(write, about.namespace)} was refused: {reason}"

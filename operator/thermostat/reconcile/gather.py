@@ -8,13 +8,15 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from thermostat.api.spec import RoutedModelSpec
+from thermostat.api.spec import Mode, RoutedModelSpec
 from thermostat.checks import parse_spec, spec_problems
 from thermostat.control import Observation, Signal
+from thermostat.control.rollout import analysis_due, unix
 from thermostat.kube import list_pods, other_scalers
-from thermostat.metrics import OBSERVED, Reading, Scope, Signals, collect, prometheus_config, unusable
+from thermostat.metrics import OBSERVED, MetricsError, Reading, Scope, Signals, collect, prometheus_config, unusable
 from thermostat.metrics.prometheus import PrometheusAuth
 from thermostat.metrics.templates import observed_signals
+from thermostat.metrics.tracks import TrackPair, track_pair
 from thermostat.reconcile.world import (
     Context,
     ResourceState,
@@ -73,15 +75,37 @@ def gather(context: Context, state: ResourceState, namespace: str, name: str) ->
         return world
     spec, workload, subject = world.spec, world.workload, world.subject
     signals = observe(context, state, subject, spec, now=world.now)
+    tracks, tracks_missing = read_tracks(state, subject, spec, now=world.now, unusable=signals.unreachable)
     scalers = other_scalers(context.kube, namespace, workload.name)
     return replace(
         world,
+        tracks=tracks,
+        tracks_missing=tracks_missing,
         scalers=scalers.found,
         scalers_unknown=scalers.unknown,
         pods=tuple(list_pods(context.kube, namespace, workload.selector)),
         observation=build_observation(world.now, world.temperature, workload, signals, spec.slo.window_seconds),
         metrics_errors=dict(signals.errors),
     )
+
+
+def read_tracks(
+    state: ResourceState, subject: Subject, spec: RoutedModelSpec, *, now: float, unusable: bool
+) -> tuple[TrackPair | None, str | None]:
+    """A rollout's A/B figures when its analysis is due, or why they could not be read."""
+    rollout = subject.previous.rollout if subject.previous else None
+    if spec.mode != Mode.ENFORCE or rollout is None or not analysis_due(rollout, spec.rollout, now):
+        return None, None
+    if unusable or state.source is None or rollout.step_started is None or rollout.candidate_temperature is None:
+        return None, "the metrics source is unusable"
+    window = max(int(now - unix(rollout.step_started)), 1)
+    scope = Scope(namespace=subject.namespace, routedmodel=subject.name)
+    try:
+        pair = track_pair(state.source[1], scope, spec.slo, window, stable_t=rollout.stable_temperature,
+                          canary_t=rollout.candidate_temperature)  # fmt: skip
+    except MetricsError as error:
+        return None, f"{error.reason}: {error}"
+    return pair, None
 
 
 def observe(context: Context, state: ResourceState, subject: Subject, spec: RoutedModelSpec, *, now: float) -> Signals:

@@ -19,11 +19,11 @@ from thermostat.control import Decision
 from thermostat.control.conditions import OTHER_SCALER, REPLICAS_OVERRIDDEN, ConditionType
 from thermostat.kube.selectors import selector_matches
 from thermostat.reconcile import events
-from thermostat.reconcile.actions import Actions, ApplyObject, PatchConfigMap, PatchObject, Scale, Write
+from thermostat.reconcile.actions import Actions, ApplyObject, PatchObject, Scale, Write
 from thermostat.reconcile.replicas import OVERRIDE_LIMIT, ReplicaVerdict, after_write, judge_replicas
+from thermostat.reconcile.rollout import plan_rollout
 from thermostat.reconcile.world import Workload, World, configmap_temperature
-from thermostat.render import Owner, format_routing_temperature, render_owned_objects, routing_configmap_name
-from thermostat.render.objects import ROUTING_KEY
+from thermostat.render import Owner, render_owned_objects
 from thermostat.render.ownership import adoption_patch, created_by, manager
 from thermostat.scaledown import pods_to_remove
 from thermostat.status import Health, conflict_verdict
@@ -70,18 +70,15 @@ def plan_actions(world: World, decision: Decision | None, spec: RoutedModelSpec,
         health = Health(apply_error=driven, ready_replicas=workload.ready_replicas, replicas=workload.replicas)
         return Actions(health=health, before=current, after=current, watch=world.watch)
     enforce = spec.mode == Mode.ENFORCE
-    fallback = remembered(world).replicas
-    verdict = judge_replicas(world.watch, workload.replicas, fallback=fallback, now=now, quiet_s=quiet_seconds(spec))
+    verdict, notes = _replica_view(world, workload, decision, spec, now=now)
     conflict, reason = _conflict(world.scalers, verdict)
-    notes = _replica_events(world, workload, verdict, last=world.watch.expected or fallback)
-    if decision.memory_reset:
-        notes.append(events.memory_reset(decision.reason))
-    writes: list[Write] = []
     temperature, replicas, watch = world.temperature, workload.replicas, verdict.watch
     ready = workload.ready_replicas
-    if enforce and format_routing_temperature(decision.routing_temperature) != format_routing_temperature(temperature):
-        writes.append(_temperature_write(world, spec, decision))
-        temperature = decision.routing_temperature
+    knob = spec.model is not None or spec.metrics.routing_knob  # a stock server has no routing ConfigMap
+    staged = plan_rollout(world, decision, spec) if enforce and knob else None  # the temperature, staged or not
+    writes: list[Write] = list(staged.writes) if staged else []
+    if staged is not None:
+        notes, temperature = notes + list(staged.notes), staged.temperature_after
     if enforce and conflict is None and decision.replicas != workload.replicas:
         writes.append(_scale(world, workload, decision))
         replicas, watch = decision.replicas, after_write(watch, decision.replicas)
@@ -99,8 +96,25 @@ def plan_actions(world: World, decision: Decision | None, spec: RoutedModelSpec,
         after=Settings(routing_temperature=temperature, replicas=replicas, ready_replicas=ready),
         applied=enforce and not decision.held and (conflict is None or decision.replicas == workload.replicas),
         watch=watch,
-        verdicts={ConditionType.CONFLICT: conflict_verdict(conflict, reason=reason, unknown=world.scalers_unknown)},
+        verdicts={
+            ConditionType.CONFLICT: conflict_verdict(conflict, reason=reason, unknown=world.scalers_unknown),
+            **(staged.verdicts if staged else {}),
+        },
+        rollout=staged.status if staged is not None else None,
+        rollout_planned=staged is not None,
     )
+
+
+def _replica_view(
+    world: World, workload: Workload, decision: Decision, spec: RoutedModelSpec, *, now: float
+) -> tuple[ReplicaVerdict, list[events.Event]]:
+    """Who else sets the replicas, and the Events that says (with a memory reset's)."""
+    fallback = remembered(world).replicas
+    verdict = judge_replicas(world.watch, workload.replicas, fallback=fallback, now=now, quiet_s=quiet_seconds(spec))
+    notes = _replica_events(world, workload, verdict, last=world.watch.expected or fallback)
+    if decision.memory_reset:
+        notes.append(events.memory_reset(decision.reason))
+    return verdict, notes
 
 
 def _conflict(scalers: tuple[str, ...], verdict: ReplicaVerdict) -> tuple[str | None, str]:
@@ -129,15 +143,6 @@ def _said_before(world: World, reason: str) -> bool:
     previous = world.subject.previous
     conditions = previous.conditions if previous else []
     return any(c.type == ConditionType.CONFLICT and c.status == "True" and c.reason == reason for c in conditions)
-
-
-def _temperature_write(world: World, spec: RoutedModelSpec, decision: Decision) -> PatchConfigMap:
-    new = decision.routing_temperature
-    return PatchConfigMap(
-        name=routing_configmap_name(world.subject.name, spec),
-        data={ROUTING_KEY: format_routing_temperature(new)},
-        event=events.temperature_changed(world.temperature, new, decision.reason),
-    )
 
 
 def _scale(world: World, workload: Workload, decision: Decision) -> Scale:

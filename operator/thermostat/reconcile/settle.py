@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from thermostat.api.spec import RoutedModelSpec
-from thermostat.api.status import DecisionRecord, RoutedModelStatus, Settings
+from thermostat.api.status import DecisionRecord, RolloutStatus, RoutedModelStatus, Settings
 from thermostat.control import MEMORY_VERSION, Decision
 from thermostat.reconcile.actions import Actions, Outcome, PatchConfigMap, Scale
 from thermostat.reconcile.events import Event, ready_lost
@@ -44,6 +44,12 @@ def in_force(actions: Actions, outcome: Outcome) -> Settings:
     )
 
 
+def _rollout(world: World, actions: Actions, failed: bool) -> RolloutStatus | None:
+    """The planned status.rollout once its writes are done; a refused write keeps the previous one."""
+    previous = world.subject.previous.rollout if world.subject.previous else None
+    return actions.rollout if actions.rollout_planned and not failed else previous
+
+
 def settle(world: World, decision: Decision | None, actions: Actions, outcome: Outcome) -> Settled:
     """The status after this run, from what it saw, decided, planned and did."""
     failed = outcome.error is not None
@@ -67,6 +73,7 @@ def settle(world: World, decision: Decision | None, actions: Actions, outcome: O
         memory_version=MEMORY_VERSION,
         verdicts=dict(actions.verdicts),
         before=actions.before,
+        rollout=_rollout(world, actions, failed),
     )
     spec = world.spec or _PLACEHOLDER_SPEC
     status = build_status(world.subject.previous, spec, run)

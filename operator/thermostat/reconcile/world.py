@@ -18,6 +18,7 @@ from thermostat.control import Observation, Profile
 from thermostat.kube import Kube, ObjectRef
 from thermostat.metrics import MetricsError
 from thermostat.metrics.prometheus import PrometheusMetrics
+from thermostat.metrics.tracks import TrackPair
 from thermostat.reconcile.replicas import ReplicaWatch
 from thermostat.render.objects import ROUTING_KEY
 from thermostat.settings import OperatorSettings
@@ -108,6 +109,8 @@ class World:
     metrics_errors: dict[str, MetricsError] = field(default_factory=dict)
     watch: ReplicaWatch = field(default_factory=ReplicaWatch)
     apply_error: str | None = None  # an owned object the API refused, from the create/update pass
+    tracks: TrackPair | None = None  # a rollout's A/B figures, read when its analysis was due
+    tracks_missing: str | None = None  # why they could not be read
 
 
 def target_deployment_name(name: str, spec: RoutedModelSpec) -> str:

@@ -15,6 +15,7 @@ from thermostat.render.identity import (
 from thermostat.render.workload import render_deployment
 
 ROUTING_KEY = "routing_temperature"
+CANARY_KEY = "canary.routing_temperature"  # what canary pods serve during a staged rollout (DESIGN §3)
 
 
 def format_routing_temperature(temperature: float) -> str:

@@ -98,6 +98,14 @@ def _probes(model: ModelSource) -> dict[str, Any]:
     }
 
 
+PODINFO_VOLUME, PODINFO_PATH = "podinfo", "/etc/thermostat/podinfo"
+
+
+def _track_file(spec: RoutedModelSpec) -> bool:
+    """With spec.rollout the pods read their track (label thermostat.dev/track) from the downward API."""
+    return spec.rollout is not None
+
+
 def _container(name: str, spec: RoutedModelSpec, model: ModelSource) -> dict[str, Any]:
     container: dict[str, Any] = {
         "name": RUNTIME_CONTAINER,
@@ -115,6 +123,9 @@ def _container(name: str, spec: RoutedModelSpec, model: ModelSource) -> dict[str
         },
         "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
     }
+    if _track_file(spec):
+        container["volumeMounts"].append({"name": PODINFO_VOLUME, "mountPath": PODINFO_PATH, "readOnly": True})
+        container["env"].append({"name": "THERMOSTAT_POD_LABELS_FILE", "value": f"{PODINFO_PATH}/labels"})
     resources = _resources(model)
     if resources:
         container["resources"] = resources
@@ -129,6 +140,10 @@ def _pod_spec(name: str, spec: RoutedModelSpec, model: ModelSource) -> dict[str,
         "containers": [_container(name, spec, model)],
         "volumes": [{"name": "tmp", "emptyDir": {}}],
     }
+    if _track_file(spec):
+        # A downward API volume, unlike an env var, follows label changes on a running pod.
+        labels = {"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}}
+        pod["volumes"].append({"name": PODINFO_VOLUME, "downwardAPI": {"items": [labels]}})
     if model.node_selector:
         pod["nodeSelector"] = dict(model.node_selector)
     if model.priority_class_name:

@@ -12,10 +12,16 @@ runs them: an exact twin sequence in the same batch, fed the same tokens, so a s
 its prefill and one more batch row at T = 1; its tokens count toward ``shadow_tokens`` and their KL
 (the truth's) toward ``shadow_kl_nats``. A request is shadowed only while T < 1: at T = 1 the output is
 bit-identical to exact and there is nothing to measure (the runtime must skip those too; DESIGN §3).
+
+Per-pod settings (a staged rollout's tracks): replicas flagged in ``canary`` run at
+``canary_temperature`` while the others run at ``temperature``; ``tracks`` tallies each track's
+requests, requests within ``slo_target_s``, energy, shadow tokens and KL (and, on every canary
+request, the true KL its tokens lost).
 """
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -51,6 +57,19 @@ class Outcomes:
 
 
 @dataclass
+class TrackTally:
+    """One track's running totals (a rollout's A/B figures are their increases over an interval)."""
+
+    requests: float = 0.0
+    within_slo: float = 0.0
+    energy_j: float = 0.0
+    shadow_tokens: float = 0.0
+    shadow_kl_nats: float = 0.0
+    tokens: float = 0.0
+    kl_lost_nats: float = 0.0  # true KL over every generated token (what the track's users lost)
+
+
+@dataclass
 class Cluster:
     """The replicas, their queues and slots, and the running totals the metrics pipeline reads."""
 
@@ -68,6 +87,8 @@ class Cluster:
     shadow_tokens: float = 0.0
     shadow_kl_nats: float = 0.0
     queues: list[deque[int]] = field(default_factory=list)
+    canary_temperature: float | None = None  # the canary track's temperature; None: one track
+    slo_target_s: float = math.inf  # for the per-track tallies of requests within the SLO
 
     def __post_init__(self) -> None:
         r, b = self.max_replicas, self.physics.max_batch
@@ -78,6 +99,9 @@ class Cluster:
         self.slot_decode = np.zeros((r, b))  # generated tokens left
         self.slot_shadow = np.zeros((r, b), dtype=bool)  # an exact twin runs beside this request
         self.queues = [deque() for _ in range(r)]
+        self.canary = np.zeros(r, dtype=bool)  # replicas on the canary track
+        self._no_canary = np.zeros(r, dtype=bool)
+        self.tracks = {name: TrackTally() for name in ("stable", "canary")}
         n = len(self.trace)
         self.outcomes = Outcomes(np.full(n, np.nan), np.full(n, np.nan), np.zeros(n, dtype=bool))
         self.shadowed = np.random.default_rng(self.seed).random(n) < self.shadow_fraction
@@ -171,6 +195,7 @@ class Cluster:
         self.shed_count += 1
 
     def _admit(self, now: float) -> None:
+        routed = self.row_temperatures() < 1.0 - 1e-9  # exact replicas have nothing to shadow
         for r, queue in enumerate(self.queues):
             if not queue or self.status[r] == OFF:
                 continue
@@ -180,14 +205,32 @@ class Cluster:
                 self.slot_req[r, slot] = i
                 self.slot_prefill[r, slot] = self.trace.context_tokens[i]
                 self.slot_decode[r, slot] = self.trace.generated_tokens[i]
-                self.slot_shadow[r, slot] = bool(self.shadowed[i]) and self.temperature < 1.0 - 1e-9
+                self.slot_shadow[r, slot] = bool(self.shadowed[i]) and bool(routed[r])
+
+    def canary_rows(self) -> npt.NDArray[np.bool_]:
+        return self.canary if self.canary_temperature is not None else self._no_canary
+
+    def row_temperatures(self) -> FloatArray:
+        """Each replica's routing temperature (its track's)."""
+        canary_t = self.temperature if self.canary_temperature is None else self.canary_temperature
+        return np.where(self.canary_rows(), canary_t, self.temperature)
+
+    def _per_row(self, rows: npt.NDArray[np.bool_], stable: FloatArray, canary: FloatArray) -> FloatArray:
+        """The canary's value on canary rows, the stable one elsewhere (broadcast over the slots)."""
+        mask = rows.reshape((-1,) + (1,) * (np.ndim(stable) - 1)) if np.ndim(stable) else rows
+        return np.where(mask, canary, stable)
 
     def _serve(self, now: float, dt: float) -> None:
         phys, temp = self.physics, self.temperature
+        rows_c = self.canary_rows()
+        temp_c = self.canary_temperature if self.canary_temperature is not None else temp
         live = (self.status == READY) | (self.status == DRAINING)
         active = self.slot_req >= 0
         shadow = self.slot_shadow & active
         prefill_time = np.asarray(phys.prefill_s(self.slot_prefill, temp)) * active
+        if rows_c.any():
+            canary_prefill = np.asarray(phys.prefill_s(self.slot_prefill, temp_c)) * active
+            prefill_time = self._per_row(rows_c, prefill_time, canary_prefill)
         if shadow.any():  # the exact twin's prompt too
             prefill_time = prefill_time + np.asarray(phys.prefill_s(self.slot_prefill, 1.0)) * shadow
         before = np.cumsum(prefill_time, axis=1) - prefill_time
@@ -202,15 +245,33 @@ class Cluster:
         twins = (decoding & shadow).sum(axis=1).astype(np.float64)
         decode_time = np.where(batch > 0, dt - prefill_used, 0.0)
         step, utilisation = phys.mixed_decode(batch, twins, temp)
+        if rows_c.any():
+            step_c, utilisation_c = phys.mixed_decode(batch, twins, temp_c)
+            step, utilisation = np.where(rows_c, step_c, step), np.where(rows_c, utilisation_c, utilisation)
         self.slot_decode -= (decode_time / step)[:, None] * decoding
         self._complete(decoding & (self.slot_decode <= 0), now + dt, step)
+        self._account_energy(dt, prefill_used, decode_time, utilisation, live)
+
+    def _account_energy(
+        self, dt: float, prefill_used: FloatArray, decode_time: FloatArray, utilisation: FloatArray,
+        live: npt.NDArray[np.bool_],
+    ) -> None:  # fmt: skip
+        """The tick's energy per replica: prefill, decode and idle power; per track and in total."""
+        phys, rows_c = self.physics, self.canary_rows()
         idle_time = dt - prefill_used - decode_time
+        prefill_w: FloatArray | float = float(phys.power_w(np.array(phys.prefill_utilisation(self.temperature))))
+        split = bool(rows_c.any()) and self.canary_temperature is not None
+        if split:
+            canary_w = float(phys.power_w(np.array(phys.prefill_utilisation(float(self.canary_temperature or 1.0)))))
+            prefill_w = np.where(rows_c, canary_w, prefill_w)
         energy = (
-            prefill_used * float(phys.power_w(np.array(phys.prefill_utilisation(temp))))
-            + decode_time * phys.power_w(utilisation)
-            + idle_time * phys.truth.idle_w
-        )
-        total = float((energy * live).sum()) + dt * phys.truth.idle_w * float(np.count_nonzero(self.status == STARTING))
+            prefill_used * prefill_w + decode_time * phys.power_w(utilisation) + idle_time * phys.truth.idle_w
+        ) * live
+        served = float(energy.sum())
+        canary = float((energy * rows_c).sum()) if split else 0.0
+        self.tracks["canary"].energy_j += canary
+        self.tracks["stable"].energy_j += served - canary
+        total = served + dt * phys.truth.idle_w * float(np.count_nonzero(self.status == STARTING))
         self.energy_j += total
         self.power_w = total / dt
 
@@ -226,11 +287,16 @@ class Cluster:
         self.served += len(ids)
         self.generated_tokens += float(self.trace.generated_tokens[ids].sum())
         twins = self.slot_shadow[finished]
+        if self.canary_rows().any():
+            kl = np.array([self.physics.kl_nats(float(t)) for t in self.row_temperatures()[rows]])
+        else:  # one track: one temperature (the common case, kept fast)
+            kl = np.full(len(rows), self.physics.kl_nats(self.temperature))
         if twins.any():
             tokens = float(self.trace.generated_tokens[ids[twins]].sum())
             self.shadow_tokens += tokens
-            self.shadow_kl_nats += tokens * self.physics.kl_nats(self.temperature)
+            self.shadow_kl_nats += float((self.trace.generated_tokens[ids[twins]] * kl[twins]).sum())
         arrival = self.trace.arrival_s[ids]
+        self._tally(ids, rows, twins, kl, when - arrival)
         first = self.outcomes.first_token_s[ids]
         per_token = (when - first) / np.maximum(self.trace.generated_tokens[ids] - 1.0, 1.0)
         for name, values, buckets in (
@@ -242,6 +308,22 @@ class Cluster:
         self.slot_req[finished] = -1
         self.slot_decode[finished] = 0.0
         self.slot_shadow[finished] = False
+
+    def _tally(self, ids: IntArray, rows: IntArray, twins: npt.NDArray[np.bool_], kl: FloatArray,
+               latency: FloatArray) -> None:  # fmt: skip
+        """Each finished request's figures, on its replica's track."""
+        on_canary = self.canary_rows()[rows]
+        tokens = self.trace.generated_tokens[ids]
+        for name, mask in (("canary", on_canary), ("stable", ~on_canary)):
+            if not mask.any():
+                continue
+            tally = self.tracks[name]
+            tally.requests += float(mask.sum())
+            tally.within_slo += float((mask & (latency <= self.slo_target_s)).sum())
+            tally.tokens += float(tokens[mask].sum())
+            tally.kl_lost_nats += float((tokens[mask] * kl[mask]).sum())
+            tally.shadow_tokens += float(tokens[mask & twins].sum())
+            tally.shadow_kl_nats += float((tokens[mask & twins] * kl[mask & twins]).sum())
 
     def _retire_drained(self) -> None:
         for r in np.flatnonzero(self.status == DRAINING):

@@ -114,6 +114,7 @@ def build_status(previous: RoutedModelStatus | None, spec: RoutedModelSpec, run:
         quality=quality,
         display=_display(spec, run.observation),
         savings=savings,
+        rollout=run.rollout,
     )
 
 
@@ -124,6 +125,10 @@ def status_patch(status: RoutedModelStatus) -> dict[str, Any]:
         part = getattr(status, key)
         if part is not None:
             patch[key] = part.model_dump(mode="json", by_alias=True, exclude_none=False)
+    # A rollout's fields come and go (candidate, interval start): written whole, and null once it is gone.
+    patch["rollout"] = (
+        status.rollout.model_dump(mode="json", by_alias=True, exclude_none=False) if status.rollout else None
+    )
     return patch
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from thermostat.api.status import Settings
+from thermostat.api.status import RolloutStatus, Settings
 from thermostat.control.types import Decision, Observation, Verdict
 from thermostat.status.conditions import Health
 
@@ -23,3 +23,4 @@ class RunOutcome:
     memory_version: int = 1
     verdicts: dict[str, Verdict] = field(default_factory=dict)  # extra conditions, e.g. Conflict
     before: Settings | None = None  # in force when the run started
+    rollout: RolloutStatus | None = None  # status.rollout (the run decides whether it is kept)

@@ -55,6 +55,7 @@ CONTRACT = {
     "thermostat_shadow_tokens": "counter",
     "thermostat_shadow_agree_tokens": "counter",
     "thermostat_shadow_kl_nats": "counter",
+    "thermostat_shadow_kl_sq_nats": "counter",
     "thermostat_routing_config_stale": "gauge",
 }
 
