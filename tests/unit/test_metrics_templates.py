@@ -94,10 +94,15 @@ def test_every_default_template_is_documented_verbatim() -> None:
 def test_the_vllm_preset_queries_are_in_the_drop_in_guide_verbatim() -> None:
     from pathlib import Path
 
-    from thermostat.metrics.templates import DCGM_TEMPLATES, VLLM_LATENCY_HISTOGRAMS, VLLM_TEMPLATES, latency_template
+    from thermostat.api.spec import LatencySlo, MetricsPreset, PowerSource
+    from thermostat.control.types import Signal
+    from thermostat.metrics.templates import DCGM_TEMPLATES, VLLM_LATENCY_HISTOGRAMS, VLLM_TEMPLATES, default_template
 
     docs = (Path(__file__).resolve().parents[2] / "docs" / "operator.md").read_text(encoding="utf-8")
-    latency = [latency_template(m, VLLM_LATENCY_HISTOGRAMS) for m in VLLM_LATENCY_HISTOGRAMS]
+    latency = [
+        default_template(Signal.LATENCY, LatencySlo(metric=m, targetSeconds=1.0), PowerSource.DCGM, MetricsPreset.VLLM)
+        for m in VLLM_LATENCY_HISTOGRAMS
+    ]
     for template in [*VLLM_TEMPLATES.values(), *DCGM_TEMPLATES.values(), *latency]:
         assert f"`{template.promql}`" in docs, f"docs/operator.md lacks the vLLM preset's query {template.promql}"
         assert f"`{template.anchor}`" in docs, template.anchor

@@ -55,12 +55,14 @@ class Template:
 STABLE_ONLY = ',track!="canary"'
 
 
-def latency_template(metric: SloMetric, histograms: dict[SloMetric, str] = LATENCY_HISTOGRAMS) -> Template:
+def latency_template(
+    metric: SloMetric, histograms: dict[SloMetric, str] = LATENCY_HISTOGRAMS, *, matchers: str = STABLE_ONLY
+) -> Template:
     """The SLO's quantile of its latency histogram over the SLO window, across the stable pods."""
     histogram = histograms[SloMetric(metric)]
     return Template(
         f"histogram_quantile({{quantile}}, sum by (le) "
-        f"(rate({histogram}_bucket{{{{selector}}{STABLE_ONLY}}}[{{window}}])))",
+        f"(rate({histogram}_bucket{{{{selector}}{matchers}}}[{{window}}])))",
         f"{histogram}_count",
     )
 
@@ -163,7 +165,9 @@ def default_template(
     """The built-in template for a signal, given the SLO's metric, the power source and the preset."""
     vllm = preset == MetricsPreset.VLLM
     if signal == Signal.LATENCY:
-        return latency_template(slo.metric, VLLM_LATENCY_HISTOGRAMS if vllm else LATENCY_HISTOGRAMS)
+        if vllm:  # no routing knob, so no canary track: the guide's query stays vLLM's plain one
+            return latency_template(slo.metric, VLLM_LATENCY_HISTOGRAMS, matchers="")
+        return latency_template(slo.metric)
     if power_source == PowerSource.DCGM and signal in DCGM_TEMPLATES:
         return DCGM_TEMPLATES[signal]
     if vllm:
