@@ -130,3 +130,25 @@ def test_target_ref_mode_creates_no_pods_and_binds_the_targets_account() -> None
     assert kinds["RoleBinding"]["subjects"][0]["name"] == "legacy-sa"
     with pytest.raises(ValueError, match="targetRef"):
         render_deployment(OWNER, spec, replicas=1)
+
+
+def _serve_options(command: list[str]) -> dict[str, Any]:
+    """The runtime's own ``serve`` parser applied to a rendered command line (no server started)."""
+    import typer.main
+
+    from thermostat_runtime.cli import app
+
+    serve = typer.main.get_command(app).commands["serve"]  # type: ignore[attr-defined]
+    assert command[:2] == ["thermostat-runtime", "serve"]
+    return dict(serve.make_context("serve", command[2:]).params)
+
+
+def test_pods_shadow_the_spec_share_of_requests_by_default() -> None:
+    command = render_deployment(OWNER, make_spec(), replicas=1)["spec"]["template"]["spec"]["containers"][0]["command"]
+    assert _serve_options(command)["shadow_fraction"] == make_spec().quality.shadow_fraction > 0
+
+
+def test_pods_shadow_the_share_the_spec_sets() -> None:
+    spec = make_spec(quality={"shadowFraction": 0.1})
+    command = render_deployment(OWNER, spec, replicas=1)["spec"]["template"]["spec"]["containers"][0]["command"]
+    assert _serve_options(command)["shadow_fraction"] == 0.1
