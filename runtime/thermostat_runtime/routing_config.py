@@ -7,6 +7,11 @@ DESIGN §3: in a cluster the pod watches ONE ConfigMap (``$THERMOSTAT_ROUTING_CO
 Ready before the first value arrives; when a later read fails the last value is kept, and while the
 ConfigMap watch is down ``stale`` is set (exported as ``thermostat_routing_config_stale``). Values are
 clamped into ``[T_min, 1]`` by the engine when applied, never refused.
+
+The same ConfigMap carries ``slo_target_seconds``, the SLO target the operator writes: read once at
+start (``ConfigMapSource.read_initial``) it becomes one more latency bucket boundary; an edit takes
+effect at the next pod start (buckets cannot change under a running histogram), so an SLO edit never
+restarts pods.
 """
 
 from __future__ import annotations
@@ -22,6 +27,19 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 CONFIGMAP_KEY = "routing_temperature"
+SLO_TARGET_KEY = "slo_target_seconds"
+
+
+def parse_slo_target(text: str, source: str) -> float | None:
+    """A positive finite number of seconds, or None (logged: the buckets then lack the target)."""
+    try:
+        value = float(text.strip())
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0.0:
+        log.error("%s from %s must be a positive number of seconds: %r; no SLO bucket", SLO_TARGET_KEY, source, text)
+        return None
+    return value
 
 
 class RoutingSetting:
@@ -125,6 +143,8 @@ class ConfigMapSource:
         self._api_client = api_client
         self._stop = threading.Event()
         self._watch: Any = None
+        self._slo_target: float | None = None
+        self._slo_edit_logged: Any = None
         self._thread = threading.Thread(target=self._run, name="routing-configmap-watch", daemon=True)
 
     async def start(self) -> None:
@@ -146,8 +166,43 @@ class ConfigMapSource:
             self._api_client = client.ApiClient()
         return client.CoreV1Api(self._api_client)
 
+    def read_initial(self, timeout_s: float = 10.0) -> float | None:
+        """One list before serving: the first routing temperature and the SLO target (None if unknown).
+
+        A failure is logged and answers None: the pod then serves with the contract's buckets alone and
+        the watch (started later) brings the temperature as usual.
+        """
+        try:
+            selector = f"metadata.name={self.name}"
+            listing = self._client().list_namespaced_config_map(
+                self.namespace, field_selector=selector, _request_timeout=timeout_s
+            )
+        except Exception as error:
+            where = f"{self.namespace}/{self.name}"
+            log.warning("routing ConfigMap %s not read at start (%s): no SLO bucket", where, error)
+            return None
+        for item in listing.items:
+            self._apply(item)
+            text = (item.data or {}).get(SLO_TARGET_KEY)
+            if text is not None:
+                self._slo_target = parse_slo_target(str(text), f"configmap {self.namespace}/{self.name}")
+                return self._slo_target
+        where = f"{self.namespace}/{self.name}"
+        log.warning("routing ConfigMap %s has no %r at start: no SLO bucket", where, SLO_TARGET_KEY)
+        return None
+
+    def _note_slo_edit(self, data: dict[str, Any]) -> None:
+        text = data.get(SLO_TARGET_KEY)
+        if text is None or self._slo_target is None or str(text).strip() == repr(self._slo_target):
+            return
+        if text != self._slo_edit_logged:
+            self._slo_edit_logged = text
+            log.info("%s is now %s (buckets use %s): it takes effect at the next pod start", SLO_TARGET_KEY, text,
+                     self._slo_target)  # fmt: skip
+
     def _apply(self, configmap: Any) -> None:
         data = configmap.data or {}
+        self._note_slo_edit(data)
         if CONFIGMAP_KEY not in data:
             log.error("ConfigMap %s/%s has no key %r", self.namespace, self.name, CONFIGMAP_KEY)
             return

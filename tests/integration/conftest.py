@@ -27,7 +27,7 @@ from thermostat_stack.scrape import KubernetesDiscovery
 
 @pytest.fixture
 def runtime_exporter() -> Iterator[SeriesExporter]:
-    exporter = SeriesExporter()
+    exporter = SeriesExporter(slo_target_seconds=0.6)  # test_prometheus_source's SLO target
     yield exporter
     exporter.close()
 

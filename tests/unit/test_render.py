@@ -109,7 +109,7 @@ def test_role_reads_only_the_routing_configmap() -> None:
 def test_routing_configmap_holds_a_decimal_string() -> None:
     objects = by_kind(render_owned_objects(OWNER, make_spec(), temperature=0.6, replicas=1))
     assert objects["ConfigMap"]["metadata"]["name"] == "chat-routing"
-    assert objects["ConfigMap"]["data"] == {"routing_temperature": "0.6"}
+    assert objects["ConfigMap"]["data"] == {"routing_temperature": "0.6", "slo_target_seconds": "0.6"}
     assert float(format_routing_temperature(1.0)) == 1.0
     with pytest.raises(ValueError, match="outside"):
         format_routing_temperature(0.0)

@@ -165,7 +165,11 @@ def plan_owned(world: World, spec: RoutedModelSpec) -> Actions:
     for rendered in manifests:
         desired = rendered
         if rendered["kind"] == "ConfigMap" and world.configmap is not None:
-            # The control run owns the temperature once the ConfigMap exists: keep what is in force.
-            desired = {**rendered, "data": world.configmap.get("data") or rendered["data"]}
+            # The control run owns the temperature once the ConfigMap exists: keep what is in force;
+            # the spec's other keys (the SLO target) follow the spec.
+            in_force = world.configmap.get("data") or {}
+            temperature_in_force = in_force.get(ROUTING_KEY, rendered["data"][ROUTING_KEY])
+            data = {**in_force, **rendered["data"], ROUTING_KEY: temperature_in_force}
+            desired = {**rendered, "data": data}
         writes.append(ApplyObject(desired))
     return Actions(writes=tuple(writes), before=current, after=current, watch=world.watch)
