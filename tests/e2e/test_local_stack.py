@@ -203,7 +203,10 @@ def test_the_temperature_returns_to_the_operating_point_after_the_second_replica
     scale_up = _first_scale_up(burst_run)
     ready = next(i for i in range(scale_up, len(decisions)) if (decisions[i]["ready_replicas"] or 0) >= 2)
     operating = _steady_operating_point(burst_run)
-    back = [d for d in decisions[ready:] if d["routing_temperature"] >= min(operating, d["operating_temperature"]) - 5e-3]
+    # The operating point may move as shadow quality corrects the profile: the lower of the two counts.
+    back = [
+        d for d in decisions[ready:] if d["routing_temperature"] >= min(operating, d["operating_temperature"]) - 0.005
+    ]
     assert back, [(d["t_s"], d["routing_temperature"], d["ready_replicas"]) for d in decisions[ready:]]
 
 
