@@ -86,6 +86,10 @@ def burst_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         "5",
         "--capacity-requests",
         "8",
+        # Half the default generation: a request takes ~1-1.5 s alone here, so a 30 s window holds the
+        # 10 completions the law needs to act on an excursion even when other jobs slow the replicas.
+        "--max-tokens",
+        "12",
     ]
     with (out / "up.log").open("w") as log:
         process = subprocess.Popen(command, cwd=ROOT, env=_env(), stdout=log, stderr=subprocess.STDOUT)

@@ -158,3 +158,13 @@ def test_an_offset_outside_the_trace_is_refused_with_the_fix(tmp_path: Path, off
         check_load_options(UpOptions(trace=path, trace_offset_s=offset))
     with pytest.raises(SetupError, match="--trace replay only"):
         check_load_options(UpOptions(trace_offset_s=30.0))
+
+
+def test_the_slo_capacity_leaves_the_queueing_a_slow_replica_cannot_afford() -> None:
+    from thermostat_stack.scenarios import slo_capacity
+
+    quiet = slo_capacity(1 / 1.7, target_s=4.5, quantile=0.9) * 1.7  # share of the raw capacity
+    loaded = slo_capacity(1 / 2.9, target_s=4.5, quantile=0.9) * 2.9
+    assert 0.55 < quiet < 0.7
+    assert 0.35 < loaded < quiet  # a request alone takes more of the target: less room to queue
+    assert slo_capacity(1 / 5.0, target_s=4.5, quantile=0.9) == 0.0  # a lone request misses already
