@@ -59,6 +59,14 @@ def serve(  # noqa: PLR0917 - typer maps each parameter to a --flag
     shadow_fraction: Annotated[
         float, typer.Option(min=0.0, max=1.0, help="Share of requests also run at exact for quality.")
     ] = 0.0,
+    slo_target_seconds: Annotated[
+        float | None,
+        typer.Option(
+            min=0.001,
+            help="SLO target, one more latency bucket boundary; in a cluster the routing ConfigMap's "
+            "slo_target_seconds, read at start.",
+        ),
+    ] = None,
     threads: Annotated[
         int, typer.Option(min=1, help="torch CPU threads (1: on shared cores more threads spin and slow down).")
     ] = 1,
@@ -75,7 +83,7 @@ def serve(  # noqa: PLR0917 - typer maps each parameter to a --flag
 
     from thermostat_runtime.power import load_nvml
     from thermostat_runtime.routing_config import RoutingSetting
-    from thermostat_runtime.serve import configure_logging, routing_sources, serve_until_signal
+    from thermostat_runtime.serve import configure_logging, initial_slo_target, routing_sources, serve_until_signal
     from thermostat_runtime.server import RuntimeServer, ServerSettings
 
     configure_logging()
@@ -88,10 +96,13 @@ def serve(  # noqa: PLR0917 - typer maps each parameter to a --flag
     except ValueError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from error
+    if slo_target_seconds is None:
+        slo_target_seconds = initial_slo_target(sources)
     engine = _load_engine(model, routers, device)
     settings = ServerSettings(
         model_id=served_model_name, max_batch=max_batch, max_queue=max_queue, max_tokens_limit=max_tokens_limit,
         max_prompt_tokens=max_prompt_tokens, shadow_fraction=shadow_fraction, drain_timeout_s=drain_timeout,
+        slo_target_seconds=slo_target_seconds,
         profile_path=profile, request_log=request_log,
     )  # fmt: skip
     try:

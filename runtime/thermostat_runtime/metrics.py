@@ -16,28 +16,45 @@ RESPONSE_CODES = ("200", "400", "429", "500")
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 
-class RuntimeMetrics:
-    """Every series of the contract, registered in one registry."""
+def with_boundary(buckets: tuple[float, ...], boundary: float | None) -> tuple[float, ...]:
+    """The contract's buckets plus the SLO target as one more boundary (DESIGN §3), in order.
 
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+    With the target a boundary, the share of requests within the SLO is a bucket's count (exact) and
+    the quantile at the target is not interpolated across a wide bucket.
+    """
+    if boundary is None or boundary in buckets:
+        return buckets
+    return tuple(sorted((*buckets, boundary)))
+
+
+class RuntimeMetrics:
+    """Every series of the contract, registered in one registry.
+
+    ``slo_target_seconds`` (the routing ConfigMap's ``slo_target_seconds`` read at start, or
+    ``--slo-target-seconds``) is added to the three latency histograms' buckets; the metric names and
+    the other boundaries stay the contract's.
+    """
+
+    def __init__(self, registry: CollectorRegistry | None = None, *, slo_target_seconds: float | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
         r = self.registry
+        self.slo_target_seconds = slo_target_seconds
         self.request_duration = Histogram(
             "thermostat_request_duration_seconds",
             "Time from a request's arrival to its last byte.",
-            buckets=LATENCY_BUCKETS_S,
+            buckets=with_boundary(LATENCY_BUCKETS_S, slo_target_seconds),
             registry=r,
         )
         self.time_to_first_token = Histogram(
             "thermostat_time_to_first_token_seconds",
             "Time from a request's arrival to its first generated token.",
-            buckets=LATENCY_BUCKETS_S,
+            buckets=with_boundary(LATENCY_BUCKETS_S, slo_target_seconds),
             registry=r,
         )
         self.time_per_output_token = Histogram(
             "thermostat_time_per_output_token_seconds",
             "Time between consecutive generated tokens of a request (one observation per interval).",
-            buckets=TPOT_BUCKETS_S,
+            buckets=with_boundary(TPOT_BUCKETS_S, slo_target_seconds),
             registry=r,
         )
         self.requests = Counter("thermostat_requests", "Requests answered, by HTTP status code.", ["code"], registry=r)

@@ -12,6 +12,11 @@ Tracks (DESIGN §3, staged rollout): a pod whose label ``thermostat.dev/track`` 
 ``canary.routing_temperature`` instead (``routing_temperature`` while that key is absent). The pod
 learns its track from the downward API's labels file (``$THERMOSTAT_POD_LABELS_FILE``), re-read
 every second because the operator relabels running pods; a change re-applies the ConfigMap's data.
+
+The same ConfigMap carries ``slo_target_seconds``, the SLO target the operator writes: read once at
+start (``ConfigMapSource.read_initial``) it becomes one more latency bucket boundary; an edit takes
+effect at the next pod start (buckets cannot change under a running histogram), so an SLO edit never
+restarts pods.
 """
 
 from __future__ import annotations
@@ -81,6 +86,21 @@ class TrackFile:
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
+
+
+SLO_TARGET_KEY = "slo_target_seconds"
+
+
+def parse_slo_target(text: str, source: str) -> float | None:
+    """A positive finite number of seconds, or None (logged: the buckets then lack the target)."""
+    try:
+        value = float(text.strip())
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0.0:
+        log.error("%s from %s must be a positive number of seconds: %r; no SLO bucket", SLO_TARGET_KEY, source, text)
+        return None
+    return value
 
 
 class RoutingSetting:
@@ -187,6 +207,8 @@ class ConfigMapSource:
         self._api_client = api_client
         self._stop = threading.Event()
         self._watch: Any = None
+        self._slo_target: float | None = None
+        self._slo_edit_logged: Any = None
         self._thread = threading.Thread(target=self._run, name="routing-configmap-watch", daemon=True)
 
     async def start(self) -> None:
@@ -208,8 +230,43 @@ class ConfigMapSource:
             self._api_client = client.ApiClient()
         return client.CoreV1Api(self._api_client)
 
+    def read_initial(self, timeout_s: float = 10.0) -> float | None:
+        """One list before serving: the first routing temperature and the SLO target (None if unknown).
+
+        A failure is logged and answers None: the pod then serves with the contract's buckets alone and
+        the watch (started later) brings the temperature as usual.
+        """
+        try:
+            selector = f"metadata.name={self.name}"
+            listing = self._client().list_namespaced_config_map(
+                self.namespace, field_selector=selector, _request_timeout=timeout_s
+            )
+        except Exception as error:
+            where = f"{self.namespace}/{self.name}"
+            log.warning("routing ConfigMap %s not read at start (%s): no SLO bucket", where, error)
+            return None
+        for item in listing.items:
+            self._apply(item)
+            text = (item.data or {}).get(SLO_TARGET_KEY)
+            if text is not None:
+                self._slo_target = parse_slo_target(str(text), f"configmap {self.namespace}/{self.name}")
+                return self._slo_target
+        where = f"{self.namespace}/{self.name}"
+        log.warning("routing ConfigMap %s has no %r at start: no SLO bucket", where, SLO_TARGET_KEY)
+        return None
+
+    def _note_slo_edit(self, data: dict[str, Any]) -> None:
+        text = data.get(SLO_TARGET_KEY)
+        if text is None or self._slo_target is None or str(text).strip() == repr(self._slo_target):
+            return
+        if text != self._slo_edit_logged:
+            self._slo_edit_logged = text
+            log.info("%s is now %s (buckets use %s): it takes effect at the next pod start", SLO_TARGET_KEY, text,
+                     self._slo_target)  # fmt: skip
+
     def _apply(self, configmap: Any) -> None:
         self._data = dict(configmap.data or {})
+        self._note_slo_edit(self._data)
         self.reapply()
 
     def reapply(self, _track: str | None = None) -> None:

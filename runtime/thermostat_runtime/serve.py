@@ -53,6 +53,14 @@ def routing_sources(
     return []
 
 
+def initial_slo_target(sources: list[RoutingSource]) -> float | None:
+    """The SLO target from the routing ConfigMap, read once before serving (None without one)."""
+    for source in sources:
+        if isinstance(source, ConfigMapSource):
+            return source.read_initial()
+    return None
+
+
 def configure_logging() -> None:
     """Human-readable logs on stderr; request lines are bare JSON objects, one per line."""
     import prometheus_client

@@ -53,6 +53,7 @@ class ServerSettings:
     max_tokens_limit: int = 512
     max_prompt_tokens: int = 2048
     shadow_fraction: float = 0.0
+    slo_target_seconds: float | None = None  # one more latency bucket boundary (DESIGN §3)
     drain_timeout_s: float = 30.0
     profile_path: Path | None = None
     request_log: Path | None = None
@@ -73,7 +74,7 @@ class RuntimeServer:
     ) -> None:
         self.engine, self.settings, self.routing, self.sources = engine, settings, routing, sources
         self.model_id = settings.model_id or engine.name
-        self.metrics = RuntimeMetrics()
+        self.metrics = RuntimeMetrics(slo_target_seconds=settings.slo_target_seconds)
         routing.on_stale.append(lambda stale: self.metrics.routing_config_stale.set(int(stale)))
         routing.on_change.append(lambda value: self.metrics.routing_temperature.set(engine.clamp(value)))
         self.scheduler = Scheduler(

@@ -22,7 +22,11 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-LOAD_SECONDS = 170
+# Steady 60 s (one SLO window and the scale-down window), then a burst and a recovery of 84 s and 56
+# s: time for the excursion, a replica's start and the temperature's return (docs/control-law.md).
+LOAD_SECONDS = 200
+EXCURSION_AT = 0.9
+EXCURSION_COMPLETIONS = 10
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.model]
 
 
@@ -116,27 +120,43 @@ def burst_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     }
 
 
-def _burst_decisions(result: dict[str, Any]) -> tuple[list[dict[str, Any]], int]:
-    """Every control run, and the index of the first that answers the burst.
+def _decisions(result: dict[str, Any]) -> list[dict[str, Any]]:
+    return list(result["run"]["decisions"])
 
-    A decision answers the burst when it comes after the burst's start and changes the advice (the
-    temperature or the replicas) from the decision before. The law may see the burst in the offered
-    load before the observed latency quantile crosses its planning threshold (the SLO target less its
-    margin), so the latency is not required to have crossed; the steady phase is long enough for the
-    loop to settle (see the scenario), so a change after the burst's start is the burst's.
-    """
-    decisions = result["run"]["decisions"]
+
+def _steady_operating_point(result: dict[str, Any]) -> float:
+    """The operating temperature the law reported just before the burst."""
     burst = result["summary"]["burst_start_s"]
-    seen = next(
+    before = [d for d in _decisions(result) if d["t_s"] < burst and d["operating_temperature"] is not None]
+    assert before, "no decision reported an operating point before the burst"
+    return float(before[-1]["operating_temperature"])
+
+
+def _excursion(result: dict[str, Any]) -> int:
+    """Index of the first decision after the burst's start that observed an excursion as the law defines
+    one (docs/control-law.md): the quantile over 0.9 of the target, on at least 10 completions in the
+    window (read as the observed rate times the window; a thinner window moves nothing, by design)."""
+    summary = result["summary"]
+    burst, target, window = summary["burst_start_s"], summary["slo_target_s"], summary["slo_window_s"]
+    decisions = _decisions(result)
+
+    def excursion(d: dict[str, Any]) -> bool:
+        latency, rate = d["observed_latency_s"], d["observed_request_rate"] or 0.0
+        return latency is not None and latency > EXCURSION_AT * target and rate * window >= EXCURSION_COMPLETIONS
+
+    over = [i for i, d in enumerate(decisions) if d["t_s"] >= burst and excursion(d)]
+    assert over, "the burst never showed in the observed quantile: it did not exceed one replica's capacity"
+    return over[0]
+
+
+def _first_scale_up(result: dict[str, Any]) -> int:
+    decisions = _decisions(result)
+    burst = result["summary"]["burst_start_s"]
+    return next(
         i
         for i in range(1, len(decisions))
-        if decisions[i]["t_s"] >= burst
-        and (
-            decisions[i]["routing_temperature"] != decisions[i - 1]["routing_temperature"]
-            or decisions[i]["replicas"] != decisions[i - 1]["replicas"]
-        )
+        if decisions[i]["t_s"] >= burst and decisions[i]["replicas"] > decisions[i - 1]["replicas"]
     )
-    return decisions, seen
 
 
 def test_kubectl_gets_describes_and_applies_while_the_stack_runs(burst_run: dict[str, Any]) -> None:
@@ -147,24 +167,68 @@ def test_kubectl_gets_describes_and_applies_while_the_stack_runs(burst_run: dict
     assert "Events:" in kubectl["describe"]
 
 
-def test_the_first_decision_that_sees_the_burst_lowers_the_temperature(burst_run: dict[str, Any]) -> None:
-    decisions, seen = _burst_decisions(burst_run)
-    assert seen > 0
-    assert decisions[seen]["routing_temperature"] < decisions[seen - 1]["routing_temperature"]
-    events = [e for e in burst_run["run"]["events"] if e["reason"] == "RoutingTemperatureChanged"]
-    assert events
-
-
-def test_a_later_decision_raises_replicas_and_latency_comes_back_under_the_slo(burst_run: dict[str, Any]) -> None:
-    decisions, seen = _burst_decisions(burst_run)
-    scale_up = next(
-        i for i in range(seen + 1, len(decisions)) if decisions[i]["replicas"] > decisions[i - 1]["replicas"]
+def test_the_steady_phase_runs_at_the_operating_point_on_one_replica(burst_run: dict[str, Any]) -> None:
+    """The steady phase reaches the operating point on one replica (the law stays exact until a window
+    holds enough completions to learn from), and from then until the burst every decision keeps one
+    replica there, unless that decision saw the SLO missed."""
+    summary = burst_run["summary"]
+    burst, target = summary["burst_start_s"], summary["slo_target_s"]
+    steady = [d for d in _decisions(burst_run) if d["t_s"] < burst]
+    reached = next(
+        (i for i, d in enumerate(steady) if abs(d["routing_temperature"] - (d["operating_temperature"] or 0)) < 0.005),
+        None,
     )
+    assert reached is not None, "the steady phase never reached the operating point"
+    for d in steady[reached:]:
+        if d["observed_latency_s"] is not None and d["observed_latency_s"] > target:
+            continue  # the SLO actually missed: the law may act
+        assert d["replicas"] == 1, d
+        assert d["routing_temperature"] == pytest.approx(d["operating_temperature"], abs=0.005), d
+
+
+def test_the_burst_lowers_the_temperature_within_two_periods_of_the_observed_excursion(
+    burst_run: dict[str, Any],
+) -> None:
+    decisions, seen = _decisions(burst_run), _excursion(burst_run)
+    operating = _steady_operating_point(burst_run)
+    assert min(d["routing_temperature"] for d in decisions[seen : seen + 3]) < operating - 0.005
+    assert any(e["reason"] == "RoutingTemperatureChanged" for e in burst_run["run"]["events"])
+
+
+def test_a_replica_follows_and_latency_comes_back_under_the_slo(burst_run: dict[str, Any]) -> None:
+    decisions, scale_up = _decisions(burst_run), _first_scale_up(burst_run)
+    assert scale_up >= _excursion(burst_run) - 2  # the burst's replica, not a steady-phase one
     target = burst_run["summary"]["slo_target_s"]
     later = [d["observed_latency_s"] for d in decisions[scale_up + 1 :] if d["observed_latency_s"] is not None]
     assert any(latency <= target for latency in later)
     assert any(e["reason"] == "ReplicasChanged" for e in burst_run["run"]["events"])
     assert burst_run["summary"]["replicas_max"] == 2
+
+
+def test_the_temperature_returns_to_the_operating_point_after_the_second_replica_is_ready(
+    burst_run: dict[str, Any],
+) -> None:
+    decisions = _decisions(burst_run)
+    scale_up = _first_scale_up(burst_run)
+    ready = next(i for i in range(scale_up, len(decisions)) if (decisions[i]["ready_replicas"] or 0) >= 2)
+    operating = _steady_operating_point(burst_run)
+    # The operating point may move as shadow quality corrects the profile: the lower of the two counts.
+    back = [
+        d for d in decisions[ready:] if d["routing_temperature"] >= min(operating, d["operating_temperature"]) - 0.005
+    ]
+    assert back, [(d["t_s"], d["routing_temperature"], d["ready_replicas"]) for d in decisions[ready:]]
+
+
+def test_the_report_carries_the_time_averaged_quality_loss_and_the_operating_point(
+    burst_run: dict[str, Any],
+) -> None:
+    summary = burst_run["summary"]
+    assert summary["quality_loss_percent_mean"] is not None
+    assert 0.0 <= summary["quality_loss_percent_mean"] <= 2.0
+    assert 0.0 < summary["operating_temperature"] <= 1.0
+    text = (burst_run["report"] / "summary.md").read_text()
+    assert f"met in {summary['slo_windows_met']} of {summary['slo_windows']} windows" in text
+    assert summary["slo_windows_met"] == round(summary["slo_attainment_windows"] * summary["slo_windows"])
 
 
 def test_routing_buys_capacity(burst_run: dict[str, Any]) -> None:

@@ -136,7 +136,7 @@ def test_runtime_image_serves_readyz_and_a_completion_with_the_baked_model(
     assert model.image == RUNTIME
     port = free_port()
     # Outside a cluster there is no routing ConfigMap: a fixed temperature stands in for it.
-    argv = [*loopback(runtime_command(model), port), "--routing-temperature", "1.0"]
+    argv = [*loopback(runtime_command(model, shadow_fraction=0.0), port), "--routing-temperature", "1.0"]
     url, log = f"http://127.0.0.1:{port}", tmp_path / "runtime.log"
     with container(RUNTIME) as box:
         with serving_in(box, argv, log=log) as runtime:

@@ -27,7 +27,7 @@ from thermostat_stack.scrape import KubernetesDiscovery
 
 @pytest.fixture
 def runtime_exporter() -> Iterator[SeriesExporter]:
-    exporter = SeriesExporter()
+    exporter = SeriesExporter(slo_target_seconds=0.6)  # test_prometheus_source's SLO target
     yield exporter
     exporter.close()
 
@@ -48,13 +48,20 @@ def prometheus(emulated_api: EmulatedApi, runtime_exporter: SeriesExporter) -> I
 
 
 @pytest.fixture
-def emulated_api(tmp_path: Path) -> Iterator[EmulatedApi]:
-    """The emulated API server (Pods turn Ready 0.5 s after creation), as a child process."""
+def pod_ready_delay_s() -> float:
+    """Seconds before an emulated Pod turns Ready (a module overrides it to model cold starts)."""
+    return 0.5
+
+
+@pytest.fixture
+def emulated_api(tmp_path: Path, pod_ready_delay_s: float) -> Iterator[EmulatedApi]:
+    """The emulated API server (Pods turn Ready ``pod_ready_delay_s`` after creation), as a child process."""
     kubeconfig, log, audit = tmp_path / "kubeconfig", tmp_path / "apiserver.log", tmp_path / "audit.jsonl"
     command = [sys.executable, "-m", "thermostat", "apiserver", "--port", "0", "--kubeconfig", str(kubeconfig),
                "--audit-log", str(audit)]  # fmt: skip
     with log.open("wb") as out:
-        process = subprocess.Popen([*command, "--pod-ready-delay", "0.5"], env=child_env(), stdout=out, stderr=out)
+        command += ["--pod-ready-delay", str(pod_ready_delay_s)]
+        process = subprocess.Popen(command, env=child_env(), stdout=out, stderr=out)
     try:
         url = wait_for_kubeconfig(kubeconfig, process, log, timeout_s=60)
         yield EmulatedApi(kubeconfig, url, process, log, Audit(audit))

@@ -23,6 +23,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 
 from thermostat.kube import Kube, load_api_client
 from thermostat.run import spawn_operator
+from thermostat_runtime.metrics import with_boundary
 from thermostat_stack.promserver import free_port
 from waiting import wait_until  # noqa: F401 - re-exported: the scenarios import it from here
 
@@ -31,13 +32,17 @@ TPOT_BUCKETS = (0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.2, 0.5, 1)
 
 
 class SeriesExporter:
-    """The runtime's /metrics series (names and labels of DESIGN §3), set by the test, on a free port."""
+    """The runtime's /metrics series (names and labels of DESIGN §3), set by the test, on a free port.
 
-    def __init__(self) -> None:
+    ``slo_target_seconds`` is the bucket boundary a runtime adds from its routing ConfigMap at start.
+    """
+
+    def __init__(self, slo_target_seconds: float | None = None) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
+        buckets = with_boundary(LATENCY_BUCKETS, slo_target_seconds)
         self.request_duration = Histogram(
-            "thermostat_request_duration_seconds", "Request latency", buckets=LATENCY_BUCKETS, registry=r
+            "thermostat_request_duration_seconds", "Request latency", buckets=buckets, registry=r
         )
         self.ttft = Histogram("thermostat_time_to_first_token_seconds", "TTFT", buckets=LATENCY_BUCKETS, registry=r)
         self.tpot = Histogram("thermostat_time_per_output_token_seconds", "TPOT", buckets=TPOT_BUCKETS, registry=r)

@@ -225,3 +225,21 @@ def test_a_scale_down_needs_the_observations_consent() -> None:
     assert "would see" in why
     calm = Evidence(**{**seen.__dict__, "latency_s": 6.0})  # ... from a calm observation they would not
     assert _observation_consents(2, "", calm, LawMemory(), 0.0, model=model, target_s=target_s, n_max=16)[0] == 2
+
+
+def test_a_known_zero_load_plans_the_fewest_replicas_even_where_the_model_says_a_lone_request_misses() -> None:
+    from thermostat.control.bounds import Bounds
+    from thermostat.control.replicas import plan_replicas
+
+    class SlowAtTheOperatingPoint:  # a model not taught yet: a lone request misses at T_op, fits at the floor
+        def capacity(self, temperature: float, target_s: float) -> float:
+            return 0.0 if temperature > 0.5 else 1.0
+
+        def total_power_w(self, *args: object) -> float:
+            return 0.0
+
+    spec = make_spec(replicas={"min": 1, "max": 5})
+    bounds = Bounds(t_lo=0.3, t_hi=1.0, t_op=0.7, n_min=1, n_max=5)
+    plan = plan_replicas(SlowAtTheOperatingPoint(), 0.0, bounds=bounds, target_s=1.0, limit_w=None,  # type: ignore[arg-type]
+                         spec=spec, reserve=1.15, current=1)  # fmt: skip
+    assert plan.replicas == 1

@@ -108,12 +108,12 @@ def test_recommend_with_a_model_creates_the_workload_exact_and_at_min_then_never
     remembered = {"current": {"routingTemperature": 0.6, "replicas": 5}}  # e.g. left by an earlier Enforce
     first = plan_owned(world(spec, replicas=None, configmap=None, status=remembered), spec)
     objects = {w.manifest["kind"]: w.manifest for w in first.writes if isinstance(w, ApplyObject)}
-    assert objects["ConfigMap"]["data"] == {"routing_temperature": "1.0"}
+    assert objects["ConfigMap"]["data"] == {"routing_temperature": "1.0", "slo_target_seconds": "1.0"}
     assert objects["Deployment"]["spec"]["replicas"] == 2
     later = plan_owned(world(spec, replicas=3, temperature=0.7), spec)  # a spec edit, with the workload there
     objects = {w.manifest["kind"]: w.manifest for w in later.writes if isinstance(w, ApplyObject)}
     assert "replicas" not in objects["Deployment"]["spec"]
-    assert objects["ConfigMap"]["data"] == {"routing_temperature": "0.7"}
+    assert objects["ConfigMap"]["data"] == {"routing_temperature": "0.7", "slo_target_seconds": "1.0"}
     assert plan_actions(world(spec), wants(0.5, 4), spec, now=0.0).writes == ()
 
 
@@ -319,3 +319,16 @@ def test_prometheus_timeout_above_five_seconds_takes_effect() -> None:
     config = prometheus_config(spec, auth=None, default_url=None, timeout_ceiling_s=ceiling)
     assert config.timeout_s == 20
     assert prometheus_config(spec, auth=None, default_url=None, timeout_ceiling_s=2.0).timeout_s == 2.0
+
+
+def test_an_slo_edit_rewrites_the_configmaps_target_and_not_the_pods_nor_the_temperature() -> None:
+    spec = make_spec()
+    before = plan_owned(world(spec, replicas=3, temperature=0.7), spec)
+    edited = make_spec(slo={"targetSeconds": 2.5})
+    after = plan_owned(world(edited, replicas=3, temperature=0.7), edited)
+    objects = [
+        {w.manifest["kind"]: w.manifest for w in a.writes if isinstance(w, ApplyObject)}
+        for a in (before, after)
+    ]
+    assert objects[1]["ConfigMap"]["data"] == {"routing_temperature": "0.7", "slo_target_seconds": "2.5"}
+    assert objects[1]["Deployment"]["spec"]["template"] == objects[0]["Deployment"]["spec"]["template"]

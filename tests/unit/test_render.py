@@ -109,7 +109,7 @@ def test_role_reads_only_the_routing_configmap() -> None:
 def test_routing_configmap_holds_a_decimal_string() -> None:
     objects = by_kind(render_owned_objects(OWNER, make_spec(), temperature=0.6, replicas=1))
     assert objects["ConfigMap"]["metadata"]["name"] == "chat-routing"
-    assert objects["ConfigMap"]["data"] == {"routing_temperature": "0.6"}
+    assert objects["ConfigMap"]["data"] == {"routing_temperature": "0.6", "slo_target_seconds": "0.6"}
     assert float(format_routing_temperature(1.0)) == 1.0
     with pytest.raises(ValueError, match="outside"):
         format_routing_temperature(0.0)
@@ -192,3 +192,25 @@ def test_with_spec_rollout_the_pods_read_their_track_from_a_downward_api_volume(
     env = {e["name"]: e.get("value") for e in staged["containers"][0]["env"]}
     mounts = {m["name"]: m["mountPath"] for m in staged["containers"][0]["volumeMounts"]}
     assert env["THERMOSTAT_POD_LABELS_FILE"] == f"{mounts[volume['name']]}/labels"
+
+
+def _serve_options(command: list[str]) -> dict[str, Any]:
+    """The runtime's own ``serve`` parser applied to a rendered command line (no server started)."""
+    import typer.main
+
+    from thermostat_runtime.cli import app
+
+    serve = typer.main.get_command(app).commands["serve"]  # type: ignore[attr-defined]
+    assert command[:2] == ["thermostat-runtime", "serve"]
+    return dict(serve.make_context("serve", command[2:]).params)
+
+
+def test_pods_shadow_the_spec_share_of_requests_by_default() -> None:
+    command = render_deployment(OWNER, make_spec(), replicas=1)["spec"]["template"]["spec"]["containers"][0]["command"]
+    assert _serve_options(command)["shadow_fraction"] == make_spec().quality.shadow_fraction > 0
+
+
+def test_pods_shadow_the_share_the_spec_sets() -> None:
+    spec = make_spec(quality={"shadowFraction": 0.1})
+    command = render_deployment(OWNER, spec, replicas=1)["spec"]["template"]["spec"]["containers"][0]["command"]
+    assert _serve_options(command)["shadow_fraction"] == 0.1

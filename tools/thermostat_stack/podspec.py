@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 RUNTIME_PROGRAM = "thermostat-runtime"
-# The local frame (DESIGN §6): one torch thread per replica, batch 1 (where skipping saves wall time),
-# and one request in ten shadowed at exact so the quality signal exists (it costs ~10 % more compute).
-LOCAL_FRAME_ARGS = {"--threads": "1", "--max-batch": "1", "--shadow-fraction": "0.1"}
+# The local frame (DESIGN §6): one torch thread per replica, batch 1 (where skipping saves wall time).
+# The shadow fraction is the operator's (spec.quality.shadowFraction, rendered into the pod template).
+LOCAL_FRAME_ARGS = {"--threads": "1", "--max-batch": "1"}
 ROUTEDMODEL_LABEL = "thermostat.dev/routedmodel"
 
 

@@ -31,6 +31,8 @@ SAMPLED_SIGNALS = {
     "power_w": Signal.POWER,
     "request_rate": Signal.REQUEST_RATE,
     "quality_agreement": Signal.QUALITY,
+    "quality_kl_nats": Signal.QUALITY_KL,
+    "within_slo_ratio": Signal.WITHIN_SLO,
 }
 TEMPERATURE_QUERY = "avg(thermostat_routing_temperature{{{selector}}})"
 # Shadow agreement since the pods started: steadier than the SLO-window ratio when shadows are few.
@@ -54,6 +56,8 @@ class Sample:
     power_source: str | None = None
     request_rate: float | None = None
     quality_agreement: float | None = None
+    quality_kl_nats: float | None = None  # shadow mean KL per token over the SLO window
+    within_slo_ratio: float | None = None  # share of requests within the SLO over the window (the SLO bucket)
     quality_agreement_cumulative: float | None = None
     pod_temperature: float | None = None
     temperature: float | None = None
@@ -78,6 +82,9 @@ class DecisionLog:
     applied: bool
     observed_latency_s: float | None
     observed_request_rate: float | None
+    operating_temperature: float | None = None  # status.quality: the steady operating point
+    quality_loss_percent_mean: float | None = None  # status.quality: the law's time average
+    ready_replicas: int | None = None  # the Deployment's, when this decision was read
 
 
 @dataclass
@@ -150,10 +157,11 @@ class Recorder:
         sample.temperature = current.get("routingTemperature")
         sample.replicas = (deployment.get("spec") or {}).get("replicas")
         sample.ready_replicas = (deployment.get("status") or {}).get("readyReplicas", 0)
-        self._log_decisions()
+        self._log_decisions(sample.ready_replicas)
 
-    def _log_decisions(self) -> None:
+    def _log_decisions(self, ready_replicas: int | None) -> None:
         observation = self.status.get("observation") or {}
+        quality = self.status.get("quality") or {}
         recommended = self.status.get("recommended") or {}
         stamp = observation.get("time")
         if not stamp or stamp in self._seen or recommended.get("routingTemperature") is None:
@@ -171,6 +179,9 @@ class Recorder:
                 applied=bool(record.get("applied")) if record else False,
                 observed_latency_s=observation.get("latencySeconds"),
                 observed_request_rate=observation.get("requestRate"),
+                operating_temperature=quality.get("operatingTemperature"),
+                quality_loss_percent_mean=quality.get("lossPercentMean"),
+                ready_replicas=ready_replicas,
             )
         )
 

@@ -3,7 +3,7 @@
 Plots (one PNG each, and all six stacked in ``overview.png``): offered and served load, the latency
 quantile against the SLO, power against the budget (marked *estimated* when the runtime's power is
 the model applied to busy time, as on a CPU), the routing temperature (status and pods), replicas
-(desired and ready), and quality (shadow top-1 agreement, as loss in points). Dashed lines mark the
+(desired and ready), and quality (loss in percent from the shadow KL, against the budget). Dashed lines mark the
 burst and every decision that changed a knob.
 """
 
@@ -75,6 +75,9 @@ def _plot_power(ax: Any, run: RunRecord) -> None:
 def _plot_temperature(ax: Any, run: RunRecord) -> None:
     ax.step(*_series(run, "temperature"), where="post", label="decided (status)", color="tab:purple")
     ax.plot(*_series(run, "pod_temperature"), label="in pods", color="tab:pink", alpha=0.7)
+    operating = [(d.t_s, d.operating_temperature) for d in run.decisions if d.operating_temperature is not None]
+    if operating:
+        ax.step(*zip(*operating, strict=True), where="post", color="tab:gray", linestyle="--", label="operating point")
     ax.axhline(run.capacity.t_min, color="gray", linestyle=":", label="T_min")
     ax.set_ylabel("routing T")
     ax.set_ylim(0, 1.05)
@@ -88,11 +91,12 @@ def _plot_replicas(ax: Any, run: RunRecord) -> None:
 
 
 def _plot_quality(ax: Any, run: RunRecord) -> None:
-    t, agreement = _series(run, "quality_agreement")
-    ax.plot(t, 100 * (1 - agreement), ".", color="tab:brown", label=f"shadow, {run.spec.slo.window_seconds}s window")
-    t, cumulative = _series(run, "quality_agreement_cumulative")
-    ax.plot(t, 100 * (1 - cumulative), color="tab:olive", label="shadow, since pods started")
-    ax.set_ylabel("quality loss (points)")
+    t, kl = _series(run, "quality_kl_nats")
+    window = run.spec.slo.window_seconds
+    ax.plot(t, 100 * np.expm1(kl), ".", color="tab:brown", label=f"shadow KL loss, {window}s window")
+    budget = run.spec.quality.max_quality_loss_percent
+    ax.axhline(budget, color="tab:red", linestyle="--", linewidth=1, label=f"budget {budget:g}%")
+    ax.set_ylabel("quality loss (%)")
 
 
 PLOTTERS = {
@@ -174,6 +178,9 @@ def summary_markdown(run: RunRecord, summary: dict[str, Any]) -> str:
         f"{_fmt(summary['first_scale_up_s'], 's')} |",
         f"| lowest temperature / most replicas | {_fmt(summary['temperature_min'])} / "
         f"{_fmt(summary['replicas_max'])} |",
+        f"| operating temperature / quality loss, time-averaged from the shadow KL (budget) | "
+        f"{_fmt(summary['operating_temperature'])} / {_fmt(summary['quality_loss_percent_mean'], '%')} "
+        f"({run.spec.quality.max_quality_loss_percent:g}%) |",
         f"| decisions | {summary['decisions']} (every {run.spec.behavior.period_seconds}s) |",
         f"| power source | {summary['power_source'] or 'n/a'}"
         f"{' (estimated: a model of busy time, not a measurement)' if summary['power_source'] == 'estimate' else ''} |",

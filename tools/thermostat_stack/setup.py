@@ -15,10 +15,17 @@ from typing import Any
 import yaml
 
 from thermostat.api.manifests import check_routedmodel
-from thermostat.api.spec import RoutedModelSpec
+from thermostat.api.spec import RoutedModelSpec, SloMetric
 from thermostat_stack.capacity import Capacity
 from thermostat_stack.nodeagent import DEFAULT_START_DELAY_S, MAX_LOCAL_REPLICAS
-from thermostat_stack.scenarios import OfferedLoad, RequestShape, burst_scenario, diurnal_scenario, scenario_load
+from thermostat_stack.scenarios import (
+    OfferedLoad,
+    RequestShape,
+    burst_scenario,
+    diurnal_scenario,
+    scenario_load,
+    slo_capacity,
+)
 from thermostat_stack.trace import default_rate_scale, read_trace, trace_from, trace_load
 
 EXAMPLE = "local-stack.yaml"
@@ -127,10 +134,18 @@ def build_load(options: UpOptions, spec: RoutedModelSpec, capacity: Capacity) ->
             capacity.exact_rps, capacity.tmin_rps, period_s=period, duration_s=options.duration_s, shape=shape
         )
     else:
+        exact, tmin = capacity.exact_rps, capacity.tmin_rps
+        slo = spec.slo
+        if slo.metric == SloMetric.REQUEST_LATENCY:
+            # Sized from what one replica carries within the SLO (the law's notion of capacity), not its raw
+            # throughput: on a loaded machine a request alone takes most of the target.
+            target = slo.target_seconds * (1.0 - slo.margin_fraction)
+            exact = slo_capacity(exact, target_s=target, quantile=slo.quantile)
+            tmin = slo_capacity(tmin, target_s=target, quantile=slo.quantile)
         try:
             scenario = burst_scenario(
-                capacity.exact_rps,
-                capacity.tmin_rps,
+                exact,
+                tmin,
                 period_s=period,
                 window_s=spec.slo.window_seconds,
                 settle_s=spec.behavior.scale_down.stabilization_window_seconds,

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from thermostat.api.spec import RoutedModelSpec
+from thermostat.control.profile import quality_loss_percent
 from thermostat_stack.capacity import Capacity
 from thermostat_stack.loaddriver import LoadStats
 from thermostat_stack.recorder import DecisionLog, Sample
@@ -76,6 +77,16 @@ def first_scale_up(decisions: list[DecisionLog], after_s: float | None) -> Decis
     return None
 
 
+def quality_loss_percent_mean(samples: list[Sample]) -> float | None:
+    """Time-averaged quality loss, percent, from the shadow KL of each second's SLO window (DESIGN §3).
+
+    Seconds without a shadow measurement in their window are left out (they say nothing); at T = 1 the
+    shadow's KL is 0, which counts as exact.
+    """
+    known = [s.quality_kl_nats for s in samples if s.quality_kl_nats is not None]
+    return sum(quality_loss_percent(kl) for kl in known) / len(known) if known else None
+
+
 def _min(values: list[float | None]) -> float | None:
     known = [v for v in values if v is not None]
     return min(known) if known else None
@@ -96,6 +107,7 @@ def summarize(run: RunRecord) -> dict[str, Any]:
     replicas = [s.replicas for s in run.samples if s.replicas is not None] + [d.replicas for d in run.decisions]
     latencies = [s.latency_s for s in run.samples if s.latency_s is not None]
     budget = run.spec.budget.power_watts if run.spec.budget else None
+    quality = run.final_status.get("quality") or {}
     return {
         "requests_total": run.stats.sent,
         "requests_ok": run.stats.ok,
@@ -108,6 +120,8 @@ def summarize(run: RunRecord) -> dict[str, Any]:
         "first_temperature_drop_s": drop.t_s if drop else None,
         "first_scale_up_s": scale_up.t_s if scale_up else None,
         "decisions": len(run.decisions),
+        "quality_loss_percent_mean": quality_loss_percent_mean(run.samples),
+        "operating_temperature": quality.get("operatingTemperature"),
         "capacity_rps_exact": run.capacity.exact_rps,
         "capacity_rps_tmin": run.capacity.tmin_rps,
         # T_min over T = 1: the median of paired, interleaved rounds, and the smallest and largest pair.
@@ -135,4 +149,7 @@ def summarize(run: RunRecord) -> dict[str, Any]:
         "load_duration_s": run.load.duration_s,
         "offered_mean_rps": run.load.mean_rps,
         "control_period_s": run.spec.behavior.period_seconds,
+        "quality_loss_percent_mean_operator": quality.get("lossPercentMean"),
+        "quality_loss_percent_budget": run.spec.quality.max_quality_loss_percent,
+        "shadow_fraction": run.spec.quality.shadow_fraction,
     }

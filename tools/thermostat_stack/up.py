@@ -148,7 +148,7 @@ async def _measure_capacity(stack: Stack, spec: Any) -> Capacity | None:
         f"[bold]Measuring one replica's capacity[/] at T=1 and T_min, alternating ({shape.prompt_tokens} prompt "
         f"tokens, {shape.max_tokens} generated, {options.capacity_requests} requests each)..."
     )
-    serve_args = runtime_command(spec.model)[1:]
+    serve_args = runtime_command(spec.model, shadow_fraction=spec.quality.shadow_fraction)[1:]
     work = measure_capacity(
         stack.processes, shape=shape, requests_each=options.capacity_requests, serve_args=serve_args
     )

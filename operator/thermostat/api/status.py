@@ -60,6 +60,13 @@ class Observation(ApiModel):
         le=100,
         description="Shadow-measured top-1 disagreement with the exact model, points (beside the loss).",
     )
+    within_slo_ratio: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="Share of requests within the SLO target over the window, exact from the SLO bucket the "
+        "pods add at start; absent while no pod has it.",
+    )
     missing: list[str] = Field(default_factory=list, description="Signals that were missing or stale.")
 
 

@@ -88,6 +88,10 @@ def plan_replicas(
 
 def _replicas_for(demand: float, cap_op: float, cap_lo: float, reserve: float, n_max: int) -> int:
     """Replicas carrying ``demand`` at T_op and ``reserve`` × demand at the floor."""
+    if demand <= 0:
+        # A known zero load needs no replica, whatever the model says of a lone request (it was
+        # n_max before the first requests taught the model: an idle model scaled to its maximum).
+        return 0
     if cap_op <= 0 or cap_lo <= 0:
         return n_max
     return max(math.ceil(demand / cap_op - 1e-9), math.ceil(reserve * demand / cap_lo - 1e-9))

@@ -31,7 +31,10 @@ class Signal(StrEnum):
     SHADOW_TOKENS = "shadowTokens"
     QUALITY = "quality"
     QUEUE_DEPTH = "queueDepth"
+    WITHIN_SLO = "withinSlo"
 
+
+NOT_OBSERVED = Missing("not observed")  # the default of a signal added after the first Observation
 
 # Observation field -> the signal name used in missing_signals() and the conditions.
 SIGNAL_FIELDS: dict[str, Signal] = {
@@ -46,6 +49,7 @@ SIGNAL_FIELDS: dict[str, Signal] = {
     "shadow_token_rate": Signal.SHADOW_TOKENS,
     "quality_agreement": Signal.QUALITY,
     "queue_depth": Signal.QUEUE_DEPTH,
+    "within_slo": Signal.WITHIN_SLO,
 }
 
 
@@ -70,6 +74,9 @@ class Observation:
     quality_agreement: SignalValue  # shadow top-1 agreement in [0, 1]
     queue_depth: SignalValue
     power_source: str | None = None  # "nvml", "dcgm" or "estimate" when power_w is a Reading
+    # Share of served requests within the SLO target over the window, from the SLO bucket the pods
+    # add at start (DESIGN §3); reported, not decided on (the law reads the quantile).
+    within_slo: SignalValue = NOT_OBSERVED
 
     def missing_signals(self) -> dict[str, str]:
         """Every signal that is Missing, by name, with why."""

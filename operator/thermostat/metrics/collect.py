@@ -37,10 +37,12 @@ OBSERVED: tuple[str, ...] = (
     Signal.QUALITY,
     Signal.QUALITY_KL,
     Signal.QUEUE_DEPTH,
+    Signal.WITHIN_SLO,
 )
 # signal -> the rate whose fresh zero makes its NaN a known "nothing happened"
 IDLE_EVIDENCE: dict[str, str] = {
     Signal.LATENCY: Signal.SERVED_RATE,  # the latency histograms count served requests
+    Signal.WITHIN_SLO: Signal.SERVED_RATE,
     Signal.QUALITY: Signal.SHADOW_TOKENS,
     Signal.QUALITY_KL: Signal.SHADOW_TOKENS,
 }

@@ -67,6 +67,18 @@ def latency_template(
     )
 
 
+def within_slo_template(metric: SloMetric) -> Template:
+    """The share of requests within the SLO target: the SLO bucket's rate over the count's.
+
+    The bucket exists only on pods started with the target in their routing ConfigMap (DESIGN §3); the
+    count is taken over those pods alone, so a pod started before an SLO edit does not dilute it.
+    """
+    histogram = LATENCY_HISTOGRAMS[SloMetric(metric)]
+    bucket = f'rate({histogram}_bucket{{{{selector}},le=~"{{slo_le}}"}}[{{window}}])'
+    count = f"rate({histogram}_count{{{{selector}}}}[{{window}}])"
+    return Template(f"sum({bucket}) / sum({count} and on (namespace, pod) {bucket})", f"{histogram}_count")
+
+
 def _counter_rate(series: str, matchers: str = "") -> str:
     """The summed per-second rate of a runtime counter over the window."""
     return f"sum(rate({series}{{{{selector}}{matchers}}}[{{window}}]))"
@@ -168,6 +180,8 @@ def default_template(
         if vllm:  # no routing knob, so no canary track: the guide's query stays vLLM's plain one
             return latency_template(slo.metric, VLLM_LATENCY_HISTOGRAMS, matchers="")
         return latency_template(slo.metric)
+    if signal == Signal.WITHIN_SLO:
+        return within_slo_template(slo.metric)
     if power_source == PowerSource.DCGM and signal in DCGM_TEMPLATES:
         return DCGM_TEMPLATES[signal]
     if vllm:
@@ -197,12 +211,23 @@ def selector(scope: Scope) -> str:
     return f'namespace="{label_value(scope.namespace)}",routedmodel="{label_value(scope.routedmodel)}"'
 
 
+def le_pattern(seconds: float) -> str:
+    """A PromQL regex (string-literal body) matching the ``le`` label of a bucket bound: ``5`` or ``5.0``.
+
+    Exporters print bounds differently (prometheus-client ``5.0``, Go ``5``), so both spellings match.
+    """
+    spellings = {repr(float(seconds)), f"{seconds:g}"}
+    return "|".join(sorted(s.replace(".", "\\\\.") for s in spellings))
+
+
 def render(template: str, scope: Scope, slo: LatencySlo) -> str:
-    """Fill in ``{selector}``, ``{window}`` and ``{quantile}`` (literal replacement, no other braces touched)."""
+    """Fill in ``{selector}``, ``{window}``, ``{quantile}`` and ``{slo_le}`` (literal replacement, no
+    other braces touched)."""
     return (
         template.replace("{selector}", selector(scope))
         .replace("{window}", f"{slo.window_seconds}s")
         .replace("{quantile}", repr(slo.quantile))
+        .replace("{slo_le}", le_pattern(slo.target_seconds))
     )
 
 

@@ -153,5 +153,6 @@ def build_observation(
         shadow_token_rate=signals.get(Signal.SHADOW_TOKENS),
         quality_agreement=signals.get(Signal.QUALITY),
         queue_depth=signals.get(Signal.QUEUE_DEPTH),
+        within_slo=signals.get(Signal.WITHIN_SLO),
         power_source=signals.power_source if isinstance(signals.get(Signal.POWER), Reading) else None,
     )

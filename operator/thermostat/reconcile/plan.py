@@ -24,6 +24,7 @@ from thermostat.reconcile.replicas import OVERRIDE_LIMIT, ReplicaVerdict, after_
 from thermostat.reconcile.rollout import plan_rollout
 from thermostat.reconcile.world import Workload, World, configmap_temperature
 from thermostat.render import Owner, render_owned_objects
+from thermostat.render.objects import ROUTING_KEY
 from thermostat.render.ownership import adoption_patch, created_by, manager
 from thermostat.scaledown import pods_to_remove
 from thermostat.status import Health, conflict_verdict
@@ -210,12 +211,19 @@ def _configmap_write(
     """Ours: brought to the manifest, keeping the temperature in force (the control run owns it once it exists).
     The user's, named in targetRef.routingConfigMap: only marked, and the routing key added if absent.
     Anyone else's: applied, which ``Kube.apply`` refuses (it never takes over what it did not create)."""
+    wanted, in_force = rendered["data"], live.get("data") or {}
     if created_by(live, routedmodel=owner.name, uid=owner.uid):
-        return [ApplyObject({**rendered, "data": live.get("data") or rendered["data"]})]
+        # The spec's keys (the SLO target) follow the spec; other keys (a canary's) stay as they are.
+        data = {**in_force, **wanted, ROUTING_KEY: in_force.get(ROUTING_KEY, wanted[ROUTING_KEY])}
+        return [ApplyObject({**rendered, "data": data})]
     if spec.target_ref is None or not spec.target_ref.routing_config_map:
         return [ApplyObject(rendered)]
-    patch = adoption_patch(live, owner.name, data=rendered["data"])
-    return [PatchObject("ConfigMap", rendered["metadata"]["name"], patch, "adopted")] if patch else []
+    name = rendered["metadata"]["name"]
+    patch = adoption_patch(live, owner.name, data=wanted)
+    if patch is not None:
+        return [PatchObject("ConfigMap", name, patch, "adopted")]
+    edited = {key: value for key, value in wanted.items() if key != ROUTING_KEY and in_force.get(key) != value}
+    return [PatchObject("ConfigMap", name, {"data": edited}, "updated")] if edited else []
 
 
 def _driven_by_another(world: World, spec: RoutedModelSpec) -> str | None:

@@ -16,6 +16,9 @@ from thermostat.render.workload import render_deployment
 
 ROUTING_KEY = "routing_temperature"
 CANARY_KEY = "canary.routing_temperature"  # what canary pods serve during a staged rollout (DESIGN §3)
+# The SLO target the runtime adds to its latency buckets at pod start (DESIGN §3): an SLO edit rewrites
+# it without touching the pod template, so it takes effect at the next pod start, never as a restart.
+SLO_TARGET_KEY = "slo_target_seconds"
 
 
 def format_routing_temperature(temperature: float) -> str:
@@ -25,13 +28,21 @@ def format_routing_temperature(temperature: float) -> str:
     return repr(round(temperature, 4))
 
 
+def format_slo_target(seconds: float) -> str:
+    """The ConfigMap's decimal string for the SLO target, e.g. ``"5.0"`` (what the runtime parses)."""
+    return repr(float(seconds))
+
+
 def render_routing_configmap(owner: Owner, spec: RoutedModelSpec, temperature: float) -> dict[str, Any]:
     """The ConfigMap the pods watch for their routing temperature (DESIGN §3)."""
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": owner.metadata(routing_configmap_name(owner.name, spec)),
-        "data": {ROUTING_KEY: format_routing_temperature(temperature)},
+        "data": {
+            ROUTING_KEY: format_routing_temperature(temperature),
+            SLO_TARGET_KEY: format_slo_target(spec.slo.target_seconds),
+        },
     }
 
 

@@ -29,10 +29,20 @@ def termination_grace_seconds(model: ModelSource) -> int:
     return PRESTOP_PAUSE_SECONDS + math.ceil(model.max_request_seconds) + EXIT_SLACK_SECONDS
 
 
-def runtime_command(model: ModelSource) -> list[str]:
-    """The runtime's command line (the node agent and kubelet run exactly this)."""
+def format_fraction(fraction: float) -> str:
+    """A share in [0, 1] as the runtime's flags take it, e.g. ``"0.02"``."""
+    return repr(round(fraction, 6))
+
+
+def runtime_command(model: ModelSource, *, shadow_fraction: float) -> list[str]:
+    """The runtime's command line (the node agent and kubelet run exactly this).
+
+    ``shadow_fraction`` is ``spec.quality.shadowFraction``: the share of requests the runtime also runs
+    at exact so that the operator measures quality online (DESIGN §2); editing it rolls the pods.
+    """
     command = ["thermostat-runtime", "serve", "--host", "0.0.0.0", "--port", str(model.port)]
     command += ["--served-model-name", model.served_model_name]
+    command += ["--shadow-fraction", format_fraction(shadow_fraction)]
     # The runtime finishes admitted requests for this long after SIGTERM; the grace period covers it.
     command += ["--drain-timeout", str(math.ceil(model.max_request_seconds))]
     if model.model_path:
@@ -110,7 +120,7 @@ def _container(name: str, spec: RoutedModelSpec, model: ModelSource) -> dict[str
     container: dict[str, Any] = {
         "name": RUNTIME_CONTAINER,
         "image": model.image,
-        "command": runtime_command(model),
+        "command": runtime_command(model, shadow_fraction=spec.quality.shadow_fraction),
         "ports": [{"name": "http", "containerPort": model.port, "protocol": "TCP"}],
         "env": _env(name, spec, model),
         **_probes(model),

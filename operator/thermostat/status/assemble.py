@@ -61,6 +61,7 @@ def status_observation(observation: Observation) -> StatusObservation:
         energy_joules_per_1k_tokens=_ratio(energy_rate, tokens, 1000.0),
         quality_loss_percent=None if kl is None else round(quality_loss_percent(kl), 3),
         quality_loss_points=None if agreement is None else round(100.0 * (1.0 - agreement), 3),
+        within_slo_ratio=_rounded(reading_value(observation.within_slo)),
         missing=sorted(f"{name}: {why}" for name, why in observation.missing_signals().items()),
     )
 

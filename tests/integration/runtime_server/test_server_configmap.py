@@ -6,6 +6,7 @@ and the watch reconnects when it is back."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -82,3 +83,32 @@ async def test_the_configmap_watch_drives_the_routing_temperature(start_server, 
     finally:
         running.stop()
         await api.__aexit__(None, None, None)
+
+
+async def test_the_slo_target_is_read_once_at_start_and_an_edit_waits_for_the_next_start(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from thermostat_runtime.serve import initial_slo_target
+
+    caplog.set_level(logging.INFO, logger="thermostat_runtime.routing_config")
+    async with apiserver_module.ApiServer(pod_ready_delay_s=0.2) as api:
+        client = kubernetes.config.new_client_from_config(config_file=str(api.write_kubeconfig(tmp_path / "kc")))
+        core = kubernetes.client.CoreV1Api(client)
+        run = asyncio.get_running_loop().run_in_executor
+        body = _configmap(NAME, "0.6")
+        body["data"]["slo_target_seconds"] = "4.2"
+        await run(None, lambda: core.create_namespaced_config_map(NAMESPACE, body))
+        setting = RoutingSetting()
+        source = ConfigMapSource(NAMESPACE, NAME, setting, api_client=client, retry_s=0.1, watch_timeout_s=1)
+        assert await run(None, lambda: initial_slo_target([source])) == 4.2
+        assert setting.value == 0.6  # the first read also brings the temperature
+        patch = {"data": {"slo_target_seconds": "3.0", "routing_temperature": "0.5"}}
+        await run(None, lambda: core.patch_namespaced_config_map(NAME, NAMESPACE, patch))
+        await source.start()
+        try:
+            await _until(lambda: setting.value == 0.5, "the watch applies the temperature")
+            assert "takes effect at the next pod start" in caplog.text
+        finally:
+            await source.stop()
+        other = ConfigMapSource(NAMESPACE, "absent-routing", RoutingSetting(), api_client=client)
+        assert await run(None, lambda: initial_slo_target([other])) is None

@@ -52,3 +52,34 @@ def test_counters_are_exposed_with_the_total_suffix() -> None:
     for gauge in ("requests_in_flight", "queue_depth", "routing_temperature", "routing_config_stale",
                   "gpu_power_watts"):  # fmt: skip
         assert f"thermostat_{gauge}" in names
+
+
+def _families_of(metrics: RuntimeMetrics) -> dict:  # type: ignore[type-arg]
+    return {f.name: f for f in text_string_to_metric_families(metrics.exposition().decode())}
+
+
+def _request_duration_counts(metrics: RuntimeMetrics) -> dict[float, float]:
+    families = {f.name: f for f in text_string_to_metric_families(metrics.exposition().decode())}
+    samples = families["thermostat_request_duration_seconds"].samples
+    return {float(s.labels["le"]): s.value for s in samples if s.name.endswith("_bucket")}
+
+
+def test_the_slo_target_is_one_more_boundary_of_every_latency_histogram() -> None:
+    families = _families_of(RuntimeMetrics(slo_target_seconds=4.2))
+    assert _buckets(families["thermostat_request_duration_seconds"]) == sorted([*LATENCY, 4.2])
+    assert _buckets(families["thermostat_time_to_first_token_seconds"]) == sorted([*LATENCY, 4.2])
+    assert _buckets(families["thermostat_time_per_output_token_seconds"]) == sorted([*TPOT, 4.2])
+
+
+def test_the_slo_bucket_counts_exactly_the_requests_within_the_target() -> None:
+    metrics = RuntimeMetrics(slo_target_seconds=4.2)
+    for seconds in (1.0, 4.1, 4.2, 4.3, 4.9, 12.0):
+        metrics.request_duration.observe(seconds)
+    counts = _request_duration_counts(metrics)
+    assert counts[4.2] == 3  # 1.0, 4.1 and 4.2 (le is inclusive); 3 s and 5 s bounds would say 1 and 5
+    assert counts[5.0] == 5
+
+
+def test_a_target_already_a_boundary_leaves_the_contract_buckets() -> None:
+    families = _families_of(RuntimeMetrics(slo_target_seconds=5.0))
+    assert _buckets(families["thermostat_request_duration_seconds"]) == LATENCY

@@ -12,19 +12,21 @@ from thermostat_stack.trace import TraceError, default_rate_scale, read_trace, t
 pytestmark = pytest.mark.fast
 
 
-def test_burst_has_a_steady_phase_of_three_periods_then_a_burst_between_the_capacities() -> None:
-    scenario = burst_scenario(1.0, 1.6, period_s=3, window_s=20)
+def test_burst_has_a_steady_phase_of_three_periods_then_a_burst_one_replica_cannot_carry() -> None:
+    scenario = burst_scenario(1.0, 1.3, period_s=3, window_s=20)
     steady, burst, recovery = scenario.phases
     assert steady.duration_s >= 3 * 3
     assert steady.duration_s >= 20
-    assert 1.0 < burst.start_rps <= 1.6
+    assert 1.3 < burst.start_rps < 2 * 1.0  # over one replica even at T_min, within two at T = 1
     assert steady.start_rps < 1.0
     assert recovery.start_rps == steady.start_rps
     assert scenario.phase_start_s("burst") == steady.duration_s
 
 
-def test_a_burst_clearly_exceeds_capacity_at_exact_even_when_t_min_gains_little() -> None:
-    assert burst_rate(1.0, 1.02) == pytest.approx(1.15)
+def test_a_burst_exceeds_capacity_at_t_min_by_a_margin_the_shared_cores_do_not_erase() -> None:
+    assert burst_rate(1.0, 1.02) == pytest.approx(1.5)  # T_min gains little: 1.5x capacity at T = 1
+    assert burst_rate(1.0, 1.5) == pytest.approx(1.65)  # T_min gains much: 1.1x capacity at T_min
+    assert burst_rate(1.0, 2.0) == pytest.approx(1.8)  # within two replicas at T = 1
 
 
 def test_a_duration_too_short_for_a_burst_is_refused_with_the_minimum() -> None:
@@ -156,3 +158,13 @@ def test_an_offset_outside_the_trace_is_refused_with_the_fix(tmp_path: Path, off
         check_load_options(UpOptions(trace=path, trace_offset_s=offset))
     with pytest.raises(SetupError, match="--trace replay only"):
         check_load_options(UpOptions(trace_offset_s=30.0))
+
+
+def test_the_slo_capacity_leaves_the_queueing_a_slow_replica_cannot_afford() -> None:
+    from thermostat_stack.scenarios import slo_capacity
+
+    quiet = slo_capacity(1 / 1.7, target_s=4.5, quantile=0.9) * 1.7  # share of the raw capacity
+    loaded = slo_capacity(1 / 2.9, target_s=4.5, quantile=0.9) * 2.9
+    assert 0.55 < quiet < 0.7
+    assert 0.35 < loaded < quiet  # a request alone takes more of the target: less room to queue
+    assert slo_capacity(1 / 5.0, target_s=4.5, quantile=0.9) == 0.0  # a lone request misses already
