@@ -7,7 +7,7 @@ of ``wt``. Three kernels, one contract: ``out[r] = sum over kept i of x[r, i] * 
   row. Each bag is summed on its own, so a row's result is bit-identical whatever else is in the batch;
   skipped rows of ``wt`` are never read. One row (batch-1 decode) takes a short path: one ``nonzero``,
   one gather, one bag, no per-row bookkeeping. Once ``fused`` has built and checked its C++ op (CPU),
-  that op runs instead: the same bits in one pass (``start_fused_build``).
+  that op runs the one-row case instead: the same bits in one pass (``start_fused_build``).
 * ``masked_dense`` (prefill rows; decode rows where the bag loses, see ``kernel_choice``): zero the
   skipped channels and run one dense product, padded to at least ``MIN_DENSE_ROWS`` rows (torch's CPU
   matmul computes a row the same way for any row count from 4 up; 1-3 rows take a different path). Same
@@ -64,9 +64,10 @@ def _bag(wt: torch.Tensor, cols: torch.Tensor, offsets: torch.Tensor, weights: t
 
 
 def bag_matmul(x: torch.Tensor, mask: torch.Tensor, wt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-row sparse product via ``embedding_bag`` (or the fused op: same bits); (out [N, out], channels
-    used per row [N])."""
-    op = fused.op()
+    """Per-row sparse product via ``embedding_bag`` (one row: the fused op once built, same bits); (out
+    [N, out], channels used per row [N]). Several rows stay on the bag: the fused op measured no faster
+    there (docs/BENCHMARKS.md, "fused decode-row kernel")."""
+    op = fused.op() if x.shape[0] == 1 else None
     if op is not None and x.device.type == "cpu":
         return op(x.contiguous(), mask.contiguous(), wt)
     return embedding_bag_matmul(x, mask, wt)

@@ -47,7 +47,7 @@ def test_fused_op_gives_the_bags_bits_and_counts(built: fused.Op, rows: int, in_
     assert torch.equal(used, want_used)
 
 
-def test_bag_matmul_runs_the_fused_op_once_built(built: fused.Op, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_one_row_bag_runs_the_fused_op_once_built(built: fused.Op, monkeypatch: pytest.MonkeyPatch) -> None:
     calls = []
 
     def spy(x: torch.Tensor, mask: torch.Tensor, wt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -55,9 +55,9 @@ def test_bag_matmul_runs_the_fused_op_once_built(built: fused.Op, monkeypatch: p
         return built(x, mask, wt)
 
     monkeypatch.setattr(fused, "_op", [spy])
-    x = torch.randn(3, 576)
+    x = torch.randn(1, 576)
     sparse.bag_matmul(x, x.abs() > 0.5, torch.randn(576, 64))
-    assert calls == [3]
+    assert calls == [1]
 
 
 def test_an_op_with_other_bits_is_refused(built: fused.Op) -> None:
