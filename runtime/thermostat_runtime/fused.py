@@ -8,7 +8,8 @@ directory, ~1-2 min to build on the 2-core box) in a daemon thread started by ``
 server never waits for it: ``sparse.bag_matmul`` uses the bag until the op is ready and checked, and
 the fused op after. Switching mid-request is invisible because the op is used only if a self-check
 finds it **bit-identical** to the bag (``check``, given by ``sparse``); otherwise, with no compiler,
-on CUDA, or with ``THERMOSTAT_FUSED_KERNEL=0``, the bag stays (logged once).
+on CUDA, or with ``THERMOSTAT_FUSED_KERNEL=0``, the bag stays (logged once). A build lock older
+than ``STALE_LOCK_S`` (left by a process killed mid-build) is removed first.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,6 +26,10 @@ import torch
 log = logging.getLogger(__name__)
 SOURCE = Path(__file__).parent / "csrc" / "masked_rows.cpp"
 ENV = "THERMOSTAT_FUSED_KERNEL"
+NAME = "thermostat_masked_rows"
+# torch waits forever on a build lock a killed process left behind (a short CLI run may exit mid-build);
+# a build takes ~2 minutes here, so a lock this old is stale.
+STALE_LOCK_S = 900
 Op = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
 _op: list[Op] = []  # the checked op, once built
@@ -60,10 +66,13 @@ def wait_ready(timeout_s: float) -> bool:
 
 def _build(check: Callable[[Op], bool]) -> None:
     try:
-        from torch.utils.cpp_extension import load
+        from torch.utils.cpp_extension import get_default_build_root, load
 
-        module = load(name="thermostat_masked_rows", sources=[str(SOURCE)],
-                      extra_cflags=["-O3", "-march=native"], verbose=False)  # fmt: skip
+        directory = Path(get_default_build_root()) / NAME
+        directory.mkdir(parents=True, exist_ok=True)
+        _drop_stale_lock(directory / "lock")
+        module = load(name=NAME, sources=[str(SOURCE)], extra_cflags=["-O3", "-march=native"],
+                      build_directory=str(directory), verbose=False)  # fmt: skip
         candidate: Op = module.masked_rows
         if check(candidate):
             _op.append(candidate)
@@ -74,3 +83,13 @@ def _build(check: Callable[[Op], bool]) -> None:
         log.warning("fused decode-row kernel unavailable (%s); using embedding_bag", str(error)[:300])
     finally:
         _ready.set()
+
+
+def _drop_stale_lock(lock: Path) -> None:
+    try:
+        age = time.time() - lock.stat().st_mtime
+    except FileNotFoundError:
+        return
+    if age > STALE_LOCK_S:
+        log.warning("removing the fused kernel's stale build lock %s (%.0f s old)", lock, age)
+        lock.unlink(missing_ok=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -67,3 +68,17 @@ def test_an_op_with_other_bits_is_refused(built: fused.Op) -> None:
 
     assert sparse._fused_agrees(built)
     assert not sparse._fused_agrees(off_by_rounding)
+
+
+def test_a_stale_build_lock_is_removed_and_a_fresh_one_kept(tmp_path: Path) -> None:
+    import os
+    import time
+
+    lock = tmp_path / "lock"
+    lock.touch()
+    fused._drop_stale_lock(lock)
+    assert lock.exists()  # a build may hold it right now
+    old = time.time() - fused.STALE_LOCK_S - 1
+    os.utime(lock, (old, old))
+    fused._drop_stale_lock(lock)
+    assert not lock.exists()
