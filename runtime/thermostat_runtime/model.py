@@ -40,6 +40,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F  # noqa: N812 - the torch convention
 
+from thermostat_runtime import sparse
 from thermostat_runtime.gguf_loader import GGUFModel, LlamaConfig, load_gguf
 from thermostat_runtime.routed_rows import RowRouting, plan_rows
 from thermostat_runtime.routing import (
@@ -138,6 +139,8 @@ class RoutedLlama:
         router, digest = (None, "none") if router_dir is None else load_router(Path(router_dir))
         if router is not None and router.n_layers != gguf.config.n_layers:
             raise ValueError(f"router has {router.n_layers} layers, the model {gguf.config.n_layers}")
+        if router is not None and torch.device(device).type == "cpu":
+            sparse.start_fused_build()  # in the background: the bag (same bits) runs until it is ready
         return cls(gguf, router, digest, device)
 
     def with_router(self, router: NeuronRouter | None, router_hash: str = "none") -> RoutedLlama:

@@ -6,7 +6,8 @@ of ``wt``. Three kernels, one contract: ``out[r] = sum over kept i of x[r, i] * 
 * ``bag_matmul`` (decode rows, few of them): ``embedding_bag`` with ``per_sample_weights``, one bag per
   row. Each bag is summed on its own, so a row's result is bit-identical whatever else is in the batch;
   skipped rows of ``wt`` are never read. One row (batch-1 decode) takes a short path: one ``nonzero``,
-  one gather, one bag, no per-row bookkeeping.
+  one gather, one bag, no per-row bookkeeping. Once ``fused`` has built and checked its C++ op (CPU),
+  that op runs the one-row case instead: the same bits in one pass (``start_fused_build``).
 * ``masked_dense`` (prefill rows; decode rows where the bag loses, see ``kernel_choice``): zero the
   skipped channels and run one dense product, padded to at least ``MIN_DENSE_ROWS`` rows (torch's CPU
   matmul computes a row the same way for any row count from 4 up; 1-3 rows take a different path). Same
@@ -24,6 +25,8 @@ indices or mask it was given, for the executed-FLOPs tally.
 from __future__ import annotations
 
 import torch
+
+from thermostat_runtime import fused
 
 MIN_DENSE_ROWS = 4
 # Kernel plan by decode rows per step: (from this many rows, per unit qkv/o/gu/down the expected kept
@@ -61,7 +64,17 @@ def _bag(wt: torch.Tensor, cols: torch.Tensor, offsets: torch.Tensor, weights: t
 
 
 def bag_matmul(x: torch.Tensor, mask: torch.Tensor, wt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-row sparse product via ``embedding_bag``; (out [N, out], channels used per row [N])."""
+    """Per-row sparse product via ``embedding_bag`` (one row: the fused op once built, same bits); (out
+    [N, out], channels used per row [N]). Several rows stay on the bag: the fused op measured no faster
+    there (docs/BENCHMARKS.md, "fused decode-row kernel")."""
+    op = fused.op() if x.shape[0] == 1 else None
+    if op is not None and x.device.type == "cpu":
+        return op(x.contiguous(), mask.contiguous(), wt)
+    return embedding_bag_matmul(x, mask, wt)
+
+
+def embedding_bag_matmul(x: torch.Tensor, mask: torch.Tensor, wt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``bag_matmul`` through ``embedding_bag`` always (the reference the fused op is checked against)."""
     if x.shape[0] == 1:
         cols = mask.view(-1).nonzero().view(-1)
         offsets = _ZERO_OFFSETS.get(x.device)
@@ -105,3 +118,23 @@ def shared_matmul(
     kept = mask[:, shared]
     out = dense(x[:, shared] * kept, wt.index_select(0, shared))
     return out, torch.full_like(counts, k), shared
+
+
+def _fused_agrees(op: fused.Op) -> bool:
+    """True if ``op`` gives the bag's bits on the model's shapes, one to five rows, several kept shares."""
+    generator = torch.Generator().manual_seed(0)
+    for rows, in_dim, out_dim in ((1, 576, 3072), (1, 1536, 576), (3, 576, 960), (5, 576, 576)):
+        wt = torch.randn(in_dim, out_dim, generator=generator)
+        for keep in (1.0, 0.8, 0.3, 0.0):
+            x = torch.randn(rows, in_dim, generator=generator)
+            mask = torch.rand(rows, in_dim, generator=generator) < keep
+            want, want_used = embedding_bag_matmul(x, mask, wt)
+            got, used = op(x, mask, wt)
+            if not (torch.equal(got, want) and torch.equal(used, want_used)):
+                return False
+    return True
+
+
+def start_fused_build() -> None:
+    """Start building the fused decode-row op in the background (``fused``); the bag runs meanwhile."""
+    fused.start_build(_fused_agrees)

@@ -145,3 +145,49 @@ def test_the_routing_profile_is_served(start_server, tmp_path: Path) -> None:  #
     path.write_text(json.dumps({**_profile(0.05), "t_min": "low"}))
     with pytest.raises(ValueError, match=r"profile\.json is invalid"):
         start_server(profile_path=path)
+
+
+def test_replay_explain_reproduces_the_gates_of_a_request_served_in_a_batch_of_four_or_more(  # type: ignore[no-untyped-def]
+    start_server, server_engine, tmp_path: Path
+) -> None:
+    """Six overlapping requests at T = 0.5: their decode steps run >= 4 rows, where the kernel plan runs
+    masked-dense products (logged as ``hash@rows``); ``thermostat-runtime replay --explain`` reruns one
+    such request alone and must match it gate for gate."""
+    import os
+    import subprocess
+    import sys
+    from concurrent.futures import ThreadPoolExecutor
+
+    from thermostat_runtime.routing import PACKAGED_ROUTER_DIR, load_router
+
+    if server_engine.router_hash != load_router(PACKAGED_ROUTER_DIR)[1]:
+        pytest.skip("the CLI replays with the packaged router; this engine carries another")
+    log = tmp_path / "requests.jsonl"
+    running = start_server(temperature=0.5, request_log=log)
+    client = openai.OpenAI(base_url=running.v1, api_key="unused", max_retries=0, timeout=300)
+    prompts = ["The river", "A list of fruit:", "def square(x):", "Dear colleague,", "Once upon a time", "Step one:"]
+
+    def ask(prompt: str) -> str:
+        reply = client.completions.create(model=MODEL, prompt=prompt, max_tokens=16, temperature=0.0, seed=3,
+                                          extra_body={"ignore_eos": True})  # fmt: skip
+        return reply.id
+
+    with ThreadPoolExecutor(len(prompts)) as pool:
+        ids = list(pool.map(ask, prompts))
+
+    def widest(record: dict) -> int:  # type: ignore[type-arg]
+        return max((int(h.rsplit("@", 1)[1]) for h in record["routing"]["gate_hashes"] if "@" in h), default=0)
+
+    chosen = max((read_record(log, i) for i in ids), key=widest)
+    assert widest(chosen) >= 4, "no decode step ran four or more rows: the requests were not batched"
+    root = Path(__file__).resolve().parents[3]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(str(root / p) for p in ("runtime", "operator", "tools"))}
+    result = subprocess.run(
+        [sys.executable, "-m", "thermostat_runtime", "replay", str(log), "--request-id", chosen["request_id"],
+         "--explain"], capture_output=True, text=True, env=env, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr[-2000:]
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["matches"]
+    assert summary["explain"]["gates_match"]
+    assert summary["explain"]["tokens_checked"] == len(chosen["routing"]["gate_hashes"])
