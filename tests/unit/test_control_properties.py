@@ -118,3 +118,11 @@ def test_the_load_property_is_not_vacuous() -> None:
     assert wish_at(plant, 0.0) < plant.replicas
     assert replicas_after(plant, 12.0) > plant.replicas
     assert replicas_after(plant, 0.0, periods=40) < plant.replicas  # idle: down after the 300 s window
+
+
+def test_a_denormal_latency_reading_teaches_nothing_and_raises_nothing() -> None:
+    # Found by the property above: 5e-324 s over a predicted quantile underflows to a ratio of 0.
+    plant = warmed(3.0)
+    seen = observation(time=plant.now, replicas=1, ready_replicas=1, latency_s=5e-324, request_rate=1.0)
+    decision = decide(seen, SPEC, copy.deepcopy(plant.memory), plant.now, profile=PROFILE)
+    assert decision.memory["latency_scale"] == plant.memory["latency_scale"]

@@ -112,6 +112,8 @@ def _learn_latency(mem: LawMemory, model: ResponseModel, seen: Evidence, spec: R
         forgotten = blend(mem.capacity_scale, 1.0 / mem.capacity_scale, CAPACITY_FORGETTING * weight)
         mem = replace(mem, capacity_scale=forgotten)
     ratio = seen.latency_s / predicted
+    if not (ratio > 0.0 and math.isfinite(ratio)):  # a denormal or absurd reading underflows: it teaches nothing
+        return mem
     error = abs(math.log(ratio))
     ewma = error if mem.latency_error is None else mem.latency_error + 0.2 * weight * (error - mem.latency_error)
     scale = blend(mem.latency_scale, ratio, LEARNING_RATE * weight, LATENCY_CORRECTION_BOUNDS)
