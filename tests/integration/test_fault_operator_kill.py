@@ -10,6 +10,7 @@ request path, so requests sent/ok/lost do not apply to this fault.
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections.abc import Iterator
@@ -76,8 +77,8 @@ class KnobRecorder(threading.Thread):
     def backwards(self, since: float) -> tuple[int, int]:
         """(scale-downs, warmer temperatures) among the samples taken after ``since``."""
         later = [s for s in self.samples if s[0] >= since]
-        downs = sum(1 for a, b in zip(later, later[1:], strict=False) if b[1] < a[1])
-        warmer = sum(1 for a, b in zip(later, later[1:], strict=False) if b[2] > a[2])
+        downs = sum(1 for a, b in itertools.pairwise(later) if b[1] < a[1])
+        warmer = sum(1 for a, b in itertools.pairwise(later) if b[2] > a[2])
         return downs, warmer
 
 
@@ -103,8 +104,8 @@ def test_the_operator_sigkilled_mid_burst_resumes_from_status_without_a_spurious
     recorder.stop()
     downs, warmer = recorder.backwards(killed_at)
     first, last = recorder.samples[0], recorder.samples[-1]
-    print(f"operator SIGKILL mid-burst: scale-downs {downs}, spurious actuations (warmer) {warmer}, "
-          f"time to recover {recovered_s:.1f} s, knobs {first[1:]} -> {last[1:]}, requests n/a (not on the path)")  # fmt: skip
+    print(f"operator SIGKILL mid-burst: scale-downs {downs}, spurious actuations (warmer) {warmer}, time to recover "
+          f"{recovered_s:.1f} s, knobs {first[1:]} -> {last[1:]}, requests n/a (not on the path)")  # fmt: skip
     assert downs == 0, recorder.samples
     assert warmer == 0, recorder.samples
     assert last[1] >= first[1]
