@@ -50,9 +50,9 @@ def cluster(emulated_api: EmulatedApi) -> Cluster:
     from kubernetes import utils
 
     utils.create_from_dict(cluster.kube.api_client, PEERING_CRD)
-    cluster.kube.custom.create_cluster_custom_object(
-        "kopf.dev", "v1", "clusterkopfpeerings", {"apiVersion": "kopf.dev/v1", "kind": "ClusterKopfPeering",
-                                                 "metadata": {"name": "thermostat"}}, _preload_content=False)  # fmt: skip
+    peering = {"apiVersion": "kopf.dev/v1", "kind": "ClusterKopfPeering", "metadata": {"name": "thermostat"}}
+    cluster.kube.custom.create_cluster_custom_object("kopf.dev", "v1", "clusterkopfpeerings", peering,
+                                                     _preload_content=False)  # fmt: skip
     return cluster
 
 
@@ -65,7 +65,9 @@ def load(runtime_exporter: Any) -> Iterator[LoadDriver]:
 
 
 @pytest.fixture
-def replicas(emulated_api: EmulatedApi, prometheus: PrometheusServer, tmp_path: Path) -> Iterator[list[OperatorProcess]]:
+def replicas(
+    emulated_api: EmulatedApi, prometheus: PrometheusServer, tmp_path: Path
+) -> Iterator[list[OperatorProcess]]:
     peered = {"THERMOSTAT_PEERING": "thermostat", "THERMOSTAT_PEERING_LIFETIME_SECONDS": str(LIFETIME_S)}
     started = [OperatorProcess(emulated_api.kubeconfig, prometheus.url, tmp_path / f"operator-{name}.log",
                                THERMOSTAT_PRIORITY=priority, THERMOSTAT_IDENTITY=f"replica-{name}", **peered)
