@@ -16,6 +16,8 @@ from __future__ import annotations
 import asyncio
 import copy
 import logging
+import os
+import socket
 from typing import Any
 
 import kopf
@@ -43,7 +45,9 @@ def operator_startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any)
     settings.watching.server_timeout = 60
     settings.networking.request_timeout = 30
     serve_metrics(ours.metrics_port, ours.metrics_host)
-    kube = Kube(load_api_client(ours.kubeconfig, user_agent=USER_AGENT))
+    settings.peering.lifetime = ours.peering_lifetime_seconds
+    identity = ours.identity or f"{socket.gethostname()}-{os.getpid()}"
+    kube = Kube(load_api_client(ours.kubeconfig, user_agent=f"{USER_AGENT} ({identity})"))
     memo.context = Context(kube, ours, load_profile(ours.profile))
     logger.info("thermostat operator started (prometheus %s)", ours.prometheus_url or "per RoutedModel")
 

@@ -48,6 +48,16 @@ class OperatorSettings(BaseSettings):
         "Unset: standalone (one replica only).",
     )
     priority: int = Field(0, description="This replica's peering priority.")
+    peering_lifetime_seconds: int = Field(
+        60, ge=5, le=3600,
+        description="How long a replica's peering record lasts without a heartbeat: a killed active "
+        "replica is taken over by the next one within this plus one control period.",
+    )  # fmt: skip
+    identity: str | None = Field(
+        None,
+        description="This replica's name in the API server's audit log (User-Agent); the chart sets the pod "
+        "name; unset: host name and process id.",
+    )
     log_format: LogFormat = Field(LogFormat.JSON, description="json (one object per line) or text.")
     log_level: str = Field("INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$", description="Log level.")
     min_period_seconds: float = Field(

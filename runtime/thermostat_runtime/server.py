@@ -2,7 +2,8 @@
 
 Routes: ``GET /v1/models``, ``POST /v1/completions``, ``POST /v1/chat/completions`` (SSE streaming with
 usage in the final chunk when ``stream_options.include_usage``), ``GET /healthz`` (alive),
-``GET /readyz`` (routing temperature read, not draining), ``GET /metrics``, ``GET /v1/routing/profile``.
+``GET /readyz`` (routing temperature read, not draining), ``GET /metrics``, ``GET /v1/routing/profile``,
+``GET /openapi.json`` (the document of all of these, built from the validating models: ``openapi``).
 Generation itself lives in ``scheduler``; request parsing and response shapes in ``openai_api``.
 
 Drain (SIGTERM, see ``serve``): ``/readyz`` turns 503 at once, new generation requests get 503, every
@@ -25,7 +26,7 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
-from thermostat_runtime import generation
+from thermostat_runtime import generation, openapi
 from thermostat_runtime.engine import Engine
 from thermostat_runtime.metrics import CONTENT_TYPE, RuntimeMetrics
 from thermostat_runtime.openai_api import BadRequestError, ParsedRequest, error_body, parse_chat, parse_completion
@@ -87,6 +88,7 @@ class RuntimeServer:
         self.responding = 0  # responses being written (a finished request may still be sending)
         self.profile = load_profile(settings.profile_path, engine)
         self.metrics.routing_temperature.set(engine.clamp(routing.current()))
+        self.openapi_document = openapi.document()
 
     def _work(self) -> WorkCounters:
         s = self.scheduler
@@ -103,6 +105,7 @@ class RuntimeServer:
                 web.get("/readyz", self.readyz),
                 web.get("/metrics", self.metrics_endpoint),
                 web.get("/v1/routing/profile", self.routing_profile),
+                web.get("/openapi.json", self.openapi),
             ]
         )
         app.on_startup.append(self._on_startup)
@@ -157,6 +160,9 @@ class RuntimeServer:
             message = f"no routing profile for model {self.engine.name} (router {self.engine.router_hash})"
             return web.json_response(error_body(message, "not_found"), status=404)
         return web.json_response(self.profile)
+
+    async def openapi(self, _request: web.Request) -> web.Response:
+        return web.json_response(self.openapi_document)
 
     # --- generation ---
     async def completions(self, request: web.Request) -> web.StreamResponse:
@@ -232,6 +238,11 @@ async def _json_body(request: web.Request) -> Any:
         return await request.json()
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise BadRequestError(f"the request body is not valid JSON: {error}") from error
+    except RecursionError as error:
+        # json.loads recurses per nesting level: a body of 200k '[' would otherwise be a 500
+        raise BadRequestError("the request body nests JSON too deeply; flatten it") from error
+    except LookupError as error:
+        raise BadRequestError(f"the request's charset is unknown ({error}); send UTF-8 JSON") from error
 
 
 def _prompt_ids(engine: Engine, parsed: ParsedRequest) -> list[int]:

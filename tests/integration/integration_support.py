@@ -238,6 +238,12 @@ class OperatorProcess:
         self.stop()
         self.process = spawn_operator(str(self.kubeconfig), env=self.env, log_path=str(self.log))
 
+    def kill_and_restart(self) -> None:
+        """SIGKILL (no shutdown handler runs, as on an OOM kill or a node loss), then start afresh."""
+        self.process.kill()
+        self.process.wait()
+        self.process = spawn_operator(str(self.kubeconfig), env=self.env, log_path=str(self.log))
+
     def log_tail(self, chars: int = 3000) -> str:
         return self.log.read_text(errors="replace")[-chars:] if self.log.exists() else ""
 
