@@ -54,7 +54,9 @@ def test_a_users_configmap_is_only_marked_never_owned_and_given_back_as_it_was()
     (adopt,) = [w for w in actions.writes if isinstance(w, PatchObject) and w.kind == "ConfigMap"]
     applied = [w.manifest["kind"] for w in actions.writes if isinstance(w, ApplyObject)]
     assert applied == ["Role", "RoleBinding"]  # created, so owned; the user's ConfigMap is not applied
-    assert set(adopt.patch) == {"metadata"}
+    # Only marked, and the keys it lacks added (the SLO target); the user's temperature is not touched.
+    assert set(adopt.patch) <= {"metadata", "data"}
+    assert set(adopt.patch.get("data", {})) <= {"slo_target_seconds"}
     assert set(adopt.patch["metadata"]) == {"annotations"}
     adopted = merge(USERS_CONFIGMAP, adopt.patch)
     assert adopted["metadata"]["annotations"][MANAGED_BY_ANNOTATION] == NAME
@@ -64,6 +66,17 @@ def test_a_users_configmap_is_only_marked_never_owned_and_given_back_as_it_was()
     assert not [w for w in again if isinstance(w, PatchObject) and w.kind == "ConfigMap"]  # marked once only
     patch = release_patch(driven, NAME)
     assert merge(driven, patch) == USERS_CONFIGMAP  # byte for byte: temperature restored, marks gone
+
+
+def test_an_slo_edit_reaches_a_users_configmap_already_driven_but_never_its_temperature() -> None:
+    spec = drop_in_spec()
+    (adopt,) = [w for w in plan_owned(world(spec, configmap=copy.deepcopy(USERS_CONFIGMAP)), spec).writes
+                if isinstance(w, PatchObject) and w.kind == "ConfigMap"]  # fmt: skip
+    driven = merge(merge(USERS_CONFIGMAP, adopt.patch), {"data": {"routing_temperature": "0.4"}})
+    edited = spec.model_copy(update={"slo": spec.slo.model_copy(update={"target_seconds": 7.5})})
+    (update,) = [w for w in plan_owned(world(edited, configmap=driven), edited).writes
+                 if isinstance(w, PatchObject) and w.kind == "ConfigMap"]  # fmt: skip
+    assert update.patch == {"data": {"slo_target_seconds": "7.5"}}
 
 
 def test_a_users_configmap_without_the_routing_key_gets_it_and_loses_it_again() -> None:
