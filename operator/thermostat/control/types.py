@@ -70,6 +70,7 @@ class Observation:
     quality_agreement: SignalValue  # shadow top-1 agreement in [0, 1]
     queue_depth: SignalValue
     power_source: str | None = None  # "nvml", "dcgm" or "estimate" when power_w is a Reading
+    metrics_source: str = "prometheus"  # or "direct": the pods' /metrics, read while Prometheus fails
 
     def missing_signals(self) -> dict[str, str]:
         """Every signal that is Missing, by name, with why."""
