@@ -131,10 +131,12 @@ def test_an_overridden_query_is_not_guessed() -> None:
 
 
 def test_pod_targets_are_running_pods_at_their_ip_and_metrics_port() -> None:
+    ports = [{"name": "grpc", "containerPort": 9}, {"name": "http", "containerPort": 8000}]
+
     def pod(name: str, phase: str = "Running", **annotations: str) -> dict[str, object]:
         return {
             "metadata": {"name": name, "annotations": annotations},
-            "spec": {"containers": [{"ports": [{"name": "grpc", "containerPort": 9}, {"name": "http", "containerPort": 8000}]}]},
+            "spec": {"containers": [{"ports": ports}]},
             "status": {"phase": phase, "podIP": "10.0.0.1"},
         }  # fmt: skip
 

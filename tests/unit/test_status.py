@@ -161,7 +161,9 @@ def test_a_direct_scrape_says_so_in_the_observation_and_metrics_available() -> N
     assert available is not None
     assert (available.status, available.reason) == ("True", "DirectScrape")
     assert "Prometheus failing" in available.message
-    assert status.observation is not None and status.observation.source == "direct"
+    assert status.observation is not None
+    assert status.observation.source == "direct"
     again = build_status(status, SPEC, outcome(1010.0, observation=observation(latency_s=0.5), decision=made))
     assert find_condition(again.conditions, "MetricsAvailable").reason == "MetricsFresh"  # type: ignore[union-attr]
-    assert again.observation is not None and again.observation.source == "prometheus"
+    assert again.observation is not None
+    assert again.observation.source == "prometheus"
