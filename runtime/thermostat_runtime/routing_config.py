@@ -5,7 +5,8 @@ DESIGN §3: in a cluster the pod watches ONE ConfigMap (``$THERMOSTAT_ROUTING_CO
 ``fieldSelector=metadata.name=<name>``; outside a cluster ``--routing-temperature T`` or
 ``--routing-temperature-file F``. Every source writes into one ``RoutingSetting``: the server is not
 Ready before the first value arrives; when a later read fails the last value is kept, and while the
-ConfigMap watch is down ``stale`` is set (exported as ``thermostat_routing_config_stale``). Values are
+ConfigMap watch is down, or the ConfigMap is gone (deleted by hand), ``stale`` is set (exported as
+``thermostat_routing_config_stale``) until a value is read again. Values are
 clamped into ``[T_min, 1]`` by the engine when applied, never refused.
 """
 
@@ -151,7 +152,8 @@ class ConfigMapSource:
         if CONFIGMAP_KEY not in data:
             log.error("ConfigMap %s/%s has no key %r", self.namespace, self.name, CONFIGMAP_KEY)
             return
-        self.setting.update(str(data[CONFIGMAP_KEY]), f"configmap {self.namespace}/{self.name}")
+        if self.setting.update(str(data[CONFIGMAP_KEY]), f"configmap {self.namespace}/{self.name}"):
+            self.setting.set_stale(False)
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -176,7 +178,8 @@ class ConfigMapSource:
             self._apply(item)
         if not listing.items:
             log.error("ConfigMap %s/%s not found; waiting for it", self.namespace, self.name)
-        self.setting.set_stale(False)
+        # No ConfigMap is as stale as no watch: the value in force is the last one read, if any.
+        self.setting.set_stale(not listing.items)
         self._watch = watch.Watch()  # type: ignore[no-untyped-call]
         for event in self._watch.stream(
             api.list_namespaced_config_map,
@@ -193,3 +196,4 @@ class ConfigMapSource:
                 self._apply(event["object"])
             elif event["type"] == "DELETED":
                 log.error("ConfigMap %s/%s deleted; keeping %s", self.namespace, self.name, self.setting.value)
+                self.setting.set_stale(True)

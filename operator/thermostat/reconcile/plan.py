@@ -22,7 +22,13 @@ from thermostat.reconcile import events
 from thermostat.reconcile.actions import Actions, ApplyObject, PatchConfigMap, PatchObject, Scale, Write
 from thermostat.reconcile.replicas import OVERRIDE_LIMIT, ReplicaVerdict, after_write, judge_replicas
 from thermostat.reconcile.world import Workload, World, configmap_temperature
-from thermostat.render import Owner, format_routing_temperature, render_owned_objects, routing_configmap_name
+from thermostat.render import (
+    Owner,
+    format_routing_temperature,
+    render_owned_objects,
+    render_routing_configmap,
+    routing_configmap_name,
+)
 from thermostat.render.objects import ROUTING_KEY
 from thermostat.render.ownership import adoption_patch, created_by, manager
 from thermostat.scaledown import pods_to_remove
@@ -76,7 +82,9 @@ def plan_actions(world: World, decision: Decision | None, spec: RoutedModelSpec,
     notes = _replica_events(world, workload, verdict, last=world.watch.expected or fallback)
     if decision.memory_reset:
         notes.append(events.memory_reset(decision.reason))
-    writes: list[Write] = []
+    writes: list[Write] = _recreate_configmap(world, spec)
+    if writes:
+        notes.append(events.configmap_recreated(routing_configmap_name(world.subject.name, spec), world.temperature))
     temperature, replicas, watch = world.temperature, workload.replicas, verdict.watch
     ready = workload.ready_replicas
     if enforce and format_routing_temperature(decision.routing_temperature) != format_routing_temperature(temperature):
@@ -101,6 +109,24 @@ def plan_actions(world: World, decision: Decision | None, spec: RoutedModelSpec,
         watch=watch,
         verdicts={ConditionType.CONFLICT: conflict_verdict(conflict, reason=reason, unknown=world.scalers_unknown)},
     )
+
+
+def owns_routing_configmap(spec: RoutedModelSpec) -> bool:
+    """Whether the routing ConfigMap is one the RoutedModel creates (never a user's, never for Recommend
+    on someone else's Deployment, never for pods without the routing knob)."""
+    if spec.model is not None:
+        return True
+    target = spec.target_ref
+    return bool(target and spec.mode == Mode.ENFORCE and spec.metrics.routing_knob and not target.routing_config_map)
+
+
+def _recreate_configmap(world: World, spec: RoutedModelSpec) -> list[Write]:
+    """Our routing ConfigMap deleted by hand: created again with the temperature last in force, so the pods,
+    which kept that temperature meanwhile, carry on unchanged."""
+    if world.configmap is not None or not owns_routing_configmap(spec):
+        return []
+    owner = Owner.from_body(world.subject.body)
+    return [ApplyObject(render_routing_configmap(owner, spec, world.temperature))]
 
 
 def _conflict(scalers: tuple[str, ...], verdict: ReplicaVerdict) -> tuple[str | None, str]:
