@@ -319,3 +319,23 @@ def test_prometheus_timeout_above_five_seconds_takes_effect() -> None:
     config = prometheus_config(spec, auth=None, default_url=None, timeout_ceiling_s=ceiling)
     assert config.timeout_s == 20
     assert prometheus_config(spec, auth=None, default_url=None, timeout_ceiling_s=2.0).timeout_s == 2.0
+
+
+# --- The routing ConfigMap deleted by hand ------------------------------------------------------------
+
+
+def test_our_deleted_routing_configmap_is_recreated_with_the_temperature_in_force() -> None:
+    spec = make_spec()
+    actions = plan_actions(world(spec, temperature=0.6, configmap=None), wants(0.6, 2, held=True), spec, now=0.0)
+    (write,) = actions.writes
+    assert isinstance(write, ApplyObject)
+    assert write.manifest["metadata"]["name"] == f"{NAME}-routing"
+    assert write.manifest["data"] == {"routing_temperature": "0.6"}
+    assert reasons(actions) == ["RoutingConfigMapRecreated"]
+
+
+def test_a_users_routing_configmap_or_a_recommend_drop_in_is_never_created() -> None:
+    users = make_spec(model=None, targetRef={"name": "vllm", "routingConfigMap": "theirs"})
+    advice = make_spec(mode="Recommend", **DROP_IN)
+    for spec in (users, advice):
+        assert plan_actions(world(spec, configmap=None), wants(0.8, 2), spec, now=0.0).writes == ()
