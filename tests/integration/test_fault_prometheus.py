@@ -144,8 +144,8 @@ def test_prometheus_killed_mid_burst_control_continues_on_direct_scrape(
     finally:
         replicas.stop()
     print(
-        f"\nFAULT prometheus-killed-mid-burst: served={plant.counters['stop']:.0f} lost=0 (vLLM queues) "
-        f"backlog={plant.backlog:.0f} scale_downs={replicas.scale_downs()} replicas={[r for _, r in replicas.seen]} "
+        f"\nFAULT prometheus-killed-mid-burst: served={plant.counters['stop']:.0f} "
+        f"queued={plant.backlog:.0f} scale_downs={replicas.scale_downs()} replicas={[r for _, r in replicas.seen]} "
         f"to_direct_s={on_direct:.1f} to_3_replicas_s={scaled:.1f} back_to_prometheus_s={back:.1f}"
     )
     assert replicas.scale_downs() == 0, replicas.seen
