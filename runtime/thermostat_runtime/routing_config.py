@@ -5,7 +5,8 @@ DESIGN §3: in a cluster the pod watches ONE ConfigMap (``$THERMOSTAT_ROUTING_CO
 ``fieldSelector=metadata.name=<name>``; outside a cluster ``--routing-temperature T`` or
 ``--routing-temperature-file F``. Every source writes into one ``RoutingSetting``: the server is not
 Ready before the first value arrives; when a later read fails the last value is kept, and while the
-ConfigMap watch is down ``stale`` is set (exported as ``thermostat_routing_config_stale``). Values are
+ConfigMap watch is down, or the ConfigMap is gone (deleted by hand), ``stale`` is set (exported as
+``thermostat_routing_config_stale``) until a value is read again. Values are
 clamped into ``[T_min, 1]`` by the engine when applied, never refused.
 
 Tracks (DESIGN §3, staged rollout): a pod whose label ``thermostat.dev/track`` is ``canary`` reads
@@ -278,7 +279,8 @@ class ConfigMapSource:
             log.error("ConfigMap %s/%s has no key %r", self.namespace, self.name, CONFIGMAP_KEY)
             return
         key, value = chosen
-        self.setting.update(value, f"configmap {self.namespace}/{self.name} key {key}")
+        if self.setting.update(value, f"configmap {self.namespace}/{self.name} key {key}"):
+            self.setting.set_stale(False)
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -303,7 +305,8 @@ class ConfigMapSource:
             self._apply(item)
         if not listing.items:
             log.error("ConfigMap %s/%s not found; waiting for it", self.namespace, self.name)
-        self.setting.set_stale(False)
+        # No ConfigMap is as stale as no watch: the value in force is the last one read, if any.
+        self.setting.set_stale(not listing.items)
         self._watch = watch.Watch()  # type: ignore[no-untyped-call]
         for event in self._watch.stream(
             api.list_namespaced_config_map,
@@ -320,3 +323,4 @@ class ConfigMapSource:
                 self._apply(event["object"])
             elif event["type"] == "DELETED":
                 log.error("ConfigMap %s/%s deleted; keeping %s", self.namespace, self.name, self.setting.value)
+                self.setting.set_stale(True)

@@ -15,7 +15,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from integration_support import NAME, NAMESPACE, Cluster, EmulatedApi, LoadDriver, OperatorProcess, wait_until
+from integration_support import (
+    NAME,
+    NAMESPACE,
+    Cluster,
+    EmulatedApi,
+    LoadDriver,
+    OperatorProcess,
+    SeriesExporter,
+    wait_until,
+)
 from rbac_support import OPERATOR_USER
 
 from thermostat.kube import inventory
@@ -132,13 +141,20 @@ def test_latency_past_the_slo_drops_temperature_then_adds_replicas(
     assert first_cooler <= first_more
 
 
-def test_prometheus_down_holds_and_never_scales_down(
-    cluster: Cluster, operator: OperatorProcess, load: LoadDriver, prometheus: PrometheusServer
+def test_no_metrics_at_all_holds_and_never_scales_down(
+    cluster: Cluster,
+    operator: OperatorProcess,
+    load: LoadDriver,
+    prometheus: PrometheusServer,
+    runtime_exporter: SeriesExporter,
 ) -> None:
     cluster.create_routedmodel(chat_spec())
     settle_steady(cluster, load)
     load.set(rate=6.0, latency_s=30.0)
     wait_until(lambda: (cluster.replicas() or 0) > 1, timeout_s=60, what="scale-up under load")
+    # Prometheus down and the pod's own /metrics unreachable: no direct scrape either (that one is
+    # tests/integration/test_fault_prometheus.py).
+    runtime_exporter.close()
     prometheus.stop()
     metrics = wait_until(
         lambda: (c := cluster.condition("MetricsAvailable")).get("status") == "False" and c,

@@ -332,3 +332,23 @@ def test_an_slo_edit_rewrites_the_configmaps_target_and_not_the_pods_nor_the_tem
     ]
     assert objects[1]["ConfigMap"]["data"] == {"routing_temperature": "0.7", "slo_target_seconds": "2.5"}
     assert objects[1]["Deployment"]["spec"]["template"] == objects[0]["Deployment"]["spec"]["template"]
+
+
+# --- The routing ConfigMap deleted by hand ------------------------------------------------------------
+
+
+def test_our_deleted_routing_configmap_is_recreated_with_the_temperature_in_force() -> None:
+    spec = make_spec()
+    actions = plan_actions(world(spec, temperature=0.6, configmap=None), wants(0.6, 2, held=True), spec, now=0.0)
+    (write,) = actions.writes
+    assert isinstance(write, ApplyObject)
+    assert write.manifest["metadata"]["name"] == f"{NAME}-routing"
+    assert write.manifest["data"] == {"routing_temperature": "0.6", "slo_target_seconds": "1.0"}
+    assert reasons(actions) == ["RoutingConfigMapRecreated"]
+
+
+def test_a_users_routing_configmap_or_a_recommend_drop_in_is_never_created() -> None:
+    users = make_spec(model=None, targetRef={"name": "vllm", "routingConfigMap": "theirs"})
+    advice = make_spec(mode="Recommend", **DROP_IN)
+    for spec in (users, advice):
+        assert plan_actions(world(spec, configmap=None), wants(0.8, 2), spec, now=0.0).writes == ()

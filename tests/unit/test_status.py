@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from thermostat.api import RoutedModelSpec, Settings
@@ -148,3 +150,20 @@ def test_missing_figures_are_written_as_nulls_not_left_standing() -> None:
     assert patch["display"]["latency"] == "-/0.60s"
     assert "energyJoulesPerRequest" in patch["observation"]  # no traffic -> null, never zero
     assert patch["observation"]["energyJoulesPerRequest"] is None
+
+
+def test_a_direct_scrape_says_so_in_the_observation_and_metrics_available() -> None:
+    fresh = Verdict("True", "MetricsFresh", "latency and request rate are fresh")
+    made = Decision(0.8, 2, "steady", {"k": 1}, conditions={"MetricsAvailable": fresh})
+    direct = replace(observation(latency_s=0.5), metrics_source="direct")
+    status = build_status(None, SPEC, outcome(1000.0, observation=direct, decision=made))
+    available = find_condition(status.conditions, "MetricsAvailable")
+    assert available is not None
+    assert (available.status, available.reason) == ("True", "DirectScrape")
+    assert "Prometheus failing" in available.message
+    assert status.observation is not None
+    assert status.observation.source == "direct"
+    again = build_status(status, SPEC, outcome(1010.0, observation=observation(latency_s=0.5), decision=made))
+    assert find_condition(again.conditions, "MetricsAvailable").reason == "MetricsFresh"  # type: ignore[union-attr]
+    assert again.observation is not None
+    assert again.observation.source == "prometheus"

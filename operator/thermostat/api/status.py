@@ -47,6 +47,9 @@ class Observation(ApiModel):
     token_rate: float | None = Field(None, ge=0, description="Generated tokens per second.")
     power_watts: float | None = Field(None, ge=0, description="GPU power over all replicas, watts.")
     power_source: str | None = Field(None, description="nvml, dcgm, or estimate (modelled, not measured).")
+    source: str | None = Field(
+        None, description="Where the figures came from: prometheus, or direct (the pods' /metrics, Prometheus failing)."
+    )
     energy_joules_per_request: float | None = Field(None, ge=0, description="GPU energy per request, joules.")
     energy_joules_per_1k_tokens: float | None = Field(
         None, ge=0, alias="energyJoulesPer1kTokens", description="GPU energy per 1000 generated tokens, joules."

@@ -63,6 +63,7 @@ POWER_UNKNOWN = "PowerUnknown"  # a budget is set but power is missing or stale
 METRICS_FRESH = "MetricsFresh"  # every signal the law needs is present and fresh
 METRICS_MISSING = "MetricsMissing"  # a needed signal is absent (message names it)
 METRICS_STALE = "MetricsStale"  # a needed signal is older than metricsMaxAgeSeconds
+DIRECT_SCRAPE = "DirectScrape"  # Prometheus failed: the signals are read from the pods' /metrics
 # Feasible
 FEASIBLE = "Feasible"  # SLO, budget, quality floor and replica bounds can all hold
 BUDGET_YIELDS_TO_SLO = "BudgetYieldsToSLO"  # both cannot hold; priority SLO: the budget is exceeded

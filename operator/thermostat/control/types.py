@@ -77,6 +77,7 @@ class Observation:
     # Share of served requests within the SLO target over the window, from the SLO bucket the pods
     # add at start (DESIGN §3); reported, not decided on (the law reads the quantile).
     within_slo: SignalValue = NOT_OBSERVED
+    metrics_source: str = "prometheus"  # or "direct": the pods' /metrics, read while Prometheus fails
 
     def missing_signals(self) -> dict[str, str]:
         """Every signal that is Missing, by name, with why."""

@@ -6,7 +6,7 @@ documented in docs/metrics.md ("Operator queries").
 """
 
 from thermostat.control.signals import Idle, Missing, Reading, SignalValue
-from thermostat.metrics.collect import OBSERVED, Signals, classify, collect, unusable
+from thermostat.metrics.collect import OBSERVED, Signals, classify, collect, prometheus_failed, unusable
 from thermostat.metrics.config import PrometheusConfig, prometheus_config
 from thermostat.metrics.source import (
     CredentialsRejectedError,
@@ -44,5 +44,6 @@ __all__ = [
     "classify",
     "collect",
     "prometheus_config",
+    "prometheus_failed",
     "unusable",
 ]

@@ -22,6 +22,7 @@ from thermostat.metrics.source import (
     Sample,
     Scope,
     SourceUnavailableError,
+    StaleDataError,
 )
 
 # Evidence first: a quantile or ratio is judged after the rate that says whether anything happened.
@@ -56,6 +57,7 @@ class Signals:
     values: dict[str, SignalValue] = field(default_factory=dict)
     errors: dict[str, MetricsError] = field(default_factory=dict)
     power_source: str | None = None
+    source: str = "prometheus"  # or "direct" (thermostat.metrics.direct)
 
     def get(self, name: str) -> SignalValue:
         """The signal; one that was not asked for is Missing, never zero."""
@@ -73,6 +75,17 @@ class Signals:
         known = any(not isinstance(v, Missing) for v in self.values.values())
         down = all(isinstance(e, SourceUnavailableError) for e in self.errors.values())
         return bool(self.errors) and not known and down
+
+
+# The signals the law cannot decide without; when Prometheus fails on these, the pods are read directly.
+NEEDED: tuple[str, ...] = (Signal.LATENCY, Signal.REQUEST_RATE)
+
+
+def prometheus_failed(signals: Signals) -> bool:
+    """True when the backend is down or its samples of a needed signal are stale (a direct scrape may help)."""
+    if signals.unreachable:
+        return True
+    return any(isinstance(signals.errors.get(name), SourceUnavailableError | StaleDataError) for name in NEEDED)
 
 
 def unusable(reason: str, signals: tuple[str, ...] = OBSERVED) -> Signals:

@@ -58,6 +58,16 @@ def other_scaler(scalers: tuple[str, ...], deployment: str) -> Event:
     )
 
 
+def configmap_recreated(name: str, temperature: float) -> Event:
+    """Our routing ConfigMap was gone (deleted by hand): created again with the temperature in force."""
+    return Event(
+        "RoutingConfigMapRecreated",
+        f"ConfigMap {name} was deleted: created again with routing_temperature {temperature:.2f}, the value "
+        "the pods kept meanwhile",
+        warning=True,
+    )
+
+
 def memory_reset(why: str) -> Event:
     """The law's stored memory had another version and was reset."""
     return Event("MemoryReset", why, warning=True)

@@ -7,13 +7,25 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 from thermostat.api.spec import Mode, RoutedModelSpec
 from thermostat.checks import parse_spec, spec_problems
 from thermostat.control import Observation, Signal
 from thermostat.control.rollout import analysis_due, unix
 from thermostat.kube import list_pods, other_scalers
-from thermostat.metrics import OBSERVED, MetricsError, Reading, Scope, Signals, collect, prometheus_config, unusable
+from thermostat.metrics import (
+    OBSERVED,
+    MetricsError,
+    Reading,
+    Scope,
+    Signals,
+    collect,
+    prometheus_config,
+    prometheus_failed,
+    unusable,
+)
+from thermostat.metrics.direct import DirectMetrics, pod_targets
 from thermostat.metrics.prometheus import PrometheusAuth
 from thermostat.metrics.templates import observed_signals
 from thermostat.metrics.tracks import TrackPair, track_pair
@@ -27,6 +39,7 @@ from thermostat.reconcile.world import (
     temperature_in_force,
 )
 from thermostat.render import routing_configmap_name
+from thermostat.render.identity import ROUTEDMODEL_LABEL
 from thermostat.settings import OperatorSettings
 
 
@@ -109,7 +122,8 @@ def read_tracks(
 
 
 def observe(context: Context, state: ResourceState, subject: Subject, spec: RoutedModelSpec, *, now: float) -> Signals:
-    """Every signal of the RoutedModel; an unusable source makes them all Missing, with why."""
+    """Every signal of the RoutedModel: from Prometheus, or from the pods directly while Prometheus fails;
+    an unusable source configuration makes them all Missing, with why."""
     prom = spec.metrics.prometheus
     try:
         auth = None
@@ -128,7 +142,29 @@ def observe(context: Context, state: ResourceState, subject: Subject, spec: Rout
     if state.source is None or state.source[0] != config.key:
         state.source = (config.key, config.build())
     scope = Scope(namespace=subject.namespace, routedmodel=subject.name)
-    return collect(state.source[1], scope, now=now, signals=observed_signals(spec.metrics, OBSERVED))
+    signals = collect(state.source[1], scope, now=now, signals=observed_signals(spec.metrics, OBSERVED))
+    if not prometheus_failed(signals):
+        state.direct = None  # a later outage starts from fresh scrapes, not from hours-old ones
+        return signals
+    pods = list_pods(context.kube, subject.namespace, {"matchLabels": {ROUTEDMODEL_LABEL: subject.name}})
+    return direct_signals(state, spec, scope, pods, now=now) or signals
+
+
+def direct_signals(
+    state: ResourceState, spec: RoutedModelSpec, scope: Scope, pods: list[dict[str, Any]], *, now: float
+) -> Signals | None:
+    """The signals read from the pods' own /metrics (the pods Prometheus scrapes: those labelled with the
+    RoutedModel, DESIGN §3); None when no pod answered, so Prometheus' Missing stands."""
+    key = spec.slo.model_dump_json() + spec.metrics.model_dump_json()
+    if state.direct is None or state.direct[0] != key:
+        state.direct = (key, DirectMetrics(slo=spec.slo, metrics=spec.metrics))
+    source = state.direct[1]
+    try:
+        source.scrape(pod_targets(pods), now=now)
+    except MetricsError:
+        return None
+    signals = collect(source, scope, now=now, signals=observed_signals(spec.metrics, OBSERVED))
+    return replace(signals, source="direct")
 
 
 def build_observation(
@@ -155,4 +191,5 @@ def build_observation(
         queue_depth=signals.get(Signal.QUEUE_DEPTH),
         within_slo=signals.get(Signal.WITHIN_SLO),
         power_source=signals.power_source if isinstance(signals.get(Signal.POWER), Reading) else None,
+        metrics_source=signals.source,
     )

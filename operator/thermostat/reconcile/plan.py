@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from thermostat.api.spec import Mode, RoutedModelSpec
@@ -23,7 +24,7 @@ from thermostat.reconcile.actions import Actions, ApplyObject, PatchObject, Scal
 from thermostat.reconcile.replicas import OVERRIDE_LIMIT, ReplicaVerdict, after_write, judge_replicas
 from thermostat.reconcile.rollout import plan_rollout
 from thermostat.reconcile.world import Workload, World, configmap_temperature
-from thermostat.render import Owner, render_owned_objects
+from thermostat.render import Owner, render_owned_objects, render_routing_configmap, routing_configmap_name
 from thermostat.render.objects import ROUTING_KEY
 from thermostat.render.ownership import adoption_patch, created_by, manager
 from thermostat.scaledown import pods_to_remove
@@ -73,11 +74,17 @@ def plan_actions(world: World, decision: Decision | None, spec: RoutedModelSpec,
     enforce = spec.mode == Mode.ENFORCE
     verdict, notes = _replica_view(world, workload, decision, spec, now=now)
     conflict, reason = _conflict(world.scalers, verdict)
+    recreated = _recreate_configmap(world, spec)
+    writes: list[Write] = list(recreated)
+    if recreated:
+        notes.append(events.configmap_recreated(routing_configmap_name(world.subject.name, spec), world.temperature))
+        world = replace(world, configmap=recreated[0].manifest)  # what the rollout's keys are compared with
     temperature, replicas, watch = world.temperature, workload.replicas, verdict.watch
     ready = workload.ready_replicas
-    knob = spec.model is not None or spec.metrics.routing_knob  # a stock server has no routing ConfigMap
+    # A stock server has no routing ConfigMap; a user's that is missing cannot be patched (theirs to create).
+    knob = (spec.model is not None or spec.metrics.routing_knob) and world.configmap is not None
     staged = plan_rollout(world, decision, spec) if enforce and knob else None  # the temperature, staged or not
-    writes: list[Write] = list(staged.writes) if staged else []
+    writes += list(staged.writes) if staged else []
     if staged is not None:
         notes, temperature = notes + list(staged.notes), staged.temperature_after
     if enforce and conflict is None and decision.replicas != workload.replicas:
@@ -116,6 +123,24 @@ def _replica_view(
     if decision.memory_reset:
         notes.append(events.memory_reset(decision.reason))
     return verdict, notes
+
+
+def owns_routing_configmap(spec: RoutedModelSpec) -> bool:
+    """Whether the routing ConfigMap is one the RoutedModel creates (never a user's, never for Recommend
+    on someone else's Deployment, never for pods without the routing knob)."""
+    if spec.model is not None:
+        return True
+    target = spec.target_ref
+    return bool(target and spec.mode == Mode.ENFORCE and spec.metrics.routing_knob and not target.routing_config_map)
+
+
+def _recreate_configmap(world: World, spec: RoutedModelSpec) -> list[ApplyObject]:
+    """Our routing ConfigMap deleted by hand: created again with the temperature last in force, so the pods,
+    which kept that temperature meanwhile, carry on unchanged."""
+    if world.configmap is not None or not owns_routing_configmap(spec):
+        return []
+    owner = Owner.from_body(world.subject.body)
+    return [ApplyObject(render_routing_configmap(owner, spec, world.temperature))]
 
 
 def _conflict(scalers: tuple[str, ...], verdict: ReplicaVerdict) -> tuple[str | None, str]:

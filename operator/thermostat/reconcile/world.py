@@ -17,6 +17,7 @@ from thermostat.api.status import RoutedModelStatus
 from thermostat.control import Observation, Profile
 from thermostat.kube import Kube, ObjectRef
 from thermostat.metrics import MetricsError
+from thermostat.metrics.direct import DirectMetrics
 from thermostat.metrics.prometheus import PrometheusMetrics
 from thermostat.metrics.tracks import TrackPair
 from thermostat.reconcile.replicas import ReplicaWatch
@@ -41,6 +42,7 @@ class ResourceState:
 
     watch: ReplicaWatch = field(default_factory=ReplicaWatch)
     source: tuple[str, PrometheusMetrics] | None = None  # (configuration key, source)
+    direct: tuple[str, DirectMetrics] | None = None  # the pods scraped directly, while Prometheus fails
     apply_error: str | None = None  # the API's refusal of an owned object, until an apply succeeds
     last_good_s: float | None = None  # the last run with every needed signal fresh
 

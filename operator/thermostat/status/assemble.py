@@ -13,7 +13,7 @@ from typing import Any
 from thermostat.api.spec import RoutedModelSpec
 from thermostat.api.status import Display, LawMemory, QualityStatus, RoutedModelStatus, Settings
 from thermostat.api.status import Observation as StatusObservation
-from thermostat.control.conditions import ConditionType
+from thermostat.control.conditions import DIRECT_SCRAPE, ConditionType
 from thermostat.control.profile import quality_loss_percent
 from thermostat.control.signals import load_value, reading_value
 from thermostat.control.types import Observation, Verdict
@@ -57,6 +57,7 @@ def status_observation(observation: Observation) -> StatusObservation:
         token_rate=tokens,
         power_watts=reading_value(observation.power_w),
         power_source=observation.power_source,
+        source=observation.metrics_source,
         energy_joules_per_request=_ratio(energy_rate, rate),
         energy_joules_per_1k_tokens=_ratio(energy_rate, tokens, 1000.0),
         quality_loss_percent=None if kl is None else round(quality_loss_percent(kl), 3),
@@ -75,6 +76,15 @@ def _display(spec: RoutedModelSpec, observation: Observation | None) -> Display:
         latency=format_latency(latency, spec.slo.target_seconds),
         power=format_power(power, budget, estimated=estimated),
     )
+
+
+def _mark_direct(verdicts: dict[str, Verdict], observation: Observation | None) -> None:
+    """While Prometheus fails, MetricsAvailable says the figures come from the pods directly."""
+    held = verdicts.get(ConditionType.METRICS_AVAILABLE)
+    if observation is None or observation.metrics_source != "direct" or held is None:
+        return
+    message = f"Prometheus failing: read from the pods' /metrics; {held.message}"
+    verdicts[ConditionType.METRICS_AVAILABLE] = Verdict(status=held.status, reason=DIRECT_SCRAPE, message=message)
 
 
 def build_status(previous: RoutedModelStatus | None, spec: RoutedModelSpec, run: RunOutcome) -> RoutedModelStatus:
@@ -99,6 +109,7 @@ def build_status(previous: RoutedModelStatus | None, spec: RoutedModelSpec, run:
             decisions = record_decision(decisions, record)
         memory = LawMemory(version=run.memory_version, state=run.decision.memory)
     verdicts.update(run.verdicts)
+    _mark_direct(verdicts, run.observation)
     savings = previous.savings
     accrual = ledger_accrual(run)
     if accrual is not None:
