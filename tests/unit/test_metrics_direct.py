@@ -20,6 +20,7 @@ from thermostat.metrics import (
     prometheus_failed,
 )
 from thermostat.metrics.direct import DirectMetrics, PodTarget, histogram_quantile, pod_targets
+from thermostat.metrics.source import CredentialsRejectedError, TlsVerificationError
 
 pytestmark = pytest.mark.fast
 SCOPE = Scope("prod", "chat")
@@ -146,7 +147,14 @@ def test_pod_targets_are_running_pods_at_their_ip_and_metrics_port() -> None:
 
 @pytest.mark.parametrize(
     ("error", "failed"),
-    [(SourceUnavailableError("down"), True), (StaleDataError("old"), True), (NoDataError("none"), False)],
+    [
+        (SourceUnavailableError("down"), True),
+        (StaleDataError("old"), True),
+        (NoDataError("none"), False),
+        # A wrong password or CA is the user's to fix, said naming the Secret: no direct scrape hides it.
+        (CredentialsRejectedError("401"), False),
+        (TlsVerificationError("unknown CA"), False),
+    ],
 )
 def test_prometheus_failed_on_unreachable_or_stale_needed_signals(error: Exception, failed: bool) -> None:
     signals = Signals(values={Signal.LATENCY: Missing("x")}, errors={Signal.LATENCY: error})  # type: ignore[dict-item]

@@ -164,8 +164,10 @@ def burst_scenario(
     burst = burst_rate(capacity_exact_rps, capacity_tmin_rps)
     phases = (
         Phase("steady", steady_s, steady, steady),
-        Phase("burst", 0.6 * rest_s, burst, burst),
-        Phase("recovery", 0.4 * rest_s, steady, steady),
+        # Recovery as long as the burst: the queue the burst built drains, the latency window clears of
+        # it, and only then may the temperature return (a 40% recovery ended runs before the return).
+        Phase("burst", 0.5 * rest_s, burst, burst),
+        Phase("recovery", 0.5 * rest_s, steady, steady),
     )
     return Scenario("burst", phases, shape)
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from thermostat.control.signals import Idle, Missing, Reading, SignalValue
 from thermostat.control.types import Signal
 from thermostat.metrics.source import (
+    CredentialsRejectedError,
     MetricsError,
     MetricsSource,
     NotANumberError,
@@ -23,6 +24,7 @@ from thermostat.metrics.source import (
     Scope,
     SourceUnavailableError,
     StaleDataError,
+    TlsVerificationError,
 )
 
 # Evidence first: a quantile or ratio is judged after the rate that says whether anything happened.
@@ -81,8 +83,15 @@ class Signals:
 NEEDED: tuple[str, ...] = (Signal.LATENCY, Signal.REQUEST_RATE)
 
 
+# Prometheus answered, but the operator's credentials or CA are wrong: the user's to fix, and said as
+# MetricsAvailable=False naming the Secret (issue 15), never papered over by reading the pods directly.
+MISCONFIGURED = (CredentialsRejectedError, TlsVerificationError)
+
+
 def prometheus_failed(signals: Signals) -> bool:
     """True when the backend is down or its samples of a needed signal are stale (a direct scrape may help)."""
+    if any(isinstance(error, MISCONFIGURED) for error in signals.errors.values()):
+        return False
     if signals.unreachable:
         return True
     return any(isinstance(signals.errors.get(name), SourceUnavailableError | StaleDataError) for name in NEEDED)

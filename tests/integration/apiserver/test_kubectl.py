@@ -67,7 +67,7 @@ async def test_apply_get_and_edit_a_routedmodel(kubectl: Any) -> None:
         "-n", "inference", "patch", "rm", "chat", "--subresource=status", "--type=merge", "-p", json.dumps(status)
     )
     table = (await kubectl("-n", "inference", "get", "rm")).stdout.splitlines()
-    assert table[0].split() == ["NAME", "REPLICAS", "TEMPERATURE", "LATENCY", "POWER", "READY", "AGE"]
+    assert table[0].split() == ["NAME", "REPLICAS", "TEMPERATURE", "LATENCY", "POWER", "ROLLOUT", "READY", "AGE"]
     assert table[1].split()[:6] == ["chat", "2", "0.6", "0.8s/2s", "~900W/2800W", "True"]
     wide = (await kubectl("-n", "inference", "get", "rm", "-o", "wide")).stdout
     assert "MODE" in wide.splitlines()[0]
