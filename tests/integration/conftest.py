@@ -7,7 +7,9 @@ emulated API and scrapes it every 0.5 s.
 ``emulated_api`` runs ``python -m thermostat apiserver`` from this tree and yields its kubeconfig and
 request log; ``operator_kubeconfig`` installs the chart's ServiceAccount and RBAC there and is a
 kubeconfig with that account's token: the operator runs as its chart installs it.
-Helpers live in ``integration_support``.
+``cluster`` is the test namespace through the client, ``load`` drives the exporter's series, and
+``operator`` is the operator process against that Prometheus (a module needing another one defines its
+own). Helpers live in ``integration_support``.
 """
 
 from __future__ import annotations
@@ -18,7 +20,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from integration_support import Cluster, EmulatedApi, SeriesExporter, child_env, publish_pod, wait_for_kubeconfig
+from integration_support import (
+    Cluster,
+    EmulatedApi,
+    LoadDriver,
+    OperatorProcess,
+    SeriesExporter,
+    child_env,
+    publish_pod,
+    wait_for_kubeconfig,
+)
 from rbac_support import DISCOVERY_USER, Audit, install_discovery_identity, install_operator_identity, never_exercised
 
 from thermostat_stack.promserver import PrometheusServer
@@ -78,3 +89,26 @@ def emulated_api(tmp_path: Path, pod_ready_delay_s: float) -> Iterator[EmulatedA
 def operator_kubeconfig(emulated_api: EmulatedApi, tmp_path: Path) -> Path:
     """The chart's operator ServiceAccount and RBAC installed; a kubeconfig with its token."""
     return install_operator_identity(emulated_api.kubeconfig, tmp_path / "operator-kubeconfig")
+
+
+@pytest.fixture
+def cluster(emulated_api: EmulatedApi) -> Cluster:
+    cluster = Cluster(emulated_api.kubeconfig)
+    cluster.create_namespace()
+    return cluster
+
+
+@pytest.fixture
+def load(runtime_exporter: SeriesExporter) -> Iterator[LoadDriver]:
+    driver = LoadDriver(runtime_exporter)
+    driver.start()
+    yield driver
+    driver.stop()
+
+
+@pytest.fixture
+def operator(operator_kubeconfig: Path, prometheus: PrometheusServer, tmp_path: Path) -> Iterator[OperatorProcess]:
+    process = OperatorProcess(operator_kubeconfig, prometheus.url, tmp_path / "operator.log")
+    yield process
+    process.stop()
+    print(process.log_tail())  # shown by pytest when the test failed

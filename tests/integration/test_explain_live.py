@@ -9,8 +9,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,8 +23,6 @@ from integration_support import (
     wait_until,
 )
 
-from thermostat_stack.promserver import PrometheusServer
-
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(240)]
 
 
@@ -38,22 +34,6 @@ def chat_spec() -> dict[str, Any]:
         "behavior": {"periodSeconds": 1, "metricsMaxAgeSeconds": 10},
         "quality": {"minRoutingTemperature": 0.3},
     }
-
-
-@pytest.fixture
-def load(runtime_exporter: Any) -> Iterator[LoadDriver]:
-    driver = LoadDriver(runtime_exporter)
-    driver.start()
-    yield driver
-    driver.stop()
-
-
-@pytest.fixture
-def operator(operator_kubeconfig: Path, prometheus: PrometheusServer, tmp_path: Path) -> Iterator[OperatorProcess]:
-    process = OperatorProcess(operator_kubeconfig, prometheus.url, tmp_path / "operator.log")
-    yield process
-    process.stop()
-    print(process.log_tail())
 
 
 def explain(emulated_api: EmulatedApi, *args: str) -> subprocess.CompletedProcess[str]:

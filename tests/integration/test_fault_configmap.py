@@ -25,13 +25,6 @@ CONFIGMAP = "chat-routing"
 
 
 @pytest.fixture
-def cluster(emulated_api: EmulatedApi) -> Cluster:
-    cluster = Cluster(emulated_api.kubeconfig)
-    cluster.create_namespace()
-    return cluster
-
-
-@pytest.fixture
 def operator(operator_kubeconfig: Path, tmp_path: Path) -> Iterator[OperatorProcess]:
     # No Prometheus: the knobs rest (held), which is what a deleted ConfigMap must not disturb.
     process = OperatorProcess(operator_kubeconfig, "http://127.0.0.1:9", tmp_path / "operator.log")

@@ -13,14 +13,10 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from integration_support import Cluster, EmulatedApi, LoadDriver, OperatorProcess, wait_until
-
-from thermostat_stack.promserver import PrometheusServer
+from integration_support import Cluster, LoadDriver, OperatorProcess, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(240)]
 
@@ -31,29 +27,6 @@ SPEC: dict[str, Any] = {
     "behavior": {"periodSeconds": 1, "metricsMaxAgeSeconds": 10},
     "quality": {"minRoutingTemperature": 0.3},
 }
-
-
-@pytest.fixture
-def cluster(emulated_api: EmulatedApi) -> Cluster:
-    cluster = Cluster(emulated_api.kubeconfig)
-    cluster.create_namespace()
-    return cluster
-
-
-@pytest.fixture
-def load(runtime_exporter: Any) -> Iterator[LoadDriver]:
-    driver = LoadDriver(runtime_exporter)
-    driver.start()
-    yield driver
-    driver.stop()
-
-
-@pytest.fixture
-def operator(operator_kubeconfig: Path, prometheus: PrometheusServer, tmp_path: Path) -> Iterator[OperatorProcess]:
-    process = OperatorProcess(operator_kubeconfig, prometheus.url, tmp_path / "operator.log")
-    yield process
-    process.stop()
-    print(process.log_tail())  # shown by pytest when the test failed
 
 
 class KnobRecorder(threading.Thread):

@@ -12,7 +12,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -56,14 +55,6 @@ def prometheus(emulated_api: EmulatedApi, cluster: Cluster, plant: VllmPlant) ->
     with PrometheusServer(discovery=discovery, scrape_interval_s=0.5) as server:
         server.wait_for_series('up{routedmodel="chat",pod="chat-0"} == 1', timeout_s=30)
         yield server
-
-
-@pytest.fixture
-def operator(operator_kubeconfig: Path, prometheus: PrometheusServer, tmp_path: Path) -> Iterator[OperatorProcess]:
-    process = OperatorProcess(operator_kubeconfig, prometheus.url, tmp_path / "operator.log")
-    yield process
-    process.stop()
-    print(process.log_tail())
 
 
 class ReplicaLog(threading.Thread):

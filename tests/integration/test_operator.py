@@ -50,21 +50,6 @@ def chat_spec(**overrides: Any) -> dict[str, Any]:
 
 
 @pytest.fixture
-def cluster(emulated_api: EmulatedApi) -> Cluster:
-    cluster = Cluster(emulated_api.kubeconfig)
-    cluster.create_namespace()
-    return cluster
-
-
-@pytest.fixture
-def load(runtime_exporter: Any) -> Iterator[LoadDriver]:
-    driver = LoadDriver(runtime_exporter)
-    driver.start()
-    yield driver
-    driver.stop()
-
-
-@pytest.fixture
 def operator(
     emulated_api: EmulatedApi, operator_kubeconfig: Path, prometheus: PrometheusServer, tmp_path: Path
 ) -> Iterator[OperatorProcess]:

@@ -57,14 +57,6 @@ def cluster(emulated_api: EmulatedApi) -> Cluster:
 
 
 @pytest.fixture
-def load(runtime_exporter: Any) -> Iterator[LoadDriver]:
-    driver = LoadDriver(runtime_exporter)
-    driver.start()
-    yield driver
-    driver.stop()
-
-
-@pytest.fixture
 def replicas(
     emulated_api: EmulatedApi, prometheus: PrometheusServer, tmp_path: Path
 ) -> Iterator[Callable[[str, int], OperatorProcess]]:

@@ -37,8 +37,10 @@ def server_engine() -> ModelEngine:
         return engine
     from thermostat_runtime.calibrate import prompt_router
 
-    texts = ["The capital of France is Paris, a city on the Seine with many museums and old bridges.",
-             "def add(a, b):\n    return a + b\n\nprint(add(2, 3))  # five, as the function adds its inputs"]
+    texts = [
+        "The capital of France is Paris, a city on the Seine with many museums and old bridges.",
+        "def add(a, b):\n    return a + b\n\nprint(add(2, 3))  # five, as the function adds its inputs",
+    ]
     return ModelEngine(engine.model.with_router(prompt_router(engine.model, texts), "sha256:" + "0" * 64))
 
 
