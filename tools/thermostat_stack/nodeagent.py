@@ -44,7 +44,6 @@ log = logging.getLogger(__name__)
 DEFAULT_START_DELAY_S = 10.0
 MAX_LOCAL_REPLICAS = 2
 READY_POLL_S = 0.5
-EXIT_POLL_S = 0.2
 # A kubelet's first restart backoff is 10 s; short here, so a test sees the whole cycle.
 RESTART_BACKOFF_S = 1.0
 MAX_RESTART_BACKOFF_S = 30.0
@@ -189,9 +188,11 @@ class NodeAgent:
         self.pool.add(local.key, local.url)
         self._note(f"{local.key}: ready")
 
-    async def _until_exit(self, local: LocalPod) -> None:
-        while local.process.alive():
-            await asyncio.sleep(EXIT_POLL_S)
+    @staticmethod
+    async def _until_exit(local: LocalPod) -> None:
+        # A thread blocked in waitpid wakes the moment the process dies: the endpoint leaves the pool
+        # before the gateway picks it again (a poll would leave it there for one poll interval).
+        await asyncio.to_thread(local.process.popen.wait)
 
     async def _restart(self, pod: PodHandleLike, key: str, local: LocalPod) -> LocalPod:
         """The runtime died (a crash, an OOM or SIGKILL): out of the pool at once (its in-flight requests
