@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from thermostat_stack import nodeagent
-from thermostat_stack.endpoints import EndpointPool
+from thermostat_stack.endpoints import Endpoint, EndpointPool
 from thermostat_stack.loaddriver import LoadDriver
 from thermostat_stack.nodeagent import NodeAgent
 from thermostat_stack.podspec import RuntimeLaunch
@@ -82,6 +82,15 @@ async def until(condition: Any, timeout_s: float = 30) -> None:
             await asyncio.sleep(0.02)
 
 
+async def just_sent_to(endpoint: Endpoint, timeout_s: float = 10) -> None:
+    """Return right after a new request went to ``endpoint`` (its in-flight count rose)."""
+    async with asyncio.timeout(timeout_s):
+        before = endpoint.in_flight
+        while endpoint.in_flight <= before:
+            before = min(before, endpoint.in_flight)
+            await asyncio.sleep(0.001)
+
+
 def steady(rate: float, duration_s: float) -> OfferedLoad:
     arrivals = tuple(Arrival(i / rate, 8, 1) for i in range(int(rate * duration_s)))
     return OfferedLoad("steady", arrivals, duration_s, None, f"{rate} req/s for {duration_s} s")
@@ -101,6 +110,7 @@ async def test_a_runtime_sigkilled_mid_request_loses_only_its_in_flight_requests
         load = asyncio.create_task(driver.run(steady(RATE, DURATION_S)))
         await until(lambda: driver.stats.sent >= RATE * 2)  # two seconds in: both pods busy
         (victim,) = [e for e in pool.ready() if e.pod == "default/chat-0"]
+        await just_sent_to(victim)  # so its next request is a round-robin turn away, not racing the kill
         agent.running["default/chat-0"].process.popen.kill()  # SIGKILL, mid-request
         # No await between the kill and this read: no request starts or ends in between.
         in_flight_at_kill, killed_at, killed_s = victim.in_flight, time.monotonic(), driver.elapsed_s()
