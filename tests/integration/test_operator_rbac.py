@@ -36,7 +36,10 @@ def operator(
     # Peered as the chart runs it (its peering CRD and object installed): the peering entries get used.
     admin = Cluster(emulated_api.kubeconfig)
     peering_crds = [crd for crd in crds() if crd["spec"]["group"] == "kopf.dev"]
-    create_objects(admin.kube, [*peering_crds, *find(render({}, namespace=OPERATOR_NAMESPACE), "ClusterKopfPeering")])
+    create_objects(admin.kube, peering_crds)
+    (peering,) = find(render({}, namespace=OPERATOR_NAMESPACE), "ClusterKopfPeering")
+    admin.kube.custom.create_cluster_custom_object("kopf.dev", "v1", "clusterkopfpeerings", peering,
+                                                   _preload_content=False)  # fmt: skip
     process = OperatorProcess(operator_kubeconfig, prometheus.url, tmp_path / "operator.log",
                               THERMOSTAT_PEERING=RELEASE, THERMOSTAT_PRIORITY_BY_START="true")  # fmt: skip
     yield process
