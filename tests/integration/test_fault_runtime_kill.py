@@ -27,7 +27,7 @@ from thermostat_stack.podspec import RuntimeLaunch
 from thermostat_stack.processes import ProcessTable
 from thermostat_stack.scenarios import Arrival, OfferedLoad
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(120)]
 
 SERVICE_S, RATE, DURATION_S = 0.8, 10.0, 8.0
 # The runtime's HTTP surface the load driver uses, each request taking SERVICE_S (threads: concurrent).
