@@ -3,7 +3,8 @@
 
 ``render(values)`` returns the chart's manifests as dicts; ``ALL_ON`` turns every optional part on.
 Built-in kinds are checked with ``kubernetes-validate --strict``; prometheus-operator kinds against
-the strict schemas in ``tests/data/prometheus-operator`` (from the models PyPI ships for its CRDs).
+the strict schemas in ``tests/data/prometheus-operator`` (from the models PyPI ships for its CRDs);
+Kopf's peering object against the CRD the chart ships for it.
 """
 
 from __future__ import annotations
@@ -76,6 +77,12 @@ def validate(document: dict[str, Any]) -> None:
     if document["apiVersion"].startswith("monitoring.coreos.com/"):
         schema = json.loads((MONITORING_SCHEMAS / f"{document['kind'].lower()}.schema.json").read_text())
         jsonschema.validate(document, schema)
+        return
+    if document["apiVersion"].startswith("kopf.dev/"):
+        (crd,) = [c for c in crds() if c["spec"]["names"]["kind"] == document["kind"]]
+        group = crd["spec"]["group"]
+        (version,) = [v for v in crd["spec"]["versions"] if f"{group}/{v['name']}" == document["apiVersion"]]
+        jsonschema.validate(document, version["schema"]["openAPIV3Schema"])
         return
     kubernetes_validate.validate(document, KUBE_VERSION, strict=True)
 

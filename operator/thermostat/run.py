@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import subprocess
 import threading
+import time
 from typing import Any
 
 from thermostat.settings import OperatorSettings
@@ -28,7 +29,7 @@ def run_operator(
     options: dict[str, Any] = {
         "standalone": settings.peering is None,
         "peering_name": settings.peering,
-        "priority": settings.priority,
+        "priority": settings.peering_priority(time.time()),
         "liveness_endpoint": settings.liveness_endpoint or None,
     }
     if settings.namespaces:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from enum import StrEnum
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -48,6 +48,11 @@ class OperatorSettings(BaseSettings):
         "Unset: standalone (one replica only).",
     )
     priority: int = Field(0, description="This replica's peering priority.")
+    priority_by_start: bool = Field(
+        False,
+        description="Derive the peering priority from this process's start time: the replica running longest "
+        "is the active one, so a replica that (re)starts never starts above an active one (the chart sets it).",
+    )
     peering_lifetime_seconds: int = Field(
         60, ge=5, le=3600,
         description="How long a replica's peering record lasts without a heartbeat: a killed active "
@@ -68,3 +73,18 @@ class OperatorSettings(BaseSettings):
         description="Routing profile JSON the law plans with; the committed profile of the shipped model when unset.",
     )
     retry_delay_seconds: float = Field(5.0, gt=0, description="Delay before retrying a failed apply of owned objects.")
+
+    @model_validator(mode="after")
+    def _one_priority_source(self) -> OperatorSettings:
+        if self.priority_by_start and self.peering is None:
+            raise ValueError(
+                "THERMOSTAT_PRIORITY_BY_START needs THERMOSTAT_PEERING (a peering name); set it or unset both"
+            )
+        if self.priority_by_start and self.priority:
+            raise ValueError("set THERMOSTAT_PRIORITY or THERMOSTAT_PRIORITY_BY_START, not both")
+        return self
+
+    def peering_priority(self, started_at_s: float) -> int:
+        """Kopf's priority for a process started at ``started_at_s`` (Unix time): the fixed one, or
+        minus the start time in milliseconds, so the earlier a replica started the higher it ranks."""
+        return -int(started_at_s * 1000) if self.priority_by_start else self.priority

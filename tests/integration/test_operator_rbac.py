@@ -4,7 +4,8 @@ enforces RBAC, uses every entry of its declared permission table and nothing out
 One scenario walks every path that talks to the API: creating a RoutedModel (reads and creates of
 each owned kind, the runtime pods' Role granted onward), Prometheus credentials from a Secret,
 looking for other scalers, someone stripping the owned objects' labels and a spec edit restoring them
-(patches of each kind), and a scale-down (pods listed and the first to go marked, the scale subresource, Events).
+(patches of each kind), and a scale-down (pods listed and the first to go marked, the scale subresource, Events);
+the operator is peered as the chart runs it (Kopf's peering object watched and its heartbeat written).
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from typing import Any
 
 import pytest
 from integration_support import NAME, NAMESPACE, Cluster, EmulatedApi, LoadDriver, OperatorProcess, wait_until
-from rbac_support import OPERATOR_USER, never_exercised
+from rbac_support import OPERATOR_NAMESPACE, OPERATOR_USER, create_objects, never_exercised
 
+from chart_support import RELEASE, crds, find, render
 from thermostat.kube import inventory
 from thermostat_stack.promserver import PrometheusServer
 
@@ -31,7 +33,15 @@ OWNED = {"ServiceAccount": f"{NAME}-runtime", "Role": f"{NAME}-routing-reader",
 def operator(
     emulated_api: EmulatedApi, operator_kubeconfig: Path, prometheus: PrometheusServer, tmp_path: Path
 ) -> Iterator[OperatorProcess]:
-    process = OperatorProcess(operator_kubeconfig, prometheus.url, tmp_path / "operator.log")
+    # Peered as the chart runs it (its peering CRD and object installed): the peering entries get used.
+    admin = Cluster(emulated_api.kubeconfig)
+    peering_crds = [crd for crd in crds() if crd["spec"]["group"] == "kopf.dev"]
+    create_objects(admin.kube, peering_crds)
+    (peering,) = find(render({}, namespace=OPERATOR_NAMESPACE), "ClusterKopfPeering")
+    admin.kube.custom.create_cluster_custom_object("kopf.dev", "v1", "clusterkopfpeerings", peering,
+                                                   _preload_content=False)  # fmt: skip
+    process = OperatorProcess(operator_kubeconfig, prometheus.url, tmp_path / "operator.log",
+                              THERMOSTAT_PEERING=RELEASE, THERMOSTAT_PRIORITY_BY_START="true")  # fmt: skip
     yield process
     process.stop()
     print(process.log_tail())

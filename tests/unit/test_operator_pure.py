@@ -88,6 +88,22 @@ def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         OperatorSettings()
 
 
+def test_priority_by_start_ranks_the_earlier_started_replica_higher() -> None:
+    by_start = OperatorSettings(peering="thermostat", priority_by_start=True)
+    # A replica started later (a restart, a rollout's new pod) never ranks above a running one.
+    assert by_start.peering_priority(1_700_000_000.0) > by_start.peering_priority(1_700_000_000.5)
+    assert by_start.peering_priority(1_700_000_000.0) != by_start.peering_priority(1_700_000_000.002)
+    fixed = OperatorSettings(peering="thermostat", priority=100)
+    assert fixed.peering_priority(1_700_000_000.0) == fixed.peering_priority(1_800_000_000.0) == 100
+
+
+def test_priority_by_start_without_peering_or_with_a_fixed_priority_is_refused() -> None:
+    with pytest.raises(ValueError, match="THERMOSTAT_PRIORITY_BY_START needs THERMOSTAT_PEERING"):
+        OperatorSettings(priority_by_start=True)
+    with pytest.raises(ValueError, match="not both"):
+        OperatorSettings(peering="thermostat", priority_by_start=True, priority=5)
+
+
 def test_logs_are_one_json_object_per_line() -> None:
     record = logging.LogRecord("thermostat.reconcile", logging.INFO, __file__, 1, "run %s", ("ok",), None)
     record.k8s_ref = {"namespace": "ns", "name": "chat", "kind": "RoutedModel"}

@@ -69,6 +69,15 @@ BUILTIN: tuple[ResourceType, ...] = (
         categories=("all",),
     ),
     _b("apps", "replicasets", "ReplicaSet", short_names=("rs",), subresources=("status", "scale"), categories=("all",)),
+    # Stored only (no controller): the chart installs the operator as one; tests start its pods themselves.
+    _b(
+        "apps",
+        "statefulsets",
+        "StatefulSet",
+        short_names=("sts",),
+        subresources=("status", "scale"),
+        categories=("all",),
+    ),
     # Stored, listed and watched only (no autoscaling controller): enough for conflict detection.
     _b(
         "autoscaling",

@@ -43,6 +43,7 @@ class EndpointPool:
 
     def add(self, pod: str, url: str) -> Endpoint:
         endpoint = self._known.setdefault(pod, Endpoint(pod, url))
+        endpoint.url = url  # a runtime restarted in its Pod may listen on another address
         self._ready[pod] = endpoint
         return endpoint
 

@@ -14,7 +14,9 @@ A deleted Pod is drained as a kubelet would after its preStop hook, the Pod obje
 meanwhile by the agent's finalizer: its endpoint leaves the pool first, in-flight requests finish,
 Prometheus gets two more scrapes (so the runtime's final counters are stored), then SIGTERM, the
 grace period, and SIGKILL if needed; then the finalizer goes and the Pod with it. Other Pods are reported Ready
-at once, as the emulated server's default runner does.
+at once, as the emulated server's default runner does. A runtime that exits while its Pod is not
+being deleted (a crash, SIGKILL) leaves the endpoint pool at once and is restarted in its Pod
+(restartPolicy Always), counted in ``restarts``, and reported Ready again from ``/readyz``.
 """
 
 from __future__ import annotations
@@ -42,6 +44,9 @@ log = logging.getLogger(__name__)
 DEFAULT_START_DELAY_S = 10.0
 MAX_LOCAL_REPLICAS = 2
 READY_POLL_S = 0.5
+# A kubelet's first restart backoff is 10 s; short here, so a test sees the whole cycle.
+RESTART_BACKOFF_S = 1.0
+MAX_RESTART_BACKOFF_S = 30.0
 
 
 class PodHandleLike(Protocol):
@@ -102,6 +107,7 @@ class NodeAgent:
     extra_env: dict[str, str] = field(default_factory=dict)
     running: dict[str, LocalPod] = field(default_factory=dict)
     events: list[tuple[float, str]] = field(default_factory=list)
+    restarts: dict[str, int] = field(default_factory=dict)
     _slots: set[str] = field(default_factory=set)
 
     async def run(self, pod: PodHandleLike) -> None:
@@ -118,7 +124,9 @@ class NodeAgent:
             local = self._start(pod, key)
             pod.hold()  # a deletion now leaves the Pod Terminating until it has drained
             await self._serve(pod, local)
-            await asyncio.Event().wait()
+            while True:  # restartPolicy Always: a runtime that dies is restarted in its Pod
+                await self._until_exit(local)
+                local = await self._restart(pod, key, local)
         except PodContractError as error:
             self._note(f"{key}: cannot run: {error}")
             await pod.set_ready(False, message=f"cannot run: {error}")
@@ -129,7 +137,8 @@ class NodeAgent:
             if local_pod is not None:
                 # Runs to completion even though this task was cancelled: the Pod is draining.
                 await asyncio.shield(self._drain(local_pod, grace_period_s(pod.pod)))
-                pod.hold(False)
+            if local_pod is not None or self.restarts.get(key):
+                pod.hold(False)  # held since the first start (deleted mid-restart too)
 
     async def _take_slot(self, pod: PodHandleLike, key: str) -> None:
         """Wait until fewer than ``max_replicas`` Pods hold a slot (two cores, DESIGN §6)."""
@@ -178,6 +187,27 @@ class NodeAgent:
         await pod.set_ready(True, pod_ip=local.host)  # Prometheus discovers it at podIP:port from here on
         self.pool.add(local.key, local.url)
         self._note(f"{local.key}: ready")
+
+    @staticmethod
+    async def _until_exit(local: LocalPod) -> None:
+        # A thread blocked in waitpid wakes the moment the process dies: the endpoint leaves the pool
+        # before the gateway picks it again (a poll would leave it there for one poll interval).
+        await asyncio.to_thread(local.process.popen.wait)
+
+    async def _restart(self, pod: PodHandleLike, key: str, local: LocalPod) -> LocalPod:
+        """The runtime died (a crash, an OOM or SIGKILL): out of the pool at once (its in-flight requests
+        failed with it), the Pod not Ready, then the process started again, as a kubelet does."""
+        self.pool.remove(local.key)
+        self.restarts[key] = self.restarts.get(key, 0) + 1
+        self._note(f"{key}: the runtime exited (status {local.process.popen.returncode}); restarting")
+        await pod.set_ready(False, message=f"runtime exited (status {local.process.popen.returncode}); restarting")
+        self.running.pop(key, None)
+        self.on_targets(self.targets())
+        # Doubling, as a kubelet's CrashLoopBackOff: a runtime that cannot start is not restarted in a tight loop.
+        await asyncio.sleep(min(RESTART_BACKOFF_S * 2 ** (self.restarts[key] - 1), MAX_RESTART_BACKOFF_S))
+        restarted = self._start(pod, key)
+        await self._serve(pod, restarted)
+        return restarted
 
     async def _drain(self, local: LocalPod, grace_s: float) -> None:
         self._note(f"{local.key}: draining")

@@ -72,3 +72,20 @@ any: true
 {{- end -}}
 {{- toYaml $out -}}
 {{- end -}}
+
+{{/* How many operator replicas: replicaCount, or 2 with HA and 1 without. Several need peering. */}}
+{{- define "thermostat.replicas" -}}
+{{- $replicas := .Values.replicaCount | default (ternary 2 1 .Values.ha.enabled) | int -}}
+{{- if and (gt $replicas 1) (not .Values.ha.enabled) -}}
+{{- fail (printf "replicaCount %d needs ha.enabled=true: without peering every replica would act; set replicaCount to 1 or enable ha" $replicas) -}}
+{{- end -}}
+{{- if and .Values.ha.enabled .Values.watch.namespaces -}}
+{{- fail "ha.enabled with watch.namespaces is not supported yet (Kopf would need a KopfPeering in each namespace): set ha.enabled=false (one replica) or watch every namespace" -}}
+{{- end -}}
+{{- $replicas -}}
+{{- end -}}
+
+{{/* The ClusterKopfPeering the replicas share (cluster-scoped: one per release). */}}
+{{- define "thermostat.peeringName" -}}
+{{- default (include "thermostat.fullname" .) .Values.ha.peeringName -}}
+{{- end -}}

@@ -95,6 +95,14 @@ FRAMEWORK: tuple[Permission, ...] = (
         "Kopf notices the RoutedModel CRD being installed, upgraded or removed",
         scope="cluster",
     ),
+    Permission(
+        "kopf.dev",
+        "clusterkopfpeerings",
+        ("list", "watch", "patch"),
+        "Kopf peering (several replicas, one active): each replica watches the peering object and "
+        "writes its heartbeat there",
+        scope="cluster",
+    ),
 )
 
 # Held only to be granted onward to the runtime pods' Role (see the module docstring).

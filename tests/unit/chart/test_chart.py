@@ -16,7 +16,7 @@ from thermostat.kube.inventory import rules_yaml
 from thermostat.kube.permissions import REGENERATE_COMMAND, RULES_FILE
 
 pytestmark = pytest.mark.fast
-WATCHED = {"watch": {"namespaces": ["team-a", "team-b"]}}
+WATCHED = {"watch": {"namespaces": ["team-a", "team-b"]}, "ha": {"enabled": False}}
 
 
 def test_helm_lint_is_clean_with_defaults_and_with_every_option() -> None:
@@ -38,7 +38,7 @@ def test_every_rendered_manifest_validates_strictly(values: dict[str, Any]) -> N
 def test_the_validator_refuses_an_unknown_field() -> None:
     """The check above can fail: a misspelt field is refused, for built-in and monitoring kinds."""
     documents = render(ALL_ON)
-    deployment = find(documents, "Deployment")[0]
+    deployment = find(documents, "StatefulSet")[0]
     deployment["spec"]["template"]["spec"]["containers"][0]["securityContex"] = {}
     with pytest.raises(Exception, match="securityContex"):
         validate(deployment)
@@ -50,7 +50,8 @@ def test_the_validator_refuses_an_unknown_field() -> None:
 
 def test_every_optional_part_is_off_by_default() -> None:
     kinds = {d["kind"] for d in render({})}
-    assert kinds == {"ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Deployment", "Service"}
+    assert kinds == {"ServiceAccount", "ClusterRole", "ClusterRoleBinding", "StatefulSet", "Service",
+                     "ClusterKopfPeering"}  # fmt: skip
     on = {(d["kind"], d["metadata"]["name"]) for d in render(ALL_ON)}
     assert {("PodMonitor", "thermostat-runtime"), ("ServiceMonitor", "thermostat-runtime"),
             ("PrometheusRule", "thermostat"), ("ConfigMap", "thermostat-dashboard"),
@@ -61,7 +62,8 @@ def test_the_crd_copy_is_fresh() -> None:
     committed = (REPO / "crds" / CRD_FILE_NAME).read_text()
     copy = (CHART / "crds" / CRD_FILE_NAME).read_text()
     assert copy == committed, f"charts/thermostat/crds/ is stale: cp crds/{CRD_FILE_NAME} charts/thermostat/crds/"
-    assert [c["metadata"]["name"] for c in crds()] == ["routedmodels.thermostat.dev"]
+    names = sorted(c["metadata"]["name"] for c in crds())
+    assert names == ["clusterkopfpeerings.kopf.dev", "routedmodels.thermostat.dev"]
 
 
 def test_the_rbac_rules_file_is_generated_from_the_permission_table() -> None:
@@ -89,12 +91,12 @@ def test_a_namespace_list_grants_roles_there_and_only_cluster_scoped_rules_clust
     assert sorted(b["metadata"]["namespace"] for b in find(documents, "RoleBinding")) == ["team-a", "team-b"]
     (cluster_role,) = find(documents, "ClusterRole")
     assert cluster_role["rules"] == generated["cluster"]
-    env = find(documents, "Deployment")[0]["spec"]["template"]["spec"]["containers"][0]["env"]
+    env = find(documents, "StatefulSet")[0]["spec"]["template"]["spec"]["containers"][0]["env"]
     assert {"name": "THERMOSTAT_NAMESPACES", "value": '["team-a","team-b"]'} in env
 
 
 def test_the_operator_pod_meets_pod_security_restricted() -> None:
-    pod = find(render({}), "Deployment")[0]["spec"]["template"]["spec"]
+    pod = find(render({}), "StatefulSet")[0]["spec"]["template"]["spec"]
     (container,) = pod["containers"]
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
@@ -126,3 +128,41 @@ def test_notes_say_what_sets_the_scoping_labels() -> None:
 def test_the_dashboard_configmap_holds_the_dashboard_file() -> None:
     (dashboard,) = find(render(ALL_ON), "ConfigMap", "thermostat-dashboard")
     assert dashboard["data"]["thermostat.json"] == (CHART / "files" / "dashboard.json").read_text()
+
+
+def operator_env(values: dict[str, Any]) -> dict[str, Any]:
+    (statefulset,) = find(render(values), "StatefulSet")
+    (container,) = statefulset["spec"]["template"]["spec"]["containers"]
+    return {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
+
+
+def test_by_default_two_replicas_peer_and_the_longest_running_one_acts() -> None:
+    documents = render({})
+    (statefulset,) = find(documents, "StatefulSet")
+    assert statefulset["spec"]["replicas"] == 2
+    # One replica at a time, each ready before the next starts: no two start together.
+    assert statefulset["spec"]["podManagementPolicy"] == "OrderedReady"
+    assert statefulset["spec"]["minReadySeconds"] > 0
+    (container,) = statefulset["spec"]["template"]["spec"]["containers"]
+    assert container["readinessProbe"]["httpGet"] == {"path": "/healthz", "port": "healthz"}
+    (peering,) = find(documents, "ClusterKopfPeering")
+    env = operator_env({})
+    assert env["THERMOSTAT_PEERING"] == peering["metadata"]["name"]
+    assert env["THERMOSTAT_PRIORITY_BY_START"] == "true"
+    assert env["THERMOSTAT_IDENTITY"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    assert "THERMOSTAT_PRIORITY" not in env  # a fixed priority would let a restarted replica start above
+
+
+def test_without_ha_one_standalone_replica_and_no_peering_object() -> None:
+    documents = render({"ha": {"enabled": False}})
+    assert find(documents, "StatefulSet")[0]["spec"]["replicas"] == 1
+    assert not find(documents, "ClusterKopfPeering")
+    assert not {"THERMOSTAT_PEERING", "THERMOSTAT_PRIORITY_BY_START"} & set(operator_env({"ha": {"enabled": False}}))
+
+
+def test_replicas_that_would_all_act_are_refused_naming_the_fix() -> None:
+    with pytest.raises(helm_python.HelmError, match=r"replicaCount 2 needs ha\.enabled=true"):
+        render({"replicaCount": 2, "ha": {"enabled": False}})
+    with pytest.raises(helm_python.HelmError, match=r"ha\.enabled with watch\.namespaces"):
+        render({"watch": {"namespaces": ["team-a"]}})
+    assert find(render({"replicaCount": 3}), "StatefulSet")[0]["spec"]["replicas"] == 3

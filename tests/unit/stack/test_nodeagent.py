@@ -1,4 +1,5 @@
-"""The node agent runs a Pod as a process, reports it Ready from /readyz, caps replicas, and drains."""
+"""The node agent runs a Pod as a process, reports it Ready from /readyz, caps replicas, drains, and
+restarts a runtime that died."""
 
 from __future__ import annotations
 
@@ -115,3 +116,33 @@ async def test_pods_run_as_processes_at_most_two_and_drain_when_deleted(
     await asyncio.gather(*tasks[1:], return_exceptions=True)
     assert not agent.processes.running()
     assert published[-1] == []
+
+
+async def test_a_runtime_sigkilled_leaves_the_pool_and_is_restarted_in_its_pod(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(nodeagent, "runtime_launch", _launch)
+    monkeypatch.setattr(nodeagent, "RESTART_BACKOFF_S", 0.1)
+    published: list[list[Target]] = []
+    pool = EndpointPool()
+    agent = NodeAgent(
+        ProcessTable(tmp_path), pool, tmp_path / "kc", published.append, start_delay_s=0.1, scrape_interval_s=0.05
+    )
+    handle = FakeHandle("chat-0")
+    task = asyncio.create_task(agent.run(handle))
+    await _until(lambda: len(pool.ready()) == 1)
+    killed = agent.running["default/chat-0"].process
+    killed.popen.kill()  # SIGKILL: no drain, no shutdown
+    await _until(lambda: not pool.ready())  # out of the pool: no request is sent to a dead process
+    await _until(lambda: len(pool.ready()) == 1)  # restarted in its Pod and Ready again
+    assert agent.restarts == {"default/chat-0": 1}
+    restarted = agent.running["default/chat-0"].process
+    assert restarted.pid != killed.pid
+    assert restarted.alive()
+    assert any(not ready and "runtime exited" in message for ready, message in handle.reports)
+    assert handle.reports[-1] == (True, "")
+    assert handle.held == [True]
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert not restarted.alive()
+    assert handle.held == [True, False]
