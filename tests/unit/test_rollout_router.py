@@ -266,3 +266,49 @@ def test_the_canary_pods_are_never_relabelled_stable() -> None:
     cluster.run(1030.0)
     assert len(cluster.canary_pods()) == 1
     assert not any(cluster.pod_labels.values())  # no pod relabelled: each track is its Deployment's
+
+
+def test_with_target_ref_the_rollout_condition_says_a_router_change_is_not_staged() -> None:
+    from tests.unit.test_reconcile_policies import DROP_IN, make_spec, world
+
+    drop_in = make_spec(**DROP_IN, rollout={"steps": [50]})
+    fresh = {"MetricsAvailable": Verdict("True", "MetricsFresh", "m")}
+    decision = Decision(0.8, 2, "steady", {}, fresh, operating_temperature=0.8)
+    actions = plan_actions(world(drop_in), decision, drop_in, now=0.0)
+    message = actions.verdicts["Rollout"].message
+    assert "only temperature changes are staged" in message
+    assert not [w for w in actions.writes if isinstance(w, ApplyObject)]
+
+
+def test_after_a_rollback_another_image_is_staged_again() -> None:
+    cluster = Cluster()
+    cluster.run(1000.0)
+    edited(cluster)
+    cluster.run(1015.0)
+    cluster.run(1075.0, tracks=HARMFUL)
+    assert cluster.rollout()["rejectedRouter"] == NEW
+    edited(cluster, "thermostat/runtime:3")
+    cluster.run(1090.0)
+    assert cluster.rollout()["phase"] == "Progressing"
+    assert runtime_image(cluster.deployments[CANARY]) == "thermostat/runtime:3"
+    assert runtime_image(cluster.deployments[NAME]) == OLD
+
+
+def test_explain_tells_a_router_rollout() -> None:
+    from rich.console import Console
+
+    from thermostat.status import parse_status
+    from thermostat.status.explain import explain
+
+    cluster = Cluster()
+    cluster.run(1000.0)
+    edited(cluster)
+    cluster.run(1015.0)
+    cluster.run(1075.0, tracks=HARMFUL)
+    console = Console(width=200, record=True)
+    with console.capture() as captured:
+        console.print(explain(parse_status(cluster.status), name=NAME, namespace=NAMESPACE, now=1080.0))
+    prose = captured.get()
+    assert f"Rollout of router {NEW} (stable {OLD}): RolledBack" in prose
+    assert "Rollout RolledBack: both tracks at temperature 0.80" in prose
+    assert f"router {OLD} → {NEW}: canary Deployment with 25% of the replicas" in prose

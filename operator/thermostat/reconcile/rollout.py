@@ -103,9 +103,23 @@ def plan_rollout(world: World, decision: Decision, spec: RoutedModelSpec, *, rep
             notes.append(events.Event("RolloutCommandIgnored", f"{COMMAND_ANNOTATION}={asked}: no rollout in progress"))
     previous_types = {c.type for c in world.subject.previous.conditions} if world.subject.previous else set()
     wanted = spec.rollout is not None or ConditionType.ROLLOUT in previous_types
-    verdicts: dict[str, Verdict] = {ConditionType.ROLLOUT: rollout_verdict(step.status)} if wanted else {}
+    verdicts: dict[str, Verdict] = {ConditionType.ROLLOUT: _verdict(step, spec)} if wanted else {}
     after = step.stable_temperature if data else world.temperature
     return RolloutPlan(after, tuple(writes), tuple(notes), step.status, verdicts, step.canary_replicas, cleanup)
+
+
+TARGET_REF_NOTE = (
+    "with targetRef only temperature changes are staged: a new image or template of your Deployment reaches "
+    "its pods through the Deployment's own rolling update"
+)
+
+
+def _verdict(step: RolloutStep, spec: RoutedModelSpec) -> Verdict:
+    """The Rollout condition; with targetRef it says that a router change of the user's Deployment is not staged."""
+    verdict = rollout_verdict(step.status)
+    if spec.target_ref is None or spec.rollout is None or verdict.status == "True":
+        return verdict
+    return Verdict(verdict.status, verdict.reason, f"{verdict.message}; {TARGET_REF_NOTE}")
 
 
 def _router_writes(world: World, spec: RoutedModelSpec, step: RolloutStep) -> tuple[list[Write], tuple[Write, ...]]:

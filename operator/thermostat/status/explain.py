@@ -82,6 +82,8 @@ def headline(record: DecisionRecord) -> str:
     t = f"{temperature_text(t0)} → {after}" if t0 is not None else after
     n = f"{n0} → {record.replicas}" if n0 is not None else f"{record.replicas}"
     if record.kind == "rollout":
+        if t0 is not None and round(t0, 4) == round(record.routing_temperature, 4):
+            return f"Rollout {record.rule or 'step'}: both tracks at temperature {after}"  # a router's rollout
         stable = f" (stable pods at {temperature_text(t0)})" if t0 is not None else ""
         return f"Rollout {record.rule or 'step'}: candidate temperature {after}{stable}"
     texts = {
@@ -300,8 +302,12 @@ def rollout_text(rollout: RolloutStatus, now: float, *, limit: int = 10) -> Text
     """The staged rollout: where it stands, then its steps (``history``), oldest first."""
     text = Text("\nRollout", style="bold")
     candidate = rollout.candidate_temperature
-    what = f" of temperature {temperature_text(candidate)}" if candidate is not None else ""
-    text.append(f"{what} (stable {temperature_text(rollout.stable_temperature)}): {rollout.phase}", style="bold")
+    if rollout.candidate_router is not None:
+        text.append(f" of router {rollout.candidate_router} (stable {rollout.stable_router}): {rollout.phase}",
+                    style="bold")  # fmt: skip
+    else:
+        what = f" of temperature {temperature_text(candidate)}" if candidate is not None else ""
+        text.append(f"{what} (stable {temperature_text(rollout.stable_temperature)}): {rollout.phase}", style="bold")
     if rollout.phase in (RolloutPhase.PROGRESSING, RolloutPhase.PAUSED):
         text.append(f", step {rollout.step}/{rollout.steps}, canary {rollout.canary_percent}% of the pods")
         text.append(f" ({', '.join(rollout.canary_pods)})" if rollout.canary_pods else "")
