@@ -53,9 +53,11 @@ def _meta(pod: dict[str, Any]) -> dict[str, Any]:
 
 
 def of_canary_deployment(pod: dict[str, Any], routedmodel: str) -> bool:
-    """A pod of a router rollout's canary Deployment (its ReplicaSet is named after it)."""
-    prefix = canary_deployment_name(routedmodel) + "-"
-    return any(str(ref.get("name", "")).startswith(prefix) for ref in _meta(pod).get("ownerReferences") or [])
+    """A pod of a router rollout's canary Deployment: its owner is the canary's ReplicaSet (named after the
+    Deployment) or, under controllers without ReplicaSets, the canary Deployment itself."""
+    canary = canary_deployment_name(routedmodel)
+    names = [str(ref.get("name", "")) for ref in _meta(pod).get("ownerReferences") or []]
+    return any(name == canary or name.startswith(canary + "-") for name in names)
 
 
 def serving_pods(pods: tuple[dict[str, Any], ...], routedmodel: str = "") -> tuple[str, ...]:
