@@ -312,3 +312,24 @@ def test_explain_tells_a_router_rollout() -> None:
     assert f"Rollout of router {NEW} (stable {OLD}): RolledBack" in prose
     assert "Rollout RolledBack: both tracks at temperature 0.80" in prose
     assert f"router {OLD} → {NEW}: canary Deployment with 25% of the replicas" in prose
+
+
+def test_a_deployment_named_like_the_canary_but_not_ours_is_never_deleted() -> None:
+    from unittest.mock import MagicMock
+
+    from thermostat.kube import ForeignObjectError
+    from thermostat.kube.client import Kube
+
+    owner = Owner.from_body({"metadata": BODY_META})
+    claim = render_deployment(owner, spec(NEW), replicas=1)["metadata"]
+    kube = Kube.__new__(Kube)
+    kube.apps = MagicMock()
+    users = {"metadata": {"name": CANARY, "annotations": {}, "ownerReferences": []}}
+    kube.read = lambda kind, namespace, name: users  # type: ignore[method-assign]
+    with pytest.raises(ForeignObjectError, match="never removes an object it did not create"):
+        kube.delete_owned_deployment(NAMESPACE, CANARY, claim)
+    kube.apps.delete_namespaced_deployment.assert_not_called()
+    ours = {"metadata": {"name": CANARY, "annotations": dict(claim["annotations"])}}
+    kube.read = lambda kind, namespace, name: ours  # type: ignore[method-assign]
+    assert kube.delete_owned_deployment(NAMESPACE, CANARY, claim) == "deleted"
+    kube.apps.delete_namespaced_deployment.assert_called_once()
