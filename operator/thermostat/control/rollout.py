@@ -11,8 +11,8 @@ drop below its operating point to hold the SLO (every pod at once, canary and st
 
 A *router* rollout stages a new ``spec.model.image`` (the router the pods serve) the same way: a
 canary Deployment runs the new image on the step's share of the law's replicas (the total), the stable
-Deployment keeps the old one, both tracks at the same temperature (the law's, at once), and the same
-analysis decides. A temperature fall waits while a router rollout runs, and a router change waits
+Deployment keeps the old one, both tracks serve the same temperature (the promoted point: a rise
+or a burst drop reaches them at once), and the same analysis decides. A temperature fall waits while a router rollout runs, and a router change waits
 while a temperature rollout runs (the stable Deployment keeps its image meanwhile).
 
 Everything lasting lives in ``RolloutStatus`` (status.rollout), so a restarted operator resumes.
@@ -186,7 +186,11 @@ def _active(state: RolloutStatus, rules: Rollout, inp: RolloutInput) -> RolloutS
     why = _superseded(state, rules, inp)
     if why is not None:
         ended = _end(state, inp, RolloutPhase.ROLLED_BACK, "Superseded", why)
-        return RolloutStep(ended, inp.law_temperature, None, (), (Note("RolloutSuperseded", ended.message),))
+        # A router's: a fall it held waits for the next run to be staged; a temperature's: back within the step.
+        law = inp.law_temperature if state.candidate_router is None else None
+        stable = law if law is not None else serve(inp.law_temperature, inp.operating_temperature,
+                                                   state.stable_temperature)  # fmt: skip
+        return RolloutStep(ended, stable, None, (), (Note("RolloutSuperseded", ended.message),))
     if _too_few(state, inp):
         return _paused_replicas(state, inp)
     if state.pause_reason == c.ROLLOUT_PAUSED_REPLICAS:
