@@ -12,8 +12,9 @@ drop below its operating point to hold the SLO (every pod at once, canary and st
 A *router* rollout stages a new ``spec.model.image`` (the router the pods serve) the same way: a
 canary Deployment runs the new image on the step's share of the law's replicas (the total), the stable
 Deployment keeps the old one, both tracks serve the same temperature (the promoted point: a rise
-or a burst drop reaches them at once), and the same analysis decides. A temperature fall waits while a router rollout runs, and a router change waits
-while a temperature rollout runs (the stable Deployment keeps its image meanwhile).
+or a burst drop reaches them at once), and the same analysis decides. A temperature fall waits while
+a router rollout runs, and a router change waits while a temperature rollout runs (the stable
+Deployment keeps its image meanwhile).
 
 Everything lasting lives in ``RolloutStatus`` (status.rollout), so a restarted operator resumes.
 """
