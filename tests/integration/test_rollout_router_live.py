@@ -95,7 +95,8 @@ def test_an_aborted_router_leaves_the_stable_deployment_unchanged_and_a_good_one
     wait_until(lambda: (deployment(cluster, NAME) or {})["spec"].get("replicas") == 2, timeout_s=30,
                what="the stable Deployment back at the total")  # fmt: skip
     assert json.dumps(deployment(cluster, NAME)["spec"]["template"], sort_keys=True) == template  # type: ignore[index]
-    assert cluster.status()["rollout"]["phase"] == "RolledBack"
+    wait_until(lambda: (cluster.status().get("rollout") or {}).get("phase") == "RolledBack", timeout_s=30,
+               what="status: RolledBack")  # fmt: skip
     assert cluster.events("CanaryDeploymentDeleted")
 
     staged(cluster, "thermostat/runtime:3")
@@ -103,6 +104,8 @@ def test_an_aborted_router_leaves_the_stable_deployment_unchanged_and_a_good_one
     wait_until(lambda: image(deployment(cluster, NAME)) == "thermostat/runtime:3", timeout_s=60,
                what="the stable Deployment on the promoted image")  # fmt: skip
     wait_until(lambda: deployment(cluster, CANARY) is None, timeout_s=60, what="the canary Deployment deleted")
-    assert cluster.status()["rollout"]["phase"] == "Promoted"
+    # The status patch follows the run's writes: wait for it too.
+    wait_until(lambda: (cluster.status().get("rollout") or {}).get("phase") == "Promoted", timeout_s=30,
+               what="status: Promoted")  # fmt: skip
     rules = [d.get("rule") for d in cluster.status().get("decisions", []) if d.get("kind") == "rollout"]
     assert rules[-2:] == ["Started", "Promoted"]
