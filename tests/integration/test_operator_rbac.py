@@ -4,8 +4,9 @@ enforces RBAC, uses every entry of its declared permission table and nothing out
 One scenario walks every path that talks to the API: creating a RoutedModel (reads and creates of
 each owned kind, the runtime pods' Role granted onward), Prometheus credentials from a Secret,
 looking for other scalers, someone stripping the owned objects' labels and a spec edit restoring them
-(patches of each kind), and a scale-down (pods listed and the first to go marked, the scale subresource, Events);
-the operator is peered as the chart runs it (Kopf's peering object watched and its heartbeat written).
+(patches of each kind), a scale-down (pods listed and the first to go marked, the scale subresource, Events),
+and a router rollout aborted (its canary Deployment created, then deleted); the operator is peered as the
+chart runs it (Kopf's peering object watched and its heartbeat written).
 """
 
 from __future__ import annotations
@@ -102,12 +103,31 @@ def _scenario(emulated_api: EmulatedApi, load: LoadDriver) -> None:
         timeout_s=30, what="the owned objects' labels restored",
     )  # fmt: skip
     assert labelled
+    _router_rollout_aborted(cluster)
 
     table = inventory.table()
     outside = emulated_api.audit.outside_table(OPERATOR_USER, table)
     assert not outside, f"requests outside the table (or refused): {outside}"
     unused = never_exercised(table, emulated_api.audit.exercised(OPERATOR_USER, table))
     assert not unused, f"table entries the operator never used (remove them, or exercise them here): {unused}"
+
+
+def _router_rollout_aborted(cluster: Cluster) -> None:
+    """A new image staged on a canary Deployment (created), then aborted (the canary Deployment deleted)."""
+    rollout = {"steps": [50], "analysis": {"intervalSeconds": 600}}
+    model = {"image": "thermostat/runtime:v2", "resources": {"gpus": 0}}
+    _patch(cluster, {"spec": {"replicas": {"min": 2, "max": 3}, "rollout": rollout, "model": model}})
+    wait_until(lambda: cluster.kube.read("Deployment", NAMESPACE, f"{NAME}-canary"), timeout_s=60,
+               what="the canary Deployment")  # fmt: skip
+    _patch(cluster, {"metadata": {"annotations": {"thermostat.dev/rollout": "abort"}}})
+    wait_until(lambda: cluster.events("CanaryDeploymentDeleted"), timeout_s=60, what="the canary Deployment deleted")
+
+
+def _patch(cluster: Cluster, body: dict[str, Any]) -> None:
+    cluster.kube.custom.patch_namespaced_custom_object(
+        "thermostat.dev", "v1alpha1", NAMESPACE, "routedmodels", NAME, body,
+        _content_type="application/merge-patch+json",
+    )  # fmt: skip
 
 
 def _scaled_down(cluster: Cluster) -> bool:

@@ -101,7 +101,8 @@ class Cluster:
         actions = plan_actions(world, decision, self.spec, now=now)
         outcome = apply(self, world.subject.ref, actions)  # type: ignore[arg-type]
         assert outcome.error is None
-        self.status = status_patch(settle(world, decision, actions, outcome).status)
+        self.settled = settle(world, decision, actions, outcome)
+        self.status = status_patch(self.settled.status)
 
     def rollout(self) -> dict[str, Any]:
         return dict(self.status.get("rollout") or {})

@@ -14,7 +14,8 @@ PACKAGE = Path(__file__).resolve().parents[2] / "operator" / "thermostat"
 # thermostat.kube defines the write methods; reconcile/apply is the one caller.
 ALLOWED = {PACKAGE / "reconcile" / "apply.py"}
 DEFINING = PACKAGE / "kube"
-KUBE_WRITES = {"patch", "apply", "scale_deployment", "patch_routedmodel_status", "post_event", "mark_for_removal"}
+KUBE_WRITES = {"patch", "apply", "scale_deployment", "patch_routedmodel_status", "post_event", "mark_for_removal",
+               "delete_owned_deployment"}  # fmt: skip
 CLIENT_WRITE = re.compile(r"^(create|patch|replace|delete)_(namespaced_|collection_)?\w+$")
 
 

@@ -245,7 +245,8 @@ class RolloutStepRecord(ApiModel):
 
 
 class RolloutStatus(ApiModel):
-    """A staged rollout of a new operating temperature: kept in status so a restarted operator resumes it."""
+    """A staged rollout of a new operating temperature or router image: kept in status so a restarted operator
+    resumes it."""
 
     phase: RolloutPhase = Field(strict=False, description="Progressing, Paused, Promoted or RolledBack.")
     message: str = Field("", description="What is happening, in words.")
@@ -265,6 +266,15 @@ class RolloutStatus(ApiModel):
     consecutive_errors: int = Field(0, ge=0, description="Analyses in a row without metrics.")
     rejected_temperature: RoutingTemperature | None = Field(
         None, description="The last candidate rolled back: not staged again until the operating point moves on."
+    )
+    stable_router: str | None = Field(
+        None, description="A router rollout: the image the stable Deployment serves (unset: a temperature rollout)."
+    )
+    candidate_router: str | None = Field(
+        None, description="A router rollout: the image the canary Deployment serves (spec.model.image)."
+    )
+    rejected_router: str | None = Field(
+        None, description="The last router image rolled back: not staged again until spec.model.image changes."
     )
     last_analysis: RolloutAnalysisRecord | None = Field(None, description="The last A/B analysis.")
     history: list[RolloutStepRecord] = Field(

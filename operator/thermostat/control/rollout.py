@@ -9,6 +9,13 @@ and after the last step promotion; failure beyond ``failureLimit`` → rollback;
 ``consecutiveErrorLimit`` → rollback. Never staged: a rise, a fall within the step, and the law's
 drop below its operating point to hold the SLO (every pod at once, canary and stable alike).
 
+A *router* rollout stages a new ``spec.model.image`` (the router the pods serve) the same way: a
+canary Deployment runs the new image on the step's share of the law's replicas (the total), the stable
+Deployment keeps the old one, both tracks serve the same temperature (the promoted point: a rise
+or a burst drop reaches them at once), and the same analysis decides. A temperature fall waits while
+a router rollout runs, and a router change waits while a temperature rollout runs (the stable
+Deployment keeps its image meanwhile).
+
 Everything lasting lives in ``RolloutStatus`` (status.rollout), so a restarted operator resumes.
 """
 
@@ -63,6 +70,9 @@ class RolloutInput:
     metrics_missing: str | None = None  # why the due analysis could not be measured
     command: str | None = None  # promote / abort from the annotation
     slo_exact: bool = True  # the SLO target is a histogram bucket (else the share is interpolated)
+    router: str | None = None  # spec.model.image (None: targetRef, no router rollout)
+    served_router: str | None = None  # the image the stable Deployment serves now
+    replicas: int = 0  # the law's replicas: stable and canary together
 
 
 @dataclass(frozen=True)
@@ -84,6 +94,8 @@ class RolloutStep:
     canary_pods: tuple[str, ...]
     notes: tuple[Note, ...] = ()
     command_done: bool = False
+    canary_replicas: int = 0  # a router rollout: the canary Deployment's share of the replicas (0: none)
+    promote_router: str | None = None  # a router rollout promoted: the stable Deployment takes this image
 
 
 def analysis_due(state: RolloutStatus | None, rules: Rollout | None, now: float) -> bool:
@@ -102,11 +114,23 @@ def serve(law: float, operating: float, setpoint: float) -> float:
 def advance(state: RolloutStatus | None, rules: Rollout, inp: RolloutInput) -> RolloutStep:
     """This run's step of the rollout."""
     if state is not None and state.phase in ACTIVE:
+        if state.candidate_router is not None and inp.operating_temperature > state.stable_temperature:
+            # Both tracks of a router rollout serve the mark: a rise reaches them at once, a fall waits.
+            state = _with(state, stable_temperature=round(inp.operating_temperature, 4))
         return _active(state, rules, inp)
     return _idle(state, rules, inp)
 
 
+def router_change(state: RolloutStatus | None, inp: RolloutInput) -> bool:
+    """A new router to stage: spec.model.image differs from the stable Deployment's, and was not rolled back."""
+    if inp.router is None or inp.served_router is None or inp.router == inp.served_router:
+        return False
+    return state is None or inp.router != state.rejected_router
+
+
 def _idle(state: RolloutStatus | None, rules: Rollout, inp: RolloutInput) -> RolloutStep:
+    if router_change(state, inp):
+        return _start_router(state, rules, inp)
     base = state.stable_temperature if state else inp.in_force
     t_op, law = inp.operating_temperature, inp.law_temperature
     if t_op >= base - rules.temperature_step - EPS:
@@ -124,11 +148,35 @@ def _start(state: RolloutStatus | None, rules: Rollout, inp: RolloutInput, base:
         phase=RolloutPhase.PROGRESSING, started=rfc3339(inp.now), stable_temperature=base,
         candidate_temperature=round(inp.operating_temperature, 4), step=1, steps=len(rules.steps),
         canary_percent=rules.steps[0], step_started=rfc3339(inp.now),
-        history=list(state.history) if state else [],
+        history=list(state.history) if state else [], rejected_router=state.rejected_router if state else None,
     )  # fmt: skip
     why = f"operating point {base:.2f}→{inp.operating_temperature:.2f} is a fall larger than {rules.temperature_step:g}"
     new = _record(new, inp.now, "Started", f"{why}: canary {rules.steps[0]}% of the pods")
     return _serving(new, inp, (Note("RolloutStarted", new.message),))
+
+
+def _start_router(state: RolloutStatus | None, rules: Rollout, inp: RolloutInput) -> RolloutStep:
+    new = RolloutStatus(
+        phase=RolloutPhase.PROGRESSING, started=rfc3339(inp.now),
+        stable_temperature=state.stable_temperature if state else inp.in_force, step=1, steps=len(rules.steps),
+        canary_percent=rules.steps[0], step_started=rfc3339(inp.now),
+        stable_router=inp.served_router, candidate_router=inp.router, history=list(state.history) if state else [],
+        rejected_temperature=state.rejected_temperature if state else None,
+    )  # fmt: skip
+    why = f"router {inp.served_router} → {inp.router}: canary Deployment with {rules.steps[0]}% of the replicas"
+    new = _record(new, inp.now, "Started", why)
+    return _serving(new, inp, (Note("RolloutStarted", new.message),))
+
+
+def _superseded(state: RolloutStatus, rules: Rollout, inp: RolloutInput) -> str | None:
+    """Why the rollout has nothing left to stage (None: it goes on)."""
+    if state.candidate_router is not None:
+        if inp.router != state.candidate_router:
+            return f"spec.model.image is now {inp.router}, not the candidate {state.candidate_router}"
+        return None
+    if inp.operating_temperature >= state.stable_temperature - rules.temperature_step - EPS:
+        return f"the law's operating point is back at {inp.operating_temperature:.2f}: nothing to stage"
+    return None
 
 
 def _active(state: RolloutStatus, rules: Rollout, inp: RolloutInput) -> RolloutStep:
@@ -136,11 +184,15 @@ def _active(state: RolloutStatus, rules: Rollout, inp: RolloutInput) -> RolloutS
         return _rolled_back(state, inp, "aborted by the thermostat.dev/rollout=abort annotation", manual=True)
     if inp.command == PROMOTE:
         return _promoted(state, inp, "promoted by the thermostat.dev/rollout=promote annotation")
-    if inp.operating_temperature >= state.stable_temperature - rules.temperature_step - EPS:
-        why = f"the law's operating point is back at {inp.operating_temperature:.2f}: nothing to stage"
+    why = _superseded(state, rules, inp)
+    if why is not None:
         ended = _end(state, inp, RolloutPhase.ROLLED_BACK, "Superseded", why)
-        return RolloutStep(ended, inp.law_temperature, None, (), (Note("RolloutSuperseded", ended.message),))
-    if len(inp.pods) < 2:
+        # A router's: a fall it held waits for the next run to be staged; a temperature's: back within the step.
+        law = inp.law_temperature if state.candidate_router is None else None
+        stable = law if law is not None else serve(inp.law_temperature, inp.operating_temperature,
+                                                   state.stable_temperature)  # fmt: skip
+        return RolloutStep(ended, stable, None, (), (Note("RolloutSuperseded", ended.message),))
+    if _too_few(state, inp):
         return _paused_replicas(state, inp)
     if state.pause_reason == c.ROLLOUT_PAUSED_REPLICAS:
         state = _with(state, phase=RolloutPhase.PROGRESSING, step_started=rfc3339(inp.now), pause_reason=None)
@@ -210,14 +262,26 @@ def _pause(
     return paused, (Note("RolloutPaused", f"{reason}: {message}", warning=True),)
 
 
+def _too_few(state: RolloutStatus, inp: RolloutInput) -> bool:
+    """A canary needs a stable pod beside it: two serving pods, or two replicas for a router's Deployment."""
+    return (inp.replicas if state.candidate_router is not None else len(inp.pods)) < 2
+
+
 def _paused_replicas(state: RolloutStatus, inp: RolloutInput) -> RolloutStep:
-    message = f"{len(inp.pods)} pod(s) serve; a canary needs a stable pod beside it"
+    count = inp.replicas if state.candidate_router is not None else len(inp.pods)
+    message = f"{count} pod(s) serve; a canary needs a stable pod beside it"
     state, notes = _pause(state, inp, c.ROLLOUT_PAUSED_REPLICAS, message)
     stable = serve(inp.law_temperature, inp.operating_temperature, state.stable_temperature)
     return RolloutStep(_with(state, canary_pods=[]), stable, None, (), notes)
 
 
 def _promoted(state: RolloutStatus, inp: RolloutInput, why: str) -> RolloutStep:
+    if state.candidate_router is not None:
+        ended = _end(state, inp, RolloutPhase.PROMOTED, "Promoted", why)
+        ended = _with(ended, stable_router=state.candidate_router, rejected_router=None)
+        stable = serve(inp.law_temperature, inp.operating_temperature, state.stable_temperature)
+        return RolloutStep(ended, stable, None, (), (Note("RolloutPromoted", why),),
+                           command_done=inp.command is not None, promote_router=state.candidate_router)  # fmt: skip
     if state.candidate_temperature is None:
         raise ValueError("a rollout in progress has a candidate temperature")
     ended = _end(state, inp, RolloutPhase.PROMOTED, "Promoted", why)
@@ -228,7 +292,10 @@ def _promoted(state: RolloutStatus, inp: RolloutInput, why: str) -> RolloutStep:
 
 def _rolled_back(state: RolloutStatus, inp: RolloutInput, why: str, *, manual: bool = False) -> RolloutStep:
     ended = _end(state, inp, RolloutPhase.ROLLED_BACK, "RolledBack", why)
-    ended = _with(ended, rejected_temperature=state.candidate_temperature)
+    if state.candidate_router is not None:
+        ended = _with(ended, rejected_router=state.candidate_router)
+    else:
+        ended = _with(ended, rejected_temperature=state.candidate_temperature)
     stable = serve(inp.law_temperature, inp.operating_temperature, state.stable_temperature)
     note = Note("RolloutAborted" if manual else "RolloutRolledBack", why, warning=True)
     return RolloutStep(ended, stable, None, (), (note,), command_done=manual)
@@ -242,12 +309,17 @@ def _end(state: RolloutStatus, inp: RolloutInput, phase: RolloutPhase, action: s
 def _serving(
     state: RolloutStatus, inp: RolloutInput, notes: tuple[Note, ...], *, command_done: bool = False
 ) -> RolloutStep:
-    """Keep a rollout going: its canary pods, and each track's temperature."""
+    """Keep a rollout going: its canary pods (or replicas), and each track's temperature."""
+    if _too_few(state, inp):
+        return _paused_replicas(state, inp)
+    if state.candidate_router is not None:
+        count = canary_count(inp.replicas, state.canary_percent)
+        stable = serve(inp.law_temperature, inp.operating_temperature, state.stable_temperature)
+        return RolloutStep(state, stable, None, (), notes, command_done=command_done,
+                           canary_replicas=count)  # fmt: skip
     candidate = state.candidate_temperature
     if candidate is None:
         raise ValueError("a rollout in progress has a candidate temperature")
-    if len(inp.pods) < 2:
-        return _paused_replicas(state, inp)
     pods = choose_canary(inp.pods, tuple(state.canary_pods), state.canary_percent)
     state = _with(state, canary_pods=list(pods))
     stable = serve(inp.law_temperature, inp.operating_temperature, state.stable_temperature)
@@ -257,9 +329,14 @@ def _serving(
 
 def choose_canary(pods: tuple[str, ...], current: tuple[str, ...], percent: int) -> tuple[str, ...]:
     """At least one pod, never all: the current canary pods first (no churn), then by name."""
-    count = min(max(math.ceil(percent * len(pods) / 100.0), 1), len(pods) - 1)
+    count = canary_count(len(pods), percent)
     ordered = [p for p in current if p in pods] + sorted(p for p in pods if p not in current)
     return tuple(sorted(ordered[:count]))
+
+
+def canary_count(total: int, percent: int) -> int:
+    """The canary's share of ``total`` pods: at least one, never all (``total`` ≥ 2)."""
+    return min(max(math.ceil(percent * total / 100.0), 1), total - 1)
 
 
 def _record(state: RolloutStatus, now: float, action: str, why: str) -> RolloutStatus:

@@ -158,6 +158,28 @@ class Kube:
         self.patch(kind, namespace, name, patch)
         return "updated"
 
+    @requires(Permission("apps", "deployments", ("get", "delete"), "removes a router rollout's canary Deployment"))
+    def delete_owned_deployment(self, namespace: str, name: str, claim: dict[str, Any]) -> str:
+        """Delete a Deployment this RoutedModel created (``claim``: the metadata it renders, with its mark
+        and ownerReference); returns deleted or absent.
+
+        Raises ``ForeignObjectError`` for one it did not create: Thermostat never removes a user's object.
+        """
+        live = self.read("Deployment", namespace, name)
+        if live is None:
+            return "absent"
+        if foreign(live, {"metadata": claim}):
+            raise ForeignObjectError(
+                f"Deployment {namespace}/{name} was not created by this RoutedModel: Thermostat never "
+                "removes an object it did not create; remove or rename it yourself"
+            )
+        try:
+            self.apps.delete_namespaced_deployment(name, namespace, propagation_policy="Background")
+        except ApiException as error:
+            if error.status != 404:
+                raise
+        return "deleted"
+
     @requires(Permission("apps", "deployments", ("patch",), "sets replicas as HPA does", subresource="scale"))
     def scale_deployment(self, namespace: str, name: str, replicas: int) -> None:
         """Set replicas through the scale subresource (what HPA and kubectl scale use)."""

@@ -66,7 +66,16 @@ class PatchObject:
     what: str  # how the change is reported: "adopted", "released"
 
 
-Write = PatchConfigMap | Scale | ApplyObject | PatchObject | SetTrack | ClearCommand
+@dataclass(frozen=True)
+class DeleteDeployment:
+    """Remove an owned Deployment (a router rollout's canary, once promoted or rolled back)."""
+
+    name: str
+    claim: dict[str, Any]  # the metadata rendered for it: only an object carrying its mark is removed
+    event: Event
+
+
+Write = PatchConfigMap | Scale | ApplyObject | PatchObject | SetTrack | ClearCommand | DeleteDeployment
 
 
 @dataclass(frozen=True)

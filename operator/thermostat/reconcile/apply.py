@@ -15,6 +15,7 @@ from thermostat.kube import ApiException, ForeignObjectError, Kube, ObjectRef, m
 from thermostat.reconcile.actions import (
     Actions,
     ClearCommand,
+    DeleteDeployment,
     Outcome,
     PatchConfigMap,
     PatchObject,
@@ -50,6 +51,8 @@ def _describe(write: Write, namespace: str) -> str:
         return f"labelling pods {', '.join(write.pods)} track {write.track}"
     if isinstance(write, ClearCommand):
         return f"removing the annotation {write.annotation}"
+    if isinstance(write, DeleteDeployment):
+        return f"deleting Deployment {namespace}/{write.name}"
     meta = write.manifest["metadata"]
     return f"applying {write.manifest['kind']} {namespace}/{meta['name']}"
 
@@ -66,6 +69,11 @@ def _write(kube: Kube, about: ObjectRef, write: Write) -> str | None:
     if isinstance(write, PatchConfigMap):
         kube.patch("ConfigMap", namespace, write.name, {"data": write.data})
         return None
+    if isinstance(write, DeleteDeployment):
+        result = kube.delete_owned_deployment(namespace, write.name, write.claim)
+        if result == "deleted":
+            post(kube, about, write.event)
+        return None if result == "absent" else f"deleted Deployment/{write.name}"
     if isinstance(write, Scale):
         mark_for_removal(kube, namespace, list(write.mark))
         kube.scale_deployment(namespace, write.deployment, write.replicas)

@@ -82,8 +82,9 @@ def _finish(
     state.watch = settled.watch
     write_status(context.kube, world.subject.ref, settled.status, settled.event)
     namespace, name = world.subject.namespace, world.subject.name
-    if settled.record is not None:
-        log_decision(namespace, name, settled.record)
+    for record in (settled.record, *settled.steps):
+        if record is not None:
+            log_decision(namespace, name, record)
     previous = world.subject.previous
     publish_savings(namespace, name, previous.savings if previous else None, settled.status.savings)
     for error in world.metrics_errors.values():

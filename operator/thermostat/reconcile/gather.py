@@ -40,6 +40,7 @@ from thermostat.reconcile.world import (
 )
 from thermostat.render import routing_configmap_name
 from thermostat.render.identity import ROUTEDMODEL_LABEL
+from thermostat.render.workload import canary_deployment_name
 from thermostat.settings import OperatorSettings
 
 
@@ -57,12 +58,16 @@ def _objects(context: Context, subject: Subject, spec: RoutedModelSpec, now: flo
     kube, namespace = context.kube, subject.namespace
     deployment = kube.read("Deployment", namespace, target_deployment_name(subject.name, spec))
     configmap = kube.read("ConfigMap", namespace, routing_configmap_name(subject.name, spec))
+    # A router rollout's canary Deployment (only ever with spec.model): its replicas count in the law's total.
+    canary = kube.read("Deployment", namespace, canary_deployment_name(subject.name)) if spec.model else None
+    workload = Workload.from_deployment(deployment).with_canary(canary) if deployment is not None else None
     return World(
         now=now,
         subject=subject,
         spec=spec,
-        workload=Workload.from_deployment(deployment) if deployment is not None else None,
+        workload=workload,
         configmap=configmap,
+        canary=canary,
         temperature=temperature_in_force(configmap, subject.previous, spec.quality.max_routing_temperature),
         watch=state.watch,
         apply_error=state.apply_error,

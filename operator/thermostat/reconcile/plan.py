@@ -22,11 +22,12 @@ from thermostat.kube.selectors import selector_matches
 from thermostat.reconcile import events
 from thermostat.reconcile.actions import Actions, ApplyObject, PatchObject, Scale, Write
 from thermostat.reconcile.replicas import OVERRIDE_LIMIT, ReplicaVerdict, after_write, judge_replicas
-from thermostat.reconcile.rollout import plan_rollout
+from thermostat.reconcile.rollout import of_canary_deployment, plan_rollout
 from thermostat.reconcile.world import Workload, World, configmap_temperature
 from thermostat.render import Owner, render_owned_objects, render_routing_configmap, routing_configmap_name
 from thermostat.render.objects import ROUTING_KEY
 from thermostat.render.ownership import adoption_patch, created_by, manager
+from thermostat.render.workload import with_image
 from thermostat.scaledown import pods_to_remove
 from thermostat.status import Health, conflict_verdict
 
@@ -83,13 +84,17 @@ def plan_actions(world: World, decision: Decision | None, spec: RoutedModelSpec,
     ready = workload.ready_replicas
     # A stock server has no routing ConfigMap; a user's that is missing cannot be patched (theirs to create).
     knob = (spec.model is not None or spec.metrics.routing_knob) and world.configmap is not None
-    staged = plan_rollout(world, decision, spec) if enforce and knob else None  # the temperature, staged or not
+    total = decision.replicas if enforce and conflict is None else workload.replicas  # the law's, once written
+    staged = plan_rollout(world, decision, spec, replicas=total) if enforce and knob else None
     writes += list(staged.writes) if staged else []
     if staged is not None:
         notes, temperature = notes + list(staged.notes), staged.temperature_after
-    if enforce and conflict is None and decision.replicas != workload.replicas:
-        writes.append(_scale(world, workload, decision))
+    canary = staged.canary_replicas if staged else 0
+    stable_now = workload.replicas - workload.canary_replicas
+    if enforce and conflict is None and (total != workload.replicas or total - canary != stable_now):
+        writes.append(_scale(world, workload, decision, canary=canary))
         replicas, watch = decision.replicas, after_write(watch, decision.replicas)
+    writes += list(staged.cleanup) if staged else []
     return Actions(
         writes=tuple(writes),
         events=tuple(notes),
@@ -171,13 +176,20 @@ def _said_before(world: World, reason: str) -> bool:
     return any(c.type == ConditionType.CONFLICT and c.status == "True" and c.reason == reason for c in conditions)
 
 
-def _scale(world: World, workload: Workload, decision: Decision) -> Scale:
-    removed = workload.replicas - decision.replicas
+def _scale(world: World, workload: Workload, decision: Decision, *, canary: int = 0) -> Scale:
+    """The stable Deployment to the law's replicas, less those a router rollout's canary Deployment runs."""
+    stable = decision.replicas - canary
+    removed = workload.replicas - workload.canary_replicas - stable
     # Only the Deployment's own pods are ever marked, whatever the list returned.
-    own = [p for p in world.pods if selector_matches(workload.selector, (p.get("metadata") or {}).get("labels") or {})]
+    own = [
+        p for p in world.pods
+        if selector_matches(workload.selector, (p.get("metadata") or {}).get("labels") or {})
+        and not of_canary_deployment(p, world.subject.name)
+    ]  # fmt: skip
     mark = tuple(pods_to_remove(own, removed)) if removed > 0 else ()
-    event = events.replicas_changed(workload.replicas, decision.replicas, decision.reason)
-    return Scale(deployment=workload.name, replicas=decision.replicas, mark=mark, event=event)
+    why = decision.reason if canary == 0 else f"{decision.reason}; {canary} of them on the canary Deployment"
+    event = events.replicas_changed(workload.replicas, decision.replicas, why)
+    return Scale(deployment=workload.name, replicas=stable, mark=mark, event=event)
 
 
 def _metrics_problem(decision: Decision) -> str | None:
@@ -221,6 +233,8 @@ def plan_owned(world: World, spec: RoutedModelSpec) -> Actions:
     for rendered in manifests:
         if rendered["kind"] == "ConfigMap" and world.configmap is not None:
             writes += _configmap_write(world.configmap, rendered, owner, spec)
+        elif rendered["kind"] == "Deployment" and held_router(world, spec):
+            writes.append(ApplyObject(with_image(rendered, str(held_router(world, spec)))))
         else:
             writes.append(ApplyObject(rendered))
     if spec.target_ref is not None and world.workload is not None:
@@ -249,6 +263,15 @@ def _configmap_write(
         return [PatchObject("ConfigMap", name, patch, "adopted")]
     edited = {key: value for key, value in wanted.items() if key != ROUTING_KEY and in_force.get(key) != value}
     return [PatchObject("ConfigMap", name, {"data": edited}, "updated")] if edited else []
+
+
+def held_router(world: World, spec: RoutedModelSpec) -> str | None:
+    """With spec.rollout (Enforce), the image the stable Deployment keeps: a new spec.model.image is the
+    control run's to stage on a canary Deployment and, once promoted, to write (None: nothing held)."""
+    live = world.workload.image if world.workload else None
+    if spec.rollout is None or spec.model is None or spec.mode != Mode.ENFORCE or live is None:
+        return None
+    return live if live != spec.model.image else None
 
 
 def _driven_by_another(world: World, spec: RoutedModelSpec) -> str | None:

@@ -4,6 +4,11 @@
 that keeps every pod on a setting it may serve: the ConfigMap first (a rollback drops the canary
 key, so canary pods fall back to the stable temperature at once), then the pods' track labels,
 then the removal of the ``thermostat.dev/rollout`` annotation whose command was carried out.
+
+A router rollout's writes are Deployments: the canary Deployment sized to the step's share of the
+law's replicas, and at the end the stable Deployment taking the new template (promotion) and the
+canary Deployment's removal (``cleanup``: after the stable one is scaled to the total, so the
+replicas never dip below it on the stable side). The pods of the canary Deployment are never relabelled.
 """
 
 from __future__ import annotations
@@ -19,10 +24,11 @@ from thermostat.control.conditions import ConditionType
 from thermostat.control.rollout import ABORT, PROMOTE, RolloutInput, RolloutStep, advance, rollout_verdict
 from thermostat.control.types import Verdict
 from thermostat.reconcile import events
-from thermostat.reconcile.actions import ClearCommand, PatchConfigMap, SetTrack, Write
+from thermostat.reconcile.actions import ApplyObject, ClearCommand, DeleteDeployment, PatchConfigMap, SetTrack, Write
 from thermostat.reconcile.world import World
-from thermostat.render import routing_configmap_name
+from thermostat.render import Owner, render_deployment, routing_configmap_name
 from thermostat.render.objects import CANARY_KEY, ROUTING_KEY, format_routing_temperature
+from thermostat.render.workload import canary_deployment_name, render_canary_deployment
 
 COMMAND_ANNOTATION = "thermostat.dev/rollout"
 TRACK_LABEL = "thermostat.dev/track"
@@ -38,16 +44,28 @@ class RolloutPlan:
     notes: tuple[events.Event, ...]
     status: RolloutStatus | None
     verdicts: dict[str, Verdict]  # Rollout, with spec.rollout (or to retire a stale one)
+    canary_replicas: int = 0  # of the law's replicas, those the canary Deployment runs after this run
+    cleanup: tuple[Write, ...] = ()  # after the stable Deployment's scale: the canary Deployment's removal
 
 
 def _meta(pod: dict[str, Any]) -> dict[str, Any]:
     return pod.get("metadata") or {}
 
 
-def serving_pods(pods: tuple[dict[str, Any], ...]) -> tuple[str, ...]:
-    """Pods that take requests: ready and not terminating."""
+def of_canary_deployment(pod: dict[str, Any], routedmodel: str) -> bool:
+    """A pod of a router rollout's canary Deployment: its owner is the canary's ReplicaSet (named after the
+    Deployment) or, under controllers without ReplicaSets, the canary Deployment itself."""
+    canary = canary_deployment_name(routedmodel)
+    names = [str(ref.get("name", "")) for ref in _meta(pod).get("ownerReferences") or []]
+    return any(name == canary or name.startswith(canary + "-") for name in names)
+
+
+def serving_pods(pods: tuple[dict[str, Any], ...], routedmodel: str = "") -> tuple[str, ...]:
+    """Pods of the stable Deployment that take requests: ready and not terminating."""
     names = []
     for pod in pods:
+        if routedmodel and of_canary_deployment(pod, routedmodel):
+            continue
         ready = any(
             c.get("type") == "Ready" and c.get("status") == "True"
             for c in ((pod.get("status") or {}).get("conditions") or [])
@@ -63,16 +81,19 @@ def command(world: World) -> str | None:
     return value.strip().lower() if isinstance(value, str) else None
 
 
-def plan_rollout(world: World, decision: Decision, spec: RoutedModelSpec) -> RolloutPlan:
-    """This run's rollout step as writes (``spec.rollout`` unset: undo any canary left behind)."""
+def plan_rollout(world: World, decision: Decision, spec: RoutedModelSpec, *, replicas: int) -> RolloutPlan:
+    """This run's rollout step as writes (``spec.rollout`` unset: undo any canary left behind).
+    ``replicas``: the law's total once this run's writes are done."""
     previous = world.subject.previous.rollout if world.subject.previous else None
     if spec.rollout is None:
         step = RolloutStep(None, decision.routing_temperature, None, ())
     else:
-        step = advance(previous, spec.rollout, _input(world, decision, spec))
+        step = advance(previous, spec.rollout, _input(world, decision, spec, replicas))
     data = _keys(world, step)
     writes: list[Write] = [_configmap_write(world, spec, decision, step, data)] if data else []
     writes += _tracks(world, step.canary_pods)
+    router, cleanup = _router_writes(world, spec, step)
+    writes += router
     asked = command(world)
     notes = [events.Event(n.reason, n.message, n.warning) for n in step.notes]
     if asked is not None:
@@ -84,9 +105,44 @@ def plan_rollout(world: World, decision: Decision, spec: RoutedModelSpec) -> Rol
             notes.append(events.Event("RolloutCommandIgnored", f"{COMMAND_ANNOTATION}={asked}: no rollout in progress"))
     previous_types = {c.type for c in world.subject.previous.conditions} if world.subject.previous else set()
     wanted = spec.rollout is not None or ConditionType.ROLLOUT in previous_types
-    verdicts: dict[str, Verdict] = {ConditionType.ROLLOUT: rollout_verdict(step.status)} if wanted else {}
+    verdicts: dict[str, Verdict] = {ConditionType.ROLLOUT: _verdict(step, spec)} if wanted else {}
     after = step.stable_temperature if data else world.temperature
-    return RolloutPlan(after, tuple(writes), tuple(notes), step.status, verdicts)
+    return RolloutPlan(after, tuple(writes), tuple(notes), step.status, verdicts, step.canary_replicas, cleanup)
+
+
+TARGET_REF_NOTE = (
+    "with targetRef only temperature changes are staged: a new image or template of your Deployment reaches "
+    "its pods through the Deployment's own rolling update"
+)
+
+
+def _verdict(step: RolloutStep, spec: RoutedModelSpec) -> Verdict:
+    """The Rollout condition; with targetRef it says that a router change of the user's Deployment is not staged."""
+    verdict = rollout_verdict(step.status)
+    if spec.target_ref is None or spec.rollout is None or verdict.status == "True":
+        return verdict
+    return Verdict(verdict.status, verdict.reason, f"{verdict.message}; {TARGET_REF_NOTE}")
+
+
+def _router_writes(world: World, spec: RoutedModelSpec, step: RolloutStep) -> tuple[list[Write], tuple[Write, ...]]:
+    """A router rollout's Deployments: the canary sized to its share, the stable one's new template on
+    promotion, and the canary's removal once it serves no share (promoted, rolled back, unset)."""
+    if spec.model is None:
+        return [], ()
+    owner = Owner.from_body(world.subject.body)
+    writes: list[Write] = []
+    if step.promote_router is not None:
+        writes.append(ApplyObject(render_deployment(owner, spec, replicas=None)))
+    if step.canary_replicas > 0:
+        writes.append(ApplyObject(render_canary_deployment(owner, spec, replicas=step.canary_replicas)))
+        return writes, ()
+    if world.canary is None:
+        return writes, ()
+    name = canary_deployment_name(world.subject.name)
+    claim = render_canary_deployment(owner, spec, replicas=1)["metadata"]
+    why = f"the router rollout ended ({step.status.phase})" if step.status else "spec.rollout was unset"
+    event = events.Event("CanaryDeploymentDeleted", f"Deployment {name} deleted: {why}")
+    return writes, (DeleteDeployment(name, claim, event),)
 
 
 def _configmap_write(
@@ -107,7 +163,7 @@ def _configmap_write(
     )
 
 
-def _input(world: World, decision: Decision, spec: RoutedModelSpec) -> RolloutInput:
+def _input(world: World, decision: Decision, spec: RoutedModelSpec, replicas: int) -> RolloutInput:
     analysis = None
     if world.tracks is not None and spec.rollout is not None:
         pair = world.tracks
@@ -116,9 +172,11 @@ def _input(world: World, decision: Decision, spec: RoutedModelSpec) -> RolloutIn
     return RolloutInput(
         now=world.now, law_temperature=decision.routing_temperature,
         operating_temperature=decision.operating_temperature or decision.routing_temperature,
-        in_force=world.temperature, pods=serving_pods(world.pods), analysis=analysis,
+        in_force=world.temperature, pods=serving_pods(world.pods, world.subject.name), analysis=analysis,
         metrics_missing=world.tracks_missing, command=asked if asked in (PROMOTE, ABORT) else None,
         slo_exact=world.tracks.slo_exact if world.tracks else True,
+        router=spec.model.image if spec.model else None,
+        served_router=world.workload.image if world.workload else None, replicas=replicas,
     )  # fmt: skip
 
 
@@ -136,6 +194,8 @@ def _tracks(world: World, canary: tuple[str, ...]) -> tuple[SetTrack, ...]:
     """Relabel the pods whose track differs from the step's (absent label: stable)."""
     to_canary, to_stable = [], []
     for pod in world.pods:
+        if of_canary_deployment(pod, world.subject.name):
+            continue  # its track is its Deployment's
         name, labels = str(_meta(pod).get("name")), _meta(pod).get("labels") or {}
         on_canary = labels.get(TRACK_LABEL) == CANARY
         if name in canary and not on_canary:

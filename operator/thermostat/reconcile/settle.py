@@ -15,7 +15,7 @@ from thermostat.reconcile.actions import Actions, Outcome, PatchConfigMap, Scale
 from thermostat.reconcile.events import Event, ready_lost
 from thermostat.reconcile.replicas import ReplicaWatch
 from thermostat.reconcile.world import World
-from thermostat.status import RunOutcome, build_status, decision_record, rfc3339
+from thermostat.status import RunOutcome, build_status, decision_record, rfc3339, rollout_records
 
 # Used only to assemble the Ready condition of a spec that does not parse (display is dropped).
 _PLACEHOLDER_SPEC = RoutedModelSpec.model_validate(
@@ -31,6 +31,7 @@ class Settled:
     event: Event | None
     watch: ReplicaWatch
     record: DecisionRecord | None = None  # this run's audit record (the operator logs every one)
+    steps: tuple[DecisionRecord, ...] = ()  # the rollout steps it took, as records of kind rollout
 
 
 def in_force(actions: Actions, outcome: Outcome) -> Settings:
@@ -80,4 +81,7 @@ def settle(world: World, decision: Decision | None, actions: Actions, outcome: O
     if world.spec is None:
         status.display = None
     record = decision_record(run, spec, time=rfc3339(world.now))
-    return Settled(status=status, event=ready_lost(world.subject.previous, status), watch=watch, record=record)
+    previous = world.subject.previous.rollout if world.subject.previous else None
+    steps = tuple(rollout_records(previous, run.rollout, replicas=current.replicas or 0))
+    event = ready_lost(world.subject.previous, status)
+    return Settled(status=status, event=event, watch=watch, record=record, steps=steps)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from thermostat.api.spec import RoutedModelSpec
@@ -22,6 +22,7 @@ from thermostat.metrics.prometheus import PrometheusMetrics
 from thermostat.metrics.tracks import TrackPair
 from thermostat.reconcile.replicas import ReplicaWatch
 from thermostat.render.objects import ROUTING_KEY
+from thermostat.render.workload import runtime_image
 from thermostat.settings import OperatorSettings
 from thermostat.status import parse_status
 
@@ -72,11 +73,13 @@ class Workload:
     """What the driven Deployment says now."""
 
     name: str
-    replicas: int  # spec.replicas
+    replicas: int  # spec.replicas (with a router rollout's canary Deployment: both together, the law's total)
     ready_replicas: int
     selector: dict[str, Any]  # the whole LabelSelector: matchLabels and matchExpressions
     service_account: str
     annotations: dict[str, str] = field(default_factory=dict)
+    image: str | None = None  # the runtime container's image: the router the stable pods serve
+    canary_replicas: int = 0  # of ``replicas``, those of the canary Deployment
 
     @classmethod
     def from_deployment(cls, deployment: dict[str, Any]) -> Workload:
@@ -90,7 +93,16 @@ class Workload:
             selector=dict(spec.get("selector") or {}),
             service_account=pod_spec.get("serviceAccountName") or "default",
             annotations=dict(deployment["metadata"].get("annotations") or {}),
+            image=runtime_image(deployment),
         )
+
+    def with_canary(self, canary: dict[str, Any] | None) -> Workload:
+        """The stable Deployment and a router rollout's canary Deployment as one workload of the law's replicas."""
+        if canary is None or (canary.get("metadata") or {}).get("deletionTimestamp"):
+            return self
+        other = Workload.from_deployment(canary)
+        return replace(self, replicas=self.replicas + other.replicas, canary_replicas=other.replicas,
+                       ready_replicas=self.ready_replicas + other.ready_replicas)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -103,6 +115,7 @@ class World:
     problem: str | None = None  # what makes the spec invalid
     workload: Workload | None = None  # the Deployment driven; None when it does not exist
     configmap: dict[str, Any] | None = None  # the routing ConfigMap, live
+    canary: dict[str, Any] | None = None  # a router rollout's canary Deployment, live
     temperature: float = 1.0  # the routing temperature in force
     scalers: tuple[str, ...] = ()  # HPAs and ScaledObjects on the Deployment
     scalers_unknown: str | None = None  # why other scalers could not be looked for (a 403)

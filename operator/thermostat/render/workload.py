@@ -196,3 +196,43 @@ def render_deployment(owner: Owner, spec: RoutedModelSpec, *, replicas: int | No
         "metadata": owner.metadata(owner.name, labels=selector_labels(owner.name)),
         "spec": deployment_spec,
     }
+
+
+TRACK_LABEL, CANARY_TRACK = "thermostat.dev/track", "canary"
+
+
+def canary_deployment_name(name: str) -> str:
+    return f"{name}-canary"
+
+
+def render_canary_deployment(owner: Owner, spec: RoutedModelSpec, *, replicas: int) -> dict[str, Any]:
+    """The canary Deployment of a router rollout: the pod template of ``spec.model`` (the new image) with
+    pods on the canary track, ``replicas`` of them, owned by the RoutedModel like the stable one.
+
+    Its pods keep the stable Deployment's selector labels, so the Service sends them their share of the
+    requests; its own selector adds the track, so it never counts the stable pods.
+    """
+    deployment = render_deployment(owner, spec, replicas=replicas)
+    name = canary_deployment_name(owner.name)
+    deployment["metadata"] = owner.metadata(name, labels={**selector_labels(owner.name), TRACK_LABEL: CANARY_TRACK})
+    body = deployment["spec"]
+    body["selector"] = {"matchLabels": {**selector_labels(owner.name), TRACK_LABEL: CANARY_TRACK}}
+    body["template"]["metadata"]["labels"][TRACK_LABEL] = CANARY_TRACK
+    return deployment
+
+
+def runtime_image(deployment: dict[str, Any] | None) -> str | None:
+    """The image of a Deployment's runtime container (the router its pods serve); None when absent."""
+    pod = (((deployment or {}).get("spec") or {}).get("template") or {}).get("spec") or {}
+    for container in pod.get("containers") or []:
+        if container.get("name") == RUNTIME_CONTAINER:
+            return str(container.get("image")) if container.get("image") else None
+    return None
+
+
+def with_image(deployment: dict[str, Any], image: str) -> dict[str, Any]:
+    """A rendered Deployment whose runtime container keeps ``image`` (the stable router, held)."""
+    pod = deployment["spec"]["template"]["spec"]
+    containers = [{**c, "image": image} if c["name"] == RUNTIME_CONTAINER else c for c in pod["containers"]]
+    template = {**deployment["spec"]["template"], "spec": {**pod, "containers": containers}}
+    return {**deployment, "spec": {**deployment["spec"], "template": template}}

@@ -6,7 +6,7 @@ single patch; nothing here performs I/O or reads the clock.
 """
 
 from thermostat.status.assemble import build_status, parse_status, rfc3339, status_observation, status_patch
-from thermostat.status.audit import decision_record
+from thermostat.status.audit import decision_record, rollout_records
 from thermostat.status.conditions import Health, conflict_verdict, find_condition, ready_verdict, set_condition
 from thermostat.status.outcome import RunOutcome
 
@@ -20,6 +20,7 @@ __all__ = [
     "parse_status",
     "ready_verdict",
     "rfc3339",
+    "rollout_records",
     "set_condition",
     "status_observation",
     "status_patch",

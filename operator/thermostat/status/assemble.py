@@ -17,7 +17,7 @@ from thermostat.control.conditions import DIRECT_SCRAPE, ConditionType
 from thermostat.control.profile import quality_loss_percent
 from thermostat.control.signals import load_value, reading_value
 from thermostat.control.types import Observation, Verdict
-from thermostat.status.audit import decision_record, ledger_accrual
+from thermostat.status.audit import decision_record, ledger_accrual, rollout_records
 from thermostat.status.conditions import ready_verdict, set_conditions
 from thermostat.status.display import format_latency, format_power
 from thermostat.status.history import record_decision
@@ -108,6 +108,8 @@ def build_status(previous: RoutedModelStatus | None, spec: RoutedModelSpec, run:
         if record is not None:
             decisions = record_decision(decisions, record)
         memory = LawMemory(version=run.memory_version, state=run.decision.memory)
+    for step in rollout_records(previous.rollout, run.rollout, replicas=run.current.replicas or 0):
+        decisions = record_decision(decisions, step)
     verdicts.update(run.verdicts)
     _mark_direct(verdicts, run.observation)
     savings = previous.savings

@@ -2,13 +2,21 @@
 
 ``decision_record`` is the record both trails share: status keeps the newest ones, folded
 (``history``), and the operator's log gets every one as a JSON line (docs/audit.md). Staged-rollout
-steps use the same record with ``kind: rollout``.
+steps use the same record with ``kind: rollout`` (``rollout_records``): one per step a run took.
 """
 
 from __future__ import annotations
 
 from thermostat.api.spec import Mode, RoutedModelSpec
-from thermostat.api.status import DecisionOutcome, DecisionRecord, DecisionSeen, Settings
+from thermostat.api.status import (
+    DecisionKind,
+    DecisionOutcome,
+    DecisionRecord,
+    DecisionSeen,
+    RolloutStatus,
+    RolloutStepRecord,
+    Settings,
+)
 from thermostat.control.rules import same_temperature
 from thermostat.control.signals import load_value, reading_value
 from thermostat.status.outcome import RunOutcome
@@ -59,6 +67,38 @@ def decision_record(run: RunOutcome, spec: RoutedModelSpec, *, time: str) -> Dec
         before=Settings(routing_temperature=before.routing_temperature, replicas=before.replicas) if before else None,
         seen=seen,
     )
+
+
+def rollout_records(
+    previous: RolloutStatus | None, rollout: RolloutStatus | None, *, replicas: int
+) -> list[DecisionRecord]:
+    """The rollout steps this run took (entries of ``rollout.history`` that ``previous`` lacks) as
+    decision records of kind ``rollout``: the settings are the candidate's, ``before`` the stable point
+    the step started from, ``rule`` the step's action."""
+    if rollout is None:
+        return []
+    known = {_step_key(step) for step in previous.history} if previous else set()
+    stable = previous.stable_temperature if previous else rollout.stable_temperature
+    candidate = rollout.candidate_temperature
+    return [
+        DecisionRecord(
+            time=step.time,
+            kind=DecisionKind.ROLLOUT,
+            routing_temperature=candidate if candidate is not None else rollout.stable_temperature,
+            replicas=replicas,
+            reason=step.reason,
+            applied=True,
+            rule=step.action,
+            outcome=DecisionOutcome.APPLIED,
+            before=Settings(routing_temperature=stable, replicas=replicas),
+        )
+        for step in rollout.history
+        if _step_key(step) not in known
+    ]
+
+
+def _step_key(step: RolloutStepRecord) -> tuple[str, str, int, str]:
+    return (step.time, step.action, step.canary_percent, step.reason)
 
 
 def ledger_accrual(run: RunOutcome) -> Accrual | None:

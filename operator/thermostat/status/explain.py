@@ -3,7 +3,8 @@
 Pure: status (and decision records read from the operator's log) in, rich renderables out; the
 clock is passed in. Runs of decisions that changed nothing (steady, idle, held, a guarded
 scale-down) are summarised as one period, with how long it lasted and its newest reason, never as
-twenty identical lines. The savings ledger follows (``status.ledger_view``).
+twenty identical lines. A staged rollout's steps (``status.rollout.history``) follow, then the
+savings ledger (``status.ledger_view``).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from rich.console import Group, RenderableType
 from rich.text import Text
 
-from thermostat.api.status import DecisionRecord, RoutedModelStatus
+from thermostat.api.status import DecisionRecord, RolloutPhase, RolloutStatus, RoutedModelStatus
 from thermostat.control import rules
 from thermostat.status.history import fold, is_news
 from thermostat.status.ledger_view import Price, savings_view
@@ -81,7 +82,10 @@ def headline(record: DecisionRecord) -> str:
     t = f"{temperature_text(t0)} → {after}" if t0 is not None else after
     n = f"{n0} → {record.replicas}" if n0 is not None else f"{record.replicas}"
     if record.kind == "rollout":
-        return f"Rollout step {record.rule or ''}: canary at temperature {record.routing_temperature:.2f}".strip()
+        if t0 is not None and round(t0, 4) == round(record.routing_temperature, 4):
+            return f"Rollout {record.rule or 'step'}: both tracks at temperature {after}"  # a router's rollout
+        stable = f" (stable pods at {temperature_text(t0)})" if t0 is not None else ""
+        return f"Rollout {record.rule or 'step'}: candidate temperature {after}{stable}"
     texts = {
         rules.SLO_EXCURSION: f"Latency excursion (near or over the SLO): temperature lowered {t} at once",
         rules.OPERATING_POINT: f"Temperature set {t}, the operating point (lowest energy within the quality budget)",
@@ -234,6 +238,9 @@ def summary(records: Sequence[DecisionRecord]) -> Text:
         n = sum(1 for r in records if r.rule == rule)
         if n:
             parts.append(f"{n} {one if n == 1 else many}")
+    steps = sum(1 + r.repeats for r in records if r.kind == "rollout")
+    if steps:
+        parts.append(f"{steps} rollout step{'' if steps == 1 else 's'}")
     held = sum(1 + r.repeats for r in records if r.outcome == "Held")
     if held:
         parts.append(f"{_runs(held)} held for missing metrics")
@@ -285,8 +292,35 @@ def explain(
         parts.append(summary(records))
         for item in items:
             parts.append(period_text(item, now) if isinstance(item, Period) else record_text(item, now))
+    if status.rollout is not None:
+        parts.append(rollout_text(status.rollout, now, limit=limit))
     parts.append(savings_view(status.savings, price=price))
     return Group(*parts)
+
+
+def rollout_text(rollout: RolloutStatus, now: float, *, limit: int = 10) -> Text:
+    """The staged rollout: where it stands, then its steps (``history``), oldest first."""
+    text = Text("\nRollout", style="bold")
+    candidate = rollout.candidate_temperature
+    if rollout.candidate_router is not None:
+        text.append(f" of router {rollout.candidate_router} (stable {rollout.stable_router}): {rollout.phase}",
+                    style="bold")  # fmt: skip
+    else:
+        what = f" of temperature {temperature_text(candidate)}" if candidate is not None else ""
+        text.append(f"{what} (stable {temperature_text(rollout.stable_temperature)}): {rollout.phase}", style="bold")
+    if rollout.phase in (RolloutPhase.PROGRESSING, RolloutPhase.PAUSED):
+        text.append(f", step {rollout.step}/{rollout.steps}, canary {rollout.canary_percent}% of the pods")
+        text.append(f" ({', '.join(rollout.canary_pods)})" if rollout.canary_pods else "")
+    text.append(f". {rollout.message}." if rollout.message else ".")
+    analysis = rollout.last_analysis
+    if analysis is not None:
+        text.append(f"\n  Last analysis {_clock(analysis.time)} ({_ago(analysis.time, now)}): {analysis.result}")
+        text.append(f", {analysis.message}." if analysis.message else ".")
+    for step in rollout.history[-limit:]:
+        text.append(f"\n  {_clock(step.time)} ({_ago(step.time, now)})  ", style="dim")
+        text.append(f"{step.action}", style="bold")
+        text.append(f" (canary {step.canary_percent}%): {step.reason}.")
+    return text
 
 
 def log_records(lines: Iterable[str], *, namespace: str, name: str) -> tuple[list[DecisionRecord], int]:
