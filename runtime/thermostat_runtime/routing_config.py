@@ -26,6 +26,7 @@ import asyncio
 import logging
 import math
 import threading
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -54,7 +55,31 @@ def track_value(data: dict[str, str], track: str) -> tuple[str, str] | None:
     return (CONFIGMAP_KEY, str(data[CONFIGMAP_KEY])) if CONFIGMAP_KEY in data else None
 
 
-class TrackFile:
+class _Poller(ABC):
+    """Calls ``read_once`` at start and every ``interval_s`` after, on the event loop, until stopped."""
+
+    interval_s: float
+    _task: asyncio.Task[None] | None = None
+
+    @abstractmethod
+    def read_once(self) -> None:
+        """Read the file once and act on a change."""
+
+    async def start(self) -> None:
+        self.read_once()
+        self._task = asyncio.create_task(self._poll())
+
+    async def _poll(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval_s)
+            self.read_once()
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+
+class TrackFile(_Poller):
     """Polls the downward API's labels file; calls ``on_change`` when the pod's track changes."""
 
     def __init__(self, path: Path, *, interval_s: float = 1.0) -> None:
@@ -74,19 +99,6 @@ class TrackFile:
             self.track = track
             for listener in self.on_change:
                 listener(track)
-
-    async def start(self) -> None:
-        self.read_once()
-        self._task = asyncio.create_task(self._poll())
-
-    async def _poll(self) -> None:
-        while True:
-            await asyncio.sleep(self.interval_s)
-            self.read_once()
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
 
 
 SLO_TARGET_KEY = "slo_target_seconds"
@@ -147,7 +159,7 @@ class RoutingSetting:
             listener(stale)
 
 
-class FileSource:
+class FileSource(_Poller):
     """Polls a file's modification time and content; a change applies without a restart."""
 
     def __init__(self, path: Path, setting: RoutingSetting, *, interval_s: float = 0.25) -> None:
@@ -171,19 +183,6 @@ class FileSource:
         if self._last is None or self._last[1] != text:
             self.setting.update(text, f"file {self.path}")
         self._last = (stat.st_mtime, text)
-
-    async def start(self) -> None:
-        self.read_once()
-        self._task = asyncio.create_task(self._poll())
-
-    async def _poll(self) -> None:
-        while True:
-            await asyncio.sleep(self.interval_s)
-            self.read_once()
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
 
 
 class ConfigMapSource:

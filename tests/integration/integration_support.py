@@ -190,6 +190,10 @@ class Cluster:
         deployment = self.kube.read("Deployment", NAMESPACE, name)
         return None if deployment is None else int(deployment["spec"].get("replicas", 1))
 
+    def ready_replicas(self, name: str = NAME) -> int:
+        deployment = self.kube.read("Deployment", NAMESPACE, name) or {}
+        return int((deployment.get("status") or {}).get("readyReplicas") or 0)
+
     def create_deployment(self, name: str) -> None:
         """A Deployment of the user's, one replica (what a drop-in targetRef points at)."""
         labels = {"app": name}

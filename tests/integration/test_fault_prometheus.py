@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from integration_support import NAMESPACE, Cluster, EmulatedApi, OperatorProcess, publish_pod, wait_until
+from integration_support import Cluster, EmulatedApi, OperatorProcess, publish_pod, wait_until
 from rbac_support import install_discovery_identity
 from vllm_plant import VllmPlant
 
@@ -35,14 +35,9 @@ def cluster(emulated_api: EmulatedApi) -> Cluster:
     return cluster
 
 
-def ready_replicas(cluster: Cluster) -> int:
-    deployment = cluster.kube.read("Deployment", NAMESPACE, TARGET) or {}
-    return int((deployment.get("status") or {}).get("readyReplicas") or 0)
-
-
 @pytest.fixture
 def plant(cluster: Cluster) -> Iterator[VllmPlant]:
-    plant = VllmPlant(lambda: ready_replicas(cluster), pod="chat-0", per_replica_rps=1.5, lone_s=2.0)
+    plant = VllmPlant(lambda: cluster.ready_replicas(TARGET), pod="chat-0", per_replica_rps=1.5, lone_s=2.0)
     yield plant
     plant.close()
 

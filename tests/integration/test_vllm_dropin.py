@@ -36,15 +36,10 @@ def cluster(emulated_api: EmulatedApi) -> Cluster:
     return cluster
 
 
-def ready_replicas(cluster: Cluster) -> int:
-    deployment = cluster.kube.read("Deployment", NAMESPACE, TARGET) or {}
-    return int((deployment.get("status") or {}).get("readyReplicas") or 0)
-
-
 @pytest.fixture
 def plant(cluster: Cluster) -> Iterator[VllmPlant]:
     # The truth: 1.5 req/s per replica, 2 s alone. The law is told 400 tokens/s (~2 req/s): a wrong hint.
-    plant = VllmPlant(lambda: ready_replicas(cluster), pod="chat-0", per_replica_rps=1.5, lone_s=2.0)
+    plant = VllmPlant(lambda: cluster.ready_replicas(TARGET), pod="chat-0", per_replica_rps=1.5, lone_s=2.0)
     yield plant
     plant.close()
 
@@ -77,7 +72,7 @@ def test_stock_vllm_keeps_its_replicas_until_capacity_is_learned_then_gets_repli
     cluster: Cluster, plant: VllmPlant, operator: OperatorProcess
 ) -> None:
     cluster.kube.apps.patch_namespaced_deployment_scale(TARGET, NAMESPACE, {"spec": {"replicas": 3}})
-    wait_until(lambda: ready_replicas(cluster) == 3, timeout_s=30, what="3 ready replicas")
+    wait_until(lambda: cluster.ready_replicas(TARGET) == 3, timeout_s=30, what="3 ready replicas")
     plant.set_rate(0.5)  # light: one replica would do, but the law only has a guess of its capacity
     spec = dropin_spec()
     cluster.create_routedmodel(spec)
@@ -87,13 +82,13 @@ def test_stock_vllm_keeps_its_replicas_until_capacity_is_learned_then_gets_repli
         timeout_s=60, what="CapacityKnown=False while capacity is a guess",
     )  # fmt: skip
     assert "no scale-down" in learning["message"]
-    wait_until(lambda: ready_replicas(cluster) < 3, timeout_s=120, what="a scale-down once capacity is learned")
+    wait_until(lambda: cluster.ready_replicas(TARGET) < 3, timeout_s=120, what="a scale-down once capacity is learned")
     evidence_s = 2 * spec["slo"]["windowSeconds"]  # two SLO windows of observations (thermostat.control.online)
     assert time.monotonic() - created >= evidence_s - 1.0, "scaled down on a guessed capacity"
     wait_until(lambda: cluster.condition("CapacityKnown").get("status") == "True", timeout_s=10, what="learned")
 
     plant.set_rate(4.0)  # one replica serves 1.5 req/s: the queue grows until replicas are added
-    wait_until(lambda: ready_replicas(cluster) >= 3, timeout_s=120, what="replicas added for the overload")
+    wait_until(lambda: cluster.ready_replicas(TARGET) >= 3, timeout_s=120, what="replicas added for the overload")
     wait_until(lambda: cluster.condition("SLOMet").get("status") == "True", timeout_s=120, what="the SLO met again")
     decisions = cluster.status().get("decisions", [])
     assert decisions
