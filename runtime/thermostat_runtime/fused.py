@@ -8,17 +8,25 @@ directory, ~1-2 min to build on the 2-core box) in a daemon thread started by ``
 server never waits for it: ``sparse.bag_matmul`` uses the bag until the op is ready and checked, and
 the fused op after. Switching mid-request is invisible because the op is used only if a self-check
 finds it **bit-identical** to the bag (``check``, given by ``sparse``); otherwise, with no compiler,
-on CUDA, or with ``THERMOSTAT_FUSED_KERNEL=0``, the bag stays (logged once). A build lock older
-than ``STALE_LOCK_S`` (left by a process killed mid-build) is removed first.
+on CUDA, or with ``THERMOSTAT_FUSED_KERNEL=0``, the bag stays (logged once).
+
+torch marks a build in progress with a ``lock`` file that its builder deletes when done; a builder
+killed mid-build (a SIGKILLed replica, a CLI run that exits first) leaves it, and every later build
+then waits on it forever. So each builder first takes ``BUILD_FLOCK``, an ``flock`` the kernel
+releases when its holder dies: whoever holds it is the only builder alive, and any ``lock`` it finds
+is a dead builder's, removed at once. ``python -m thermostat_runtime.fused`` builds in the foreground
+(``scripts/install.sh`` runs it, so a first model load finds the op cached).
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
 import os
+import sys
 import threading
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import torch
@@ -27,9 +35,7 @@ log = logging.getLogger(__name__)
 SOURCE = Path(__file__).parent / "csrc" / "masked_rows.cpp"
 ENV = "THERMOSTAT_FUSED_KERNEL"
 NAME = "thermostat_masked_rows"
-# torch waits forever on a build lock a killed process left behind (a short CLI run may exit mid-build);
-# a build takes ~2 minutes here, so a lock this old is stale.
-STALE_LOCK_S = 900
+BUILD_FLOCK = "thermostat.flock"
 Op = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
 _op: list[Op] = []  # the checked op, once built
@@ -70,9 +76,9 @@ def _build(check: Callable[[Op], bool]) -> None:
 
         directory = Path(get_default_build_root()) / NAME
         directory.mkdir(parents=True, exist_ok=True)
-        _drop_stale_lock(directory / "lock")
-        module = load(name=NAME, sources=[str(SOURCE)], extra_cflags=["-O3", "-march=native"],
-                      build_directory=str(directory), verbose=False)  # fmt: skip
+        with sole_builder(directory):
+            module = load(name=NAME, sources=[str(SOURCE)], extra_cflags=["-O3", "-march=native"],
+                          build_directory=str(directory), verbose=False)  # fmt: skip
         candidate: Op = module.masked_rows
         if check(candidate):
             _op.append(candidate)
@@ -85,11 +91,36 @@ def _build(check: Callable[[Op], bool]) -> None:
         _ready.set()
 
 
-def _drop_stale_lock(lock: Path) -> None:
-    try:
-        age = time.time() - lock.stat().st_mtime
-    except FileNotFoundError:
-        return
-    if age > STALE_LOCK_S:
-        log.warning("removing the fused kernel's stale build lock %s (%.0f s old)", lock, age)
-        lock.unlink(missing_ok=True)
+@contextlib.contextmanager
+def sole_builder(directory: Path) -> Iterator[None]:
+    """Hold ``directory``'s build flock (waiting for a live builder to finish); drop a dead builder's baton."""
+    with open(directory / BUILD_FLOCK, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.info("another process is building the fused kernel in %s; waiting for it", directory)
+            fcntl.flock(handle, fcntl.LOCK_EX)  # the kernel frees it when that builder ends, however it ends
+        baton = directory / "lock"
+        if baton.exists():
+            log.warning("removing the fused kernel's build lock %s: the process that took it is gone", baton)
+            baton.unlink(missing_ok=True)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def main() -> int:
+    """Build (or load the cached build of) the fused op in the foreground; say whether it is used."""
+    # Run as ``-m``, this file is ``__main__``: the op and its event live in the imported module.
+    from thermostat_runtime import fused, sparse  # noqa: PLW0406
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    sparse.start_fused_build()
+    fused._ready.wait()
+    print("fused decode-row kernel: " + ("ready" if fused.op() is not None else "unavailable; embedding_bag runs"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

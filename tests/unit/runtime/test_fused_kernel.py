@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
+import subprocess
+import sys
+import threading
 from pathlib import Path
 
 import pytest
 import torch
+from tests.waiting import wait_until
 
 from thermostat_runtime import fused, sparse
 
@@ -20,7 +25,7 @@ def built() -> fused.Op:
     if shutil.which("c++") is None or (shutil.which("ninja") is None and not _ninja_module()):
         pytest.skip("no C++ compiler or ninja: the bag runs (the fallback)")
     sparse.start_fused_build()
-    assert fused.wait_ready(900), "the fused op's build did not finish within 15 minutes"
+    assert fused.wait_ready(300), "the fused op's build did not finish in 5 minutes (a live builder holds its flock?)"
     op = fused.op()
     assert op is not None, "a compiler is here, yet the fused op was not built or failed its bit check"
     return op
@@ -70,15 +75,56 @@ def test_an_op_with_other_bits_is_refused(built: fused.Op) -> None:
     assert not sparse._fused_agrees(off_by_rounding)
 
 
-def test_a_stale_build_lock_is_removed_and_a_fresh_one_kept(tmp_path: Path) -> None:
-    import os
-    import time
+_HOLD_FLOCK = """
+import fcntl, sys
+handle = open(sys.argv[1], "a")
+fcntl.flock(handle, fcntl.LOCK_EX)
+print("held", flush=True)
+sys.stdin.read()
+"""
 
-    lock = tmp_path / "lock"
-    lock.touch()
-    fused._drop_stale_lock(lock)
-    assert lock.exists()  # a build may hold it right now
-    old = time.time() - fused.STALE_LOCK_S - 1
-    os.utime(lock, (old, old))
-    fused._drop_stale_lock(lock)
-    assert not lock.exists()
+
+def test_a_build_lock_left_by_a_killed_builder_is_removed_once_its_flock_is_free(tmp_path: Path) -> None:
+    baton = tmp_path / "lock"
+    baton.touch()  # fresh: torch itself would wait on it forever
+    with fused.sole_builder(tmp_path):
+        assert not baton.exists()
+
+
+def test_a_live_builders_lock_is_waited_for_and_taken_over_when_it_is_killed(tmp_path: Path) -> None:
+    baton = tmp_path / "lock"
+    baton.touch()
+    holder = subprocess.Popen([sys.executable, "-c", _HOLD_FLOCK, str(tmp_path / fused.BUILD_FLOCK)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == "held"
+        waiting, entered = threading.Event(), threading.Event()
+
+        class Seen(logging.Handler):
+            def emit(self, record: logging.LogRecord) -> None:
+                if "waiting for it" in record.getMessage():
+                    waiting.set()
+
+        def build() -> None:
+            with fused.sole_builder(tmp_path):
+                entered.set()
+
+        seen = Seen()
+        fused.log.addHandler(seen)
+        fused.log.setLevel(logging.INFO)
+        try:
+            worker = threading.Thread(target=build, daemon=True)
+            worker.start()
+            assert waiting.wait(60), "the second builder did not find the first one's flock held"
+            assert baton.exists()  # a live builder's baton is left alone
+            assert not entered.is_set()
+            holder.kill()  # killed mid-build: the kernel frees its flock
+            wait_until(entered.is_set, timeout_s=60, what="the build to go on once the first builder died")
+            worker.join(60)
+        finally:
+            fused.log.removeHandler(seen)
+        assert not baton.exists()
+    finally:
+        holder.kill()
+        holder.wait()
