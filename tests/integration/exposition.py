@@ -70,10 +70,10 @@ Replay = Callable[[Sample], Iterable[tuple[dict[str, str], float]]]
 class ReplayExporter:
     """Serves a fixture's families with the values ``replay`` gives, at ``http://<address>/metrics``."""
 
-    def __init__(self, fixture: str, replay: Replay) -> None:
+    def __init__(self, fixture: str, replay: Replay, *, port: int | None = None) -> None:
         self.families = load_fixture(fixture)
         self.replay = replay
-        self.port = free_port()
+        self.port = free_port() if port is None else port  # a given port: the same pod, restarted
         exporter = self
 
         class Handler(BaseHTTPRequestHandler):

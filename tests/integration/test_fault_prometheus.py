@@ -135,3 +135,87 @@ def test_prometheus_killed_mid_burst_control_continues_on_direct_scrape(
         f"to_direct_s={on_direct:.1f} to_3_replicas_s={scaled:.1f} back_to_prometheus_s={back:.1f}"
     )
     assert replicas.scale_downs() == 0, replicas.seen
+
+
+class ConditionLog(threading.Thread):
+    """Every SLOMet reason and MetricsAvailable status the operator wrote, polled, in order."""
+
+    def __init__(self, cluster: Cluster) -> None:
+        super().__init__(daemon=True)
+        self.cluster, self._halt = cluster, threading.Event()
+        self.seen: list[tuple[str | None, str | None]] = []
+
+    def run(self) -> None:
+        while not self._halt.wait(0.2):
+            slo_met, available = self.cluster.condition("SLOMet"), self.cluster.condition("MetricsAvailable")
+            now = (slo_met.get("reason"), available.get("status"))
+            if not self.seen or self.seen[-1] != now:
+                self.seen.append(now)
+
+    def stop(self) -> None:
+        self._halt.set()
+        self.join(timeout=5)
+
+
+def window_samples(prometheus: PrometheusServer) -> int:
+    """How many samples of the pod's success counter the SLO window (15 s) holds now."""
+    answer = prometheus.query('count_over_time(vllm:request_success_total{pod="chat-0",finished_reason="stop"}[15s])')
+    return int(float(answer[0]["value"][1])) if answer else 0
+
+
+def steady(log: ReplicaLog, hold_s: float) -> bool:
+    return bool(log.seen) and time.monotonic() - log.seen[-1][0] >= hold_s
+
+
+@pytest.mark.timeout(240)
+def test_a_pod_restarted_after_a_gap_longer_than_the_window_is_not_read_as_idle(
+    cluster: Cluster, plant: VllmPlant, prometheus: PrometheusServer, operator: OperatorProcess
+) -> None:
+    """The pod's vLLM SIGKILLed under load and back (counters at zero) once its samples left the window.
+
+    While it is gone nothing is known (MetricsAvailable False: held); when it is back its success
+    counter reads a fresh zero before its first request finishes, which is not a window without
+    requests: the law must not scale down on it, nor say SLOMet Idle.
+    """
+    plant.set_rate(2.0)  # one replica serves 1.5 req/s: two or more are needed
+    cluster.create_routedmodel(spec())
+    replicas = ReplicaLog(cluster)
+    replicas.start()
+    conditions = ConditionLog(cluster)
+    try:
+        wait_until(lambda: (cluster.replicas(TARGET) or 0) >= 2, timeout_s=60, what="replicas for 2 req/s")
+        # The law may scale down from here on (no profile: not before it has learned the replica).
+        wait_until(lambda: cluster.condition("CapacityKnown").get("status") == "True", timeout_s=90,
+                   what="CapacityKnown True (LearnedOnline)")  # fmt: skip
+        wait_until(lambda: steady(replicas, 10.0), timeout_s=90, what="replicas unchanged for 10 s")
+        before = replicas.seen[-1][1]
+        conditions.start()
+        plant.kill()
+        killed = time.monotonic()
+        wait_until(lambda: cluster.condition("MetricsAvailable").get("status") == "False", timeout_s=30,
+                   what="MetricsAvailable False while the pod is gone")  # fmt: skip
+        noticed = time.monotonic() - killed
+        wait_until(lambda: window_samples(prometheus) == 0, timeout_s=60, what="no dead pod sample in the window")
+        plant.restart(first_done_s=8.0)  # long first generations: longer than the stabilization window
+        restarted = time.monotonic()
+        wait_until(lambda: cluster.condition("MetricsAvailable").get("status") == "True", timeout_s=30,
+                   what="MetricsAvailable True once the pod is back")  # fmt: skip
+        back = time.monotonic() - restarted
+        # Until the window is full of the new process's samples and a stabilization window (5 s) after.
+        wait_until(lambda: window_samples(prometheus) >= 25, timeout_s=60, what="a window of the new process's samples")
+        wait_until(lambda: cluster.condition("SLOMet").get("reason") not in (None, "LatencyUnknown"), timeout_s=30,
+                   what="a latency read again")  # fmt: skip
+        settled = time.monotonic()
+        wait_until(lambda: time.monotonic() - settled >= 6.0 or replicas.scale_downs() > 0, timeout_s=10,
+                   what="a stabilization window after the restart")  # fmt: skip
+    finally:
+        replicas.stop()
+        conditions.stop()
+    after_kill = [r for t, r in replicas.seen if t >= killed]
+    print(
+        f"\nFAULT pod-restart-after-gap: replicas={[r for _, r in replicas.seen]} replicas_before={before} replicas_after_kill={after_kill} "
+        f"scale_downs={replicas.scale_downs()} lost={plant.lost:.0f} metrics_false_after_s={noticed:.1f} "
+        f"gap_s={restarted - killed:.1f} metrics_true_after_restart_s={back:.1f} conditions={conditions.seen}"
+    )
+    assert replicas.scale_downs() == 0, replicas.seen
+    assert ("Idle", "True") not in conditions.seen, conditions.seen

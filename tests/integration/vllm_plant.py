@@ -7,6 +7,11 @@ model: ``n`` ready replicas (read from the Deployment in the API, so the operato
 changes it) each serve ``per_replica_rps``; a request alone takes ``lone_s``; the mean latency is
 ``lone_s / √(1 − ρ)`` plus the backlog's wait, spread as a gamma of shape 8 (p95 ≈ 1.6 × mean);
 arrivals above capacity queue (vLLM does not refuse). GPU power is 90 W idle plus 500 W × utilisation.
+
+``kill`` is the pod's vLLM process SIGKILLed: its ``/metrics`` stops answering, what it held is lost,
+and arrivals meanwhile are refused (``lost``); ``restart`` is the process back on the same port with
+its counters at zero, and for its first ``lone_s`` (or as long as asked: a long first generation)
+nothing completes yet (requests run, none waits).
 """
 
 from __future__ import annotations
@@ -60,10 +65,8 @@ class VllmPlant:
         self.pod, self.mu, self.lone_s = pod, per_replica_rps, lone_s
         self.rate, self.backlog, self.due, self.tokens = 0.0, 0.0, 0.0, 200
         self.replicas = 1
-        self.counters = {"stop": 0.0, "generation": 0.0, "prompt": 0.0}
-        self.e2e = Histogram(bucket_bounds("vllm.prom", "vllm:e2e_request_latency_seconds"))
-        self.ttft = Histogram(bucket_bounds("vllm.prom", "vllm:time_to_first_token_seconds"))
-        self.tpot = Histogram(bucket_bounds("vllm.prom", "vllm:time_per_output_token_seconds"))
+        self._fresh_process()
+        self.dead, self.cold_s, self.lost = False, 0.0, 0.0
         self.energy_mj: list[float] = []
         self.utilisation = 0.0
         self._rng, self._lock, self._stop = random.Random(7), threading.Lock(), threading.Event()
@@ -71,6 +74,25 @@ class VllmPlant:
         self.dcgm = ReplayExporter("dcgm-exporter.prom", self.replay_dcgm)
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
+
+    def _fresh_process(self) -> None:
+        self.counters = {"stop": 0.0, "generation": 0.0, "prompt": 0.0}
+        self.e2e = Histogram(bucket_bounds("vllm.prom", "vllm:e2e_request_latency_seconds"))
+        self.ttft = Histogram(bucket_bounds("vllm.prom", "vllm:time_to_first_token_seconds"))
+        self.tpot = Histogram(bucket_bounds("vllm.prom", "vllm:time_per_output_token_seconds"))
+
+    def kill(self) -> None:
+        """SIGKILL the pod's vLLM: no /metrics, in-flight requests lost, arrivals refused until ``restart``."""
+        with self._lock:
+            self.dead, self.lost, self.backlog, self.due = True, self.lost + self.backlog, 0.0, 0.0
+        self.vllm.close()
+
+    def restart(self, first_done_s: float | None = None) -> None:
+        """The process back on the same port, its counters at zero; nothing finishes for ``first_done_s``."""
+        with self._lock:
+            self._fresh_process()
+            self.dead, self.cold_s = False, self.lone_s if first_done_s is None else first_done_s
+        self.vllm = ReplayExporter("vllm.prom", self.replay_vllm, port=self.vllm.port)
 
     def set_rate(self, rate: float) -> None:
         with self._lock:
@@ -86,6 +108,19 @@ class VllmPlant:
                 self._step(STEP_S)
 
     def _step(self, dt: float) -> None:
+        if self.dead:
+            self.lost += self.rate * dt
+            self.utilisation = 0.0
+        elif self.cold_s > 0:  # the restarted process: requests run, none has finished yet
+            self.cold_s -= dt
+            self.backlog += self.rate * dt
+        else:
+            self._serve(dt)
+        self.energy_mj += [0.0] * (self.replicas - len(self.energy_mj))
+        for gpu in range(self.replicas):
+            self.energy_mj[gpu] += self.power_w() * dt * 1000.0
+
+    def _serve(self, dt: float) -> None:
         capacity = self.replicas * self.mu
         offered = self.rate * dt + self.backlog
         served = min(offered, capacity * dt)
@@ -103,9 +138,6 @@ class VllmPlant:
             self.counters["generation"] += self.tokens
             self.counters["prompt"] += 100
         self.utilisation = min(1.0, served / dt / capacity)
-        self.energy_mj += [0.0] * (self.replicas - len(self.energy_mj))
-        for gpu in range(self.replicas):
-            self.energy_mj[gpu] += self.power_w() * dt * 1000.0
 
     def power_w(self) -> float:
         return IDLE_W + DYNAMIC_W * self.utilisation
@@ -125,8 +157,10 @@ class VllmPlant:
         if name == "vllm:request_success_total":
             return self.counters["stop"] if sample.labels.get("finished_reason") == "stop" else 0.0
         if name == "vllm:num_requests_waiting":
-            return math.floor(self.backlog)
+            return 0.0 if self.cold_s > 0 else math.floor(self.backlog)
         if name == "vllm:num_requests_running":
+            if self.cold_s > 0:
+                return math.floor(self.backlog)
             return min(self.rate, self.replicas * self.mu) * self.lone_s
         return {"vllm:generation_tokens_total": self.counters["generation"],
                 "vllm:prompt_tokens_total": self.counters["prompt"]}.get(name, sample.value)  # fmt: skip

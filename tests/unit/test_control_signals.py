@@ -106,3 +106,42 @@ def test_a_missing_request_rate_is_not_idle() -> None:
     decision = decide(seen, make_spec(), None, 0.0, profile=PROFILE)
     assert decision.held
     assert "QueryFailed" in decision.conditions["MetricsAvailable"].message
+
+
+def test_a_zero_load_in_the_first_window_after_a_gap_holds_then_reads_idle() -> None:
+    """A pod killed and restarted: its counters read zero before its first request ends (DESIGN §4)."""
+    plant = warmed()
+    before, window = plant.replicas, plant.spec.slo.window_seconds
+    for _ in range(3):  # the pod is gone: no latency, no request rate
+        assert plant.step(10.0, drop=("latency", "requestRate")).held
+    back, decisions = plant.now, []
+    while plant.now - back < window:  # back, counting from zero
+        decisions.append(plant.step(0.0))
+    assert all(d.held and d.replicas == before for d in decisions)
+    assert all(d.conditions["SLOMet"].reason != "Idle" for d in decisions)
+    available = decisions[-1].conditions["MetricsAvailable"]
+    assert (available.status, available.reason) == ("False", "WindowIncomplete")
+    assert "since the metrics came back" in available.message
+    after = plant.step(0.0)  # a whole window of zero since: idle, as before the gap
+    assert not after.held
+    assert after.conditions["SLOMet"].reason == "Idle"
+
+
+def test_a_load_read_in_the_first_window_after_a_gap_is_acted_on() -> None:
+    plant = warmed()
+    plant.step(10.0, drop=("latency", "requestRate"))
+    decision = plant.step(10.0)
+    assert not decision.held
+    assert decision.conditions["MetricsAvailable"].status == "True"
+
+
+def test_no_scale_down_on_the_partial_window_after_a_gap_then_the_usual_rules() -> None:
+    plant = warmed(behavior={"scaleDown": {"stabilizationWindowSeconds": 0}})
+    before, window = plant.replicas, plant.spec.slo.window_seconds
+    plant.step(10.0, drop=("latency", "requestRate"))
+    back, decisions = plant.now, []
+    while plant.now - back < window:  # back at a tenth of the load: read over part of a window
+        decisions.append(plant.step(1.0))
+    assert all(not d.held and d.replicas == before for d in decisions)
+    assert "no scale-down: metrics back" in decisions[-1].reason
+    assert plant.step(1.0).replicas < before  # a whole window since: the scale-down rules as usual

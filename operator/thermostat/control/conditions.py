@@ -63,6 +63,8 @@ POWER_UNKNOWN = "PowerUnknown"  # a budget is set but power is missing or stale
 METRICS_FRESH = "MetricsFresh"  # every signal the law needs is present and fresh
 METRICS_MISSING = "MetricsMissing"  # a needed signal is absent (message names it)
 METRICS_STALE = "MetricsStale"  # a needed signal is older than metricsMaxAgeSeconds
+# back after a gap, but a zero load over less than a window since: not yet known idle (held)
+METRICS_WINDOW_INCOMPLETE = "WindowIncomplete"
 DIRECT_SCRAPE = "DirectScrape"  # Prometheus failed: the signals are read from the pods' /metrics
 # Feasible
 FEASIBLE = "Feasible"  # SLO, budget, quality floor and replica bounds can all hold
@@ -105,7 +107,8 @@ def metrics_verdict(missing: dict[str, str]) -> Verdict:
         return verdict(TRUE, METRICS_FRESH, "latency and request rate are fresh")
     listed = ", ".join(f"{name} ({why})" for name, why in sorted(missing.items()))
     stale = all(why == "stale" or why.startswith("Stale") for why in missing.values())
-    reason = METRICS_STALE if stale else METRICS_MISSING
+    refilling = all(why.startswith(METRICS_WINDOW_INCOMPLETE) for why in missing.values())
+    reason = METRICS_STALE if stale else METRICS_WINDOW_INCOMPLETE if refilling else METRICS_MISSING
     return verdict(FALSE, reason, f"unavailable: {listed}")
 
 

@@ -4,6 +4,11 @@ The law acts on numbers only through here: ``Idle`` reads as a known zero load w
 speak of, a latency quantile counts as an *excursion* only when it is over the margined target and
 rests on enough completions in its window, and the first window after a pod turned ready is its
 warm-up (its first requests are slow for reasons that more replicas or less compute do not change).
+
+A zero load is evidence of idleness only over a whole window of metrics: once the law has seen the
+needed signals go missing (a pod killed, its series gone), a zero read in the first window after they
+are back is not Idle (``unproven_idle``). A restarted pod's counters start at zero, so its window
+reads "no request finished" while its first requests are still running.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from thermostat.api.spec import RoutedModelSpec
+from thermostat.control import conditions as c
 from thermostat.control.memory import LawMemory
 from thermostat.control.signals import Idle, load_value, reading_value
 from thermostat.control.types import Observation
@@ -84,5 +90,29 @@ def read_evidence(
         ready=obs.ready_replicas,
         excursion=excursion,
         warming=warming,
-        idle=isinstance(obs.request_rate, Idle) or (offered <= 0 and latency is None),
+        idle=reads_idle(obs),
     )
+
+
+def reads_idle(obs: Observation) -> bool:
+    """No request offered in the window, as the observation reads (Idle, or zero with no latency)."""
+    offered = load_value(obs.request_rate) or 0.0
+    return isinstance(obs.request_rate, Idle) or (offered <= 0 and reading_value(obs.latency_s) is None)
+
+
+def track_metrics(mem: LawMemory, missing: bool, now: float) -> LawMemory:
+    """When the needed signals were last missing, and since when they have been known again."""
+    if missing:
+        return replace(mem, metrics_lost_at=now, metrics_known_since=None)
+    return mem if mem.metrics_known_since is not None else replace(mem, metrics_known_since=now)
+
+
+def unproven_idle(obs: Observation, mem: LawMemory, now: float, window_s: float) -> dict[str, str]:
+    """An idle read within a window of the needed signals coming back after the law saw them missing."""
+    if mem.metrics_lost_at is None or mem.metrics_known_since is None or not reads_idle(obs):
+        return {}
+    known_s = now - mem.metrics_known_since
+    if known_s >= window_s:
+        return {}
+    return {"request_rate": f"{c.METRICS_WINDOW_INCOMPLETE}: zero over the {known_s:.0f}s since the metrics came back, "
+                            f"less than the {window_s:.0f}s window (a restarted pod counts from zero)"}  # fmt: skip

@@ -12,7 +12,9 @@ Two knobs on two time scales. Each period the law
    temperature is below ``T_op``;
 5. picks the temperature (``temperature``, fast): the highest up to ``T_op`` meeting the SLO and the
    budget on the ready replicas; drops at once, rises by ``maxTemperatureStepUp`` per period.
-Missing or stale signals hold (or apply ``Replicas``), never scale down. Pure: no I/O, time passed in.
+Missing or stale signals hold (or apply ``Replicas``), never scale down; in the first window after
+they came back a zero load holds too (``evidence.unproven_idle``) and nothing scales down (the window
+holds only part of the new samples). Pure: no I/O, time passed in.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from thermostat.api.spec import RoutedModelSpec
 from thermostat.control import conditions as c
 from thermostat.control.bounds import Bounds, temperature_bounds
 from thermostat.control.budget import budget_verdict, power_limit_w
-from thermostat.control.evidence import Evidence, read_evidence, track_clocks
+from thermostat.control.evidence import Evidence, read_evidence, track_clocks, track_metrics, unproven_idle
 from thermostat.control.exact import exact_counterfactual
 from thermostat.control.learning import (
     MIN_REQUESTS_TO_LEARN,
@@ -79,6 +81,8 @@ def decide(
     mem = track_clocks(mem, observation, now)
     mem = integrate_quality(mem, observation, profile, now, _window_s(observation, spec))
     missing = missing_signals(observation, spec, now)
+    mem = track_metrics(mem, bool(missing), now)
+    missing = missing or unproven_idle(observation, mem, now, _window_s(observation, spec))
     if missing:
         decision = _hold(observation, spec, mem, now, missing, profile=profile)
     else:
@@ -174,6 +178,7 @@ def _act(obs: Observation, spec: RoutedModelSpec, mem: LawMemory, now: float, *,
     if not budget_bound:  # below T_op for the SLO's sake (not the power budget's): replicas bring it back
         replicas, note = _no_scale_down_below_op(replicas, note, obs, temperature, bounds=bounds, plan=plan)
     replicas, note = hold_scale_down(replicas, note, obs.replicas, profile=profile, mem=mem, spec=spec)
+    replicas, note = _no_scale_down_on_a_partial_window(replicas, note, obs, mem, now=now, window_s=seen.window_s)
     ready = max(1, obs.ready_replicas)
     conditions: dict[str, Verdict] = {
         c.ConditionType.SLO_MET: c.slo_verdict(
@@ -284,6 +289,18 @@ def _observation_consents(
     if expected > limit_s:
         return kept, f"scale-down waits: {replicas} replicas would see ~{min(expected, 1e4):.2f}s, over {limit_s:.2f}s"
     return replicas, note
+
+
+def _no_scale_down_on_a_partial_window(
+    replicas: int, note: str, obs: Observation, mem: LawMemory, *, now: float, window_s: float
+) -> tuple[int, str]:
+    """In the first window after a gap the rates and quantiles cover part of it: scale up on them, never down."""
+    if replicas >= obs.replicas or mem.metrics_lost_at is None or mem.metrics_known_since is None:
+        return replicas, note
+    known_s = now - mem.metrics_known_since
+    if known_s >= window_s:
+        return replicas, note
+    return obs.replicas, f"no scale-down: metrics back {known_s:.0f}s ago, less than the {window_s:.0f}s window"
 
 
 def _no_scale_down_below_op(

@@ -54,6 +54,8 @@ class LawMemory:
     scaled_down_at: float | None = None  # the last decision that removed replicas
     excursion_since: float | None = None  # since when the observed latency has been over target, None: it is not
     settled_since: float | None = None  # since when every pod has been ready, None: some are starting
+    metrics_lost_at: float | None = None  # the last decision without latency or request rate, None: never
+    metrics_known_since: float | None = None  # since when both have been known, None: missing now
     recommendations: list[tuple[float, int]] = field(default_factory=list)  # (time, replicas wanted)
 
     def to_dict(self) -> dict[str, Any]:
