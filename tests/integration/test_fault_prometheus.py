@@ -213,7 +213,8 @@ def test_a_pod_restarted_after_a_gap_longer_than_the_window_is_not_read_as_idle(
         conditions.stop()
     after_kill = [r for t, r in replicas.seen if t >= killed]
     print(
-        f"\nFAULT pod-restart-after-gap: replicas={[r for _, r in replicas.seen]} replicas_before={before} replicas_after_kill={after_kill} "
+        f"\nFAULT pod-restart-after-gap: replicas={[r for _, r in replicas.seen]} replicas_before={before} "
+        f"replicas_after_kill={after_kill} "
         f"scale_downs={replicas.scale_downs()} lost={plant.lost:.0f} metrics_false_after_s={noticed:.1f} "
         f"gap_s={restarted - killed:.1f} metrics_true_after_restart_s={back:.1f} conditions={conditions.seen}"
     )
