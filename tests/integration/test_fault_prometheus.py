@@ -1,6 +1,8 @@
-"""Fault: Prometheus SIGKILLed at the start of a burst. The real operator keeps controlling on a direct
-scrape of the pod's /metrics (status says ``source: direct``, MetricsAvailable ``DirectScrape``),
-adds the replicas the burst needs, never scales down, and returns to Prometheus when it restarts.
+"""Faults on the metrics path. Prometheus SIGKILLed at the start of a burst: the real operator keeps
+controlling on a direct scrape of the pod's /metrics (status says ``source: direct``, MetricsAvailable
+``DirectScrape``), adds the replicas the burst needs, never scales down, and returns to Prometheus
+when it restarts. The pod's vLLM SIGKILLed and restarted after its samples left the window: held
+while it is gone, and its zero counters after are not read as idle, so nothing scales down.
 
 The plant is ``VllmPlant``: a stock-vLLM exposition whose queue and latency follow the ready
 replicas the operator set (read from the emulated API), scraped by a real Prometheus through

@@ -5,7 +5,7 @@ restarts the runtime in its Pod, which serves again.
 The local stack's node agent, endpoint pool and load driver run as in ``thermostat-stack up``; the
 runtime is a stand-in process (``/readyz``, and ``/v1/completions`` answering after a fixed service
 time), so the figure is about the stack's handling of the death, not the model. What the control law
-makes of the gap is not covered here (see docs/BENCHMARKS.md "Reliability"). The figures are printed
+makes of the gap is ``test_fault_prometheus.py``'s second test (a pod restarted after a gap). The figures are printed
 (``pytest -s``) and recorded in docs/BENCHMARKS.md.
 """
 
