@@ -27,7 +27,7 @@ from thermostat_runtime.metrics import with_boundary
 from thermostat_stack.promserver import free_port
 from waiting import wait_until  # noqa: F401 - re-exported: the scenarios import it from here
 
-LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 20, 30, 60)
+LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 7.5, 10, 15, 20, 30, 45, 60)
 TPOT_BUCKETS = (0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.2, 0.5, 1)
 
 

@@ -10,7 +10,7 @@ from thermostat_runtime.metrics import RuntimeMetrics
 
 pytestmark = pytest.mark.fast
 
-LATENCY = [0.05, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 20, 30, 60]
+LATENCY = [0.05, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 7.5, 10, 15, 20, 30, 45, 60]  # DESIGN §3's table
 TPOT = [0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.2, 0.5, 1]
 
 
