@@ -15,9 +15,11 @@ def new_generator(seed: int) -> torch.Generator:
 
 def sample_token(logits: torch.Tensor, *, temperature: float, top_p: float, generator: torch.Generator) -> int:
     """One token id from ``logits`` [vocab]."""
-    if temperature <= 0.0:
+    scaled = logits.double() / temperature if temperature > 0.0 else None
+    if scaled is None or not bool(torch.isfinite(scaled).all()):
+        # A temperature so small that the logits overflow (e.g. 5e-324) is temperature 0's limit: greedy.
         return int(torch.argmax(logits))
-    probs = torch.softmax(logits.double() / temperature, dim=-1)
+    probs = torch.softmax(scaled, dim=-1)
     if top_p < 1.0:
         sorted_probs, order = torch.sort(probs, descending=True)
         # Keep the smallest prefix whose mass reaches top_p (always at least the top token).

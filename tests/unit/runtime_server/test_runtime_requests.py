@@ -120,3 +120,11 @@ def test_sampling_is_greedy_at_zero_and_seeded_otherwise() -> None:
     assert len(set(draws)) == 1
     top = {sample_token(logits, temperature=1.0, top_p=0.5, generator=new_generator(s)) for s in range(50)}
     assert top <= {1, 3}
+
+
+@pytest.mark.parametrize("temperature", [5e-324, 1e-310, 1e-300])
+@pytest.mark.parametrize("top_p", [1.0, 1e-9])
+def test_a_vanishing_temperature_samples_greedily_instead_of_failing(temperature: float, top_p: float) -> None:
+    """Found by the fuzzer: 5e-324 overflowed the scaled logits, and the batch failed with a 500."""
+    logits = torch.tensor([0.0, 3.0, -1.0, 2.9])
+    assert sample_token(logits, temperature=temperature, top_p=top_p, generator=new_generator(0)) == 1
