@@ -4,7 +4,9 @@ The server starts :meth:`PodRunner.run` for every Pod it stores and cancels it w
 deleted (or marked for deletion: a runner may ``hold()`` its Pod so that it stays, Terminating,
 until the runner has drained it and lets go). The default runner, :class:`DelayedReady`, marks the
 Pod Ready after a delay; the local stack passes a runner that starts a real process and calls
-``pod.set_ready()`` once it serves.
+``pod.set_ready()`` once it serves. The handle's ``pod`` follows the stored Pod's labels and
+annotations as they are edited (a kubelet's view of its Pods), so a runner can project them into a
+downward API volume; its spec stays the one the Pod was created with (a Pod's spec is immutable).
 """
 
 from __future__ import annotations
@@ -28,6 +30,15 @@ class PodHandle:
     def __init__(self, store: Store, pod: Obj) -> None:
         self._store = store
         self.pod: Obj = copy.deepcopy(pod)
+
+    def follow(self, stored: Obj) -> None:
+        """Take the stored Pod's labels and annotations (the API's edits reach the node)."""
+        for key in ("labels", "annotations"):
+            value = stored["metadata"].get(key)
+            if value is None:
+                self.pod["metadata"].pop(key, None)
+            else:
+                self.pod["metadata"][key] = copy.deepcopy(value)
 
     @property
     def namespace(self) -> str:
@@ -129,18 +140,22 @@ class PodSupervisor:
         self._store = store
         self._runner = runner
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._handles: dict[str, PodHandle] = {}
 
     def on_event(self, kind: str, pod: Obj) -> None:
         uid = pod["metadata"]["uid"]
         if kind == "ADDED" and uid not in self._tasks:
             if not pod.get("status", {}).get("phase"):
-                pod = copy.deepcopy(pod)
-                self._tasks[uid] = asyncio.get_running_loop().create_task(self._run(pod))
+                handle = PodHandle(self._store, pod)
+                self._handles[uid] = handle
+                self._tasks[uid] = asyncio.get_running_loop().create_task(self._run(handle))
         elif uid in self._tasks and (kind == "DELETED" or pod["metadata"].get("deletionTimestamp")):
             self._tasks.pop(uid).cancel()  # deleted, or terminating while a runner holds it
+            self._handles.pop(uid, None)
+        elif kind == "MODIFIED" and uid in self._handles:
+            self._handles[uid].follow(pod)  # a relabel reaches the runner (the downward API's labels file)
 
-    async def _run(self, pod: Obj) -> None:
-        handle = PodHandle(self._store, pod)
+    async def _run(self, handle: PodHandle) -> None:
         await handle.set_ready(False)
         await self._runner.run(handle)
 
@@ -149,3 +164,4 @@ class PodSupervisor:
             task.cancel()
         await asyncio.gather(*self._tasks.values(), return_exceptions=True)
         self._tasks.clear()
+        self._handles.clear()

@@ -3,7 +3,8 @@
 Requests leave at their scheduled times whatever the replies (open loop, as users do), each a
 ``POST /v1/completions`` with a prompt of about the scheduled length and ``max_tokens``. Every request
 ends in exactly one outcome: ``ok`` (200), ``rejected`` (429: the runtime shed it) or ``failed``
-(anything else, with the reason kept), so ``total == ok + rejected + failed`` always holds.
+(anything else, with the reason kept), so ``total == ok + rejected + failed`` always holds. An
+``ok`` record keeps the routing temperature the replica served it at (``usage.routing_temperature``).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ class RequestRecord:
     pod: str | None
     generated_tokens: int = 0
     reason: str = ""
+    routing_temperature: float | None = None  # usage.routing_temperature of an ok reply
 
 
 @dataclass
@@ -139,7 +141,10 @@ class LoadDriver:
     def _record(sent: float, latency: float, pod: str, status: int, payload: object) -> RequestRecord:
         if status == 200:
             usage = payload.get("usage", {}) if isinstance(payload, dict) else {}
-            return RequestRecord(sent, latency, "ok", pod, int(usage.get("completion_tokens", 0)))
+            served = usage.get("routing_temperature")
+            temperature = float(served) if isinstance(served, int | float) else None
+            return RequestRecord(sent, latency, "ok", pod, int(usage.get("completion_tokens", 0)),
+                                 routing_temperature=temperature)  # fmt: skip
         if status == 429:
             return RequestRecord(sent, latency, "rejected", pod, reason="429")
         return RequestRecord(sent, latency, "failed", pod, reason=f"HTTP {status}: {str(payload)[:120]}")

@@ -17,6 +17,14 @@ grace period, and SIGKILL if needed; then the finalizer goes and the Pod with it
 at once, as the emulated server's default runner does. A runtime that exits while its Pod is not
 being deleted (a crash, SIGKILL) leaves the endpoint pool at once and is restarted in its Pod
 (restartPolicy Always), counted in ``restarts``, and reported Ready again from ``/readyz``.
+
+A Pod that mounts a downward API volume (the operator renders one with ``spec.rollout``: the labels
+file that tells the runtime its track) gets it as a directory of its own under ``pods_dir``
+(:mod:`downward`), written before the process starts, with the environment's paths into the volume
+(``THERMOSTAT_POD_LABELS_FILE``) pointed there; every ``labels_sync_s`` the agent compares the Pod's
+labels and annotations as the API holds them now (the server's handle follows them) with the files
+and rewrites what changed, as the kubelet does within its sync period when the operator relabels a
+canary pod.
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ from typing import Any, Protocol
 
 import aiohttp
 
+from thermostat_stack.downward import DownwardFiles
 from thermostat_stack.endpoints import EndpointPool
 from thermostat_stack.podspec import PodContractError, grace_period_s, http_port, is_runtime_pod, runtime_launch
 from thermostat_stack.ports import address_free
@@ -47,6 +56,9 @@ READY_POLL_S = 0.5
 # A kubelet's first restart backoff is 10 s; short here, so a test sees the whole cycle.
 RESTART_BACKOFF_S = 1.0
 MAX_RESTART_BACKOFF_S = 30.0
+# How often a Pod's downward API files are brought up to date with its labels. The kubelet's sync
+# period is a minute by default (plus its cache's TTL); short here, as the runtime re-reads every second.
+LABELS_SYNC_S = 0.5
 
 
 class PodHandleLike(Protocol):
@@ -105,6 +117,8 @@ class NodeAgent:
     max_replicas: int = MAX_LOCAL_REPLICAS
     scrape_interval_s: float = 1.0
     extra_env: dict[str, str] = field(default_factory=dict)
+    pods_dir: Path | None = None  # the Pods' downward API volumes; None: ``<log dir>/pods``
+    labels_sync_s: float = LABELS_SYNC_S
     running: dict[str, LocalPod] = field(default_factory=dict)
     events: list[tuple[float, str]] = field(default_factory=list)
     restarts: dict[str, int] = field(default_factory=dict)
@@ -116,29 +130,50 @@ class NodeAgent:
             await pod.set_ready(True, pod_ip="127.0.0.1")
             await asyncio.Event().wait()
         key = f"{pod.namespace}/{pod.name}"
+        files: DownwardFiles | None = None
+        sync: asyncio.Task[None] | None = None
         try:
             await self._take_slot(pod, key)
+            files = DownwardFiles.for_pod(pod.pod, self._pod_dir(pod))
+            files.write(pod.pod)  # before the process starts: it reads its track at once
+            if files.volumes:
+                sync = asyncio.create_task(self._sync_downward(pod, key, files))
             self._note(f"{key}: pulling the image (start delay {self.start_delay_s:.0f}s)")
             await pod.set_ready(False, message=f"start delay {self.start_delay_s:.0f}s stands in for the image pull")
             await asyncio.sleep(self.start_delay_s)
-            local = self._start(pod, key)
+            local = self._start(pod, key, files)
             pod.hold()  # a deletion now leaves the Pod Terminating until it has drained
             await self._serve(pod, local)
             while True:  # restartPolicy Always: a runtime that dies is restarted in its Pod
                 await self._until_exit(local)
-                local = await self._restart(pod, key, local)
+                local = await self._restart(pod, key, local, files)
         except PodContractError as error:
             self._note(f"{key}: cannot run: {error}")
             await pod.set_ready(False, message=f"cannot run: {error}")
             await asyncio.Event().wait()
         finally:
+            if sync is not None:
+                sync.cancel()
             self._slots.discard(key)
             local_pod = self.running.pop(key, None)
             if local_pod is not None:
                 # Runs to completion even though this task was cancelled: the Pod is draining.
                 await asyncio.shield(self._drain(local_pod, grace_period_s(pod.pod)))
+            if files is not None:
+                files.remove()
             if local_pod is not None or self.restarts.get(key):
                 pod.hold(False)  # held since the first start (deleted mid-restart too)
+
+    def _pod_dir(self, pod: PodHandleLike) -> Path:
+        root = self.pods_dir if self.pods_dir is not None else self.processes.log_dir / "pods"
+        return root / pod.namespace / pod.name
+
+    async def _sync_downward(self, pod: PodHandleLike, key: str, files: DownwardFiles) -> None:
+        """Bring the Pod's downward API files up to date with its labels, every ``labels_sync_s``."""
+        while True:
+            await asyncio.sleep(self.labels_sync_s)
+            for path in files.write(pod.pod):
+                self._note(f"{key}: downward API file {path.name} updated")
 
     async def _take_slot(self, pod: PodHandleLike, key: str) -> None:
         """Wait until fewer than ``max_replicas`` Pods hold a slot (two cores, DESIGN §6)."""
@@ -155,11 +190,12 @@ class NodeAgent:
             await asyncio.sleep(1.0)
         self._slots.add(key)
 
-    def _start(self, pod: PodHandleLike, key: str) -> LocalPod:
+    def _start(self, pod: PodHandleLike, key: str, files: DownwardFiles) -> LocalPod:
         port = http_port(pod.pod)
         host = self._address(port)
         launch = runtime_launch(pod.pod, port=port, host=host, kubeconfig=self.kubeconfig, extra_env=self.extra_env)
-        process = self.processes.start(f"runtime-{pod.name}", launch.argv, env=launch.env)
+        # Paths into a downward API volume (THERMOSTAT_POD_LABELS_FILE) name the Pod's local copy.
+        process = self.processes.start(f"runtime-{pod.name}", launch.argv, env=files.env(launch.env))
         local = LocalPod(pod.namespace, pod.name, launch.routedmodel, port, process, host)
         self.running[key] = local
         self._note(f"{key}: started pid {process.pid} on {host}:{port}")
@@ -194,7 +230,7 @@ class NodeAgent:
         # before the gateway picks it again (a poll would leave it there for one poll interval).
         await asyncio.to_thread(local.process.popen.wait)
 
-    async def _restart(self, pod: PodHandleLike, key: str, local: LocalPod) -> LocalPod:
+    async def _restart(self, pod: PodHandleLike, key: str, local: LocalPod, files: DownwardFiles) -> LocalPod:
         """The runtime died (a crash, an OOM or SIGKILL): out of the pool at once (its in-flight requests
         failed with it), the Pod not Ready, then the process started again, as a kubelet does."""
         self.pool.remove(local.key)
@@ -205,7 +241,7 @@ class NodeAgent:
         self.on_targets(self.targets())
         # Doubling, as a kubelet's CrashLoopBackOff: a runtime that cannot start is not restarted in a tight loop.
         await asyncio.sleep(min(RESTART_BACKOFF_S * 2 ** (self.restarts[key] - 1), MAX_RESTART_BACKOFF_S))
-        restarted = self._start(pod, key)
+        restarted = self._start(pod, key, files)
         await self._serve(pod, restarted)
         return restarted
 

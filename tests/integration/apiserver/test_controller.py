@@ -79,6 +79,25 @@ async def test_pods_turn_ready_only_when_the_runner_says_so() -> None:
         assert api.store.objects(pods, "default") == []
 
 
+async def test_a_relabelled_pod_reaches_its_runner_as_a_kubelet_sees_it() -> None:
+    runner = GatedRunner()
+    runner.gate.set()
+    async with ApiServer(pod_runner=runner) as api:
+        deployments, pods = api.registry.require("apps", "v1", "deployments"), api.registry.require("", "v1", "pods")
+        api.store.create(deployments, "default", _deployment(replicas=1))
+        await _eventually(lambda: _ready_replicas(api) == 1)
+        ((name, handle),) = runner.running.items()
+        stored = api.store.get(pods, "default", name)
+        stored["metadata"]["labels"]["thermostat.dev/track"] = "canary"  # what the operator patches
+        api.store.update(pods, "default", name, stored)
+        assert handle.pod["metadata"]["labels"]["thermostat.dev/track"] == "canary"
+        stored = api.store.get(pods, "default", name)
+        del stored["metadata"]["labels"]["thermostat.dev/track"]
+        api.store.update(pods, "default", name, stored)
+        assert "thermostat.dev/track" not in handle.pod["metadata"]["labels"]
+        assert handle.pod["metadata"]["labels"]["app"] == "chat"
+
+
 async def test_a_template_change_rolls_pods_over_new_first(api: ApiServer) -> None:
     deployments, pods = api.registry.require("apps", "v1", "deployments"), api.registry.require("", "v1", "pods")
     api.store.create(deployments, "default", _deployment(replicas=2, image="runtime:1"))

@@ -41,7 +41,8 @@ async def _replica(statuses: list[int]) -> web.AppRunner:
 
     async def completions(_request: web.Request) -> web.Response:
         status = next(answers)
-        body = {"usage": {"completion_tokens": 3}} if status == 200 else {"error": {"message": "no"}}
+        usage = {"completion_tokens": 3, "routing_temperature": 0.75}
+        body = {"usage": usage} if status == 200 else {"error": {"message": "no"}}
         return web.json_response(body, status=status)
 
     app = web.Application()
@@ -69,6 +70,9 @@ async def test_every_request_ends_in_exactly_one_outcome() -> None:
     assert stats.sent == stats.ok + stats.rejected + stats.failed
     assert pool.total_in_flight() == 0
     assert next(iter(stats.failure_reasons)).startswith("HTTP 500")
+    # An ok reply keeps the temperature it was served at; the others have none.
+    assert sorted((r.outcome, r.routing_temperature) for r in stats.records) == [
+        ("failed", None), ("ok", 0.75), ("ok", 0.75), ("rejected", None)]  # fmt: skip
 
 
 @pytest.mark.fast
