@@ -65,7 +65,7 @@ def start_build(check: Callable[[Op], bool]) -> None:
     threading.Thread(target=_build, args=(check,), name="fused-kernel-build", daemon=True).start()
 
 
-def wait_ready(timeout_s: float) -> bool:
+def wait_ready(timeout_s: float | None) -> bool:
     """Wait until the build finished (built or given up); False if it is still running at the deadline."""
     return _ready.wait(timeout_s)
 
@@ -117,7 +117,7 @@ def main() -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     sparse.start_fused_build()
-    fused._ready.wait()
+    fused.wait_ready(None)
     print("fused decode-row kernel: " + ("ready" if fused.op() is not None else "unavailable; embedding_bag runs"))
     return 0
 

@@ -30,10 +30,9 @@ from integration_support import (
     publish_pod,
     wait_for_kubeconfig,
 )
-from rbac_support import DISCOVERY_USER, Audit, install_discovery_identity, install_operator_identity, never_exercised
+from rbac_support import DISCOVERY_USER, Audit, discovering_prometheus, install_operator_identity, never_exercised
 
 from thermostat_stack.promserver import PrometheusServer
-from thermostat_stack.scrape import KubernetesDiscovery
 
 
 @pytest.fixture
@@ -49,12 +48,9 @@ def prometheus(emulated_api: EmulatedApi, runtime_exporter: SeriesExporter) -> I
     would in a cluster: Kubernetes discovery against the emulated API, the chart's relabelling, as its
     own ServiceAccount with the chart's discovery RBAC. Afterwards its requests were all allowed and used."""
     publish_pod(Cluster(emulated_api.kubeconfig), "chat-0", runtime_exporter.port)
-    token, table = install_discovery_identity(emulated_api.kubeconfig)
-    discovery = KubernetesDiscovery(emulated_api.url, token)
-    with PrometheusServer(discovery=discovery, scrape_interval_s=0.5) as server:
+    with discovering_prometheus(emulated_api, scrape_interval_s=0.5) as (server, table):
         server.wait_for_series('up{routedmodel="chat",pod="chat-0",namespace="it"} == 1', timeout_s=30)
         yield server
-    assert not emulated_api.audit.outside_table(DISCOVERY_USER, table)
     assert not never_exercised(table, emulated_api.audit.exercised(DISCOVERY_USER, table))
 
 

@@ -4,22 +4,28 @@
 library) into an emulated API server and returns a kubeconfig with that account's token, as the
 operator's pod would get. ``Audit`` reads the server's request log (one JSON line per answered
 request, each with the identity it was served as); ``outside_table`` lists an identity's requests
-that no table entry allows, ``exercised`` the entries its requests used.
+that no table entry allows, ``exercised`` the entries its requests used. ``operator_within_table``
+and ``discovering_prometheus`` run the operator and Prometheus under those accounts and check, when
+they stop, that every request they made was one their table allows.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
+from integration_support import EmulatedApi, OperatorProcess
 
 from chart_support import RELEASE, render
-from thermostat.kube import Kube, load_api_client
+from thermostat.kube import Kube, inventory, load_api_client
 from thermostat.kube.permissions import Permission
+from thermostat_stack.promserver import PrometheusServer
+from thermostat_stack.scrape import KubernetesDiscovery
 
 OPERATOR_NAMESPACE = "thermostat-system"
 RBAC_KINDS = ("ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding")
@@ -152,3 +158,29 @@ def install_discovery_identity(admin_kubeconfig: Path) -> tuple[str, list[Permis
     )
     rules = next(d["rules"] for d in documents if d["kind"] == "ClusterRole")
     return json.loads(response.data)["status"]["token"], permissions_of(rules, "Prometheus pod discovery")
+
+
+@contextmanager
+def operator_within_table(
+    api: EmulatedApi, kubeconfig: Path, prometheus_url: str, log: Path, **settings: str
+) -> Iterator[OperatorProcess]:
+    """The operator process as the chart's ServiceAccount; when it stops, none of its requests fell outside
+    ``thermostat.kube.permissions`` (its log tail is printed, shown by pytest when the test failed)."""
+    process = OperatorProcess(kubeconfig, prometheus_url, log, **settings)
+    yield process
+    process.stop()
+    print(process.log_tail())
+    outside = api.audit.outside_table(OPERATOR_USER, inventory.table())
+    assert not outside, f"operator requests outside thermostat.kube.permissions (or refused): {outside}"
+
+
+@contextmanager
+def discovering_prometheus(
+    api: EmulatedApi, *, scrape_interval_s: float
+) -> Iterator[tuple[PrometheusServer, list[Permission]]]:
+    """A real Prometheus finding the pods through the emulated API as its own ServiceAccount (the chart's
+    discovery RBAC and relabelling); when it stops, all its requests were allowed. Yields it and its table."""
+    token, table = install_discovery_identity(api.kubeconfig)
+    with PrometheusServer(discovery=KubernetesDiscovery(api.url, token), scrape_interval_s=scrape_interval_s) as server:
+        yield server, table
+    assert not api.audit.outside_table(DISCOVERY_USER, table)

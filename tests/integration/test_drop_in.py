@@ -18,9 +18,8 @@ from typing import Any
 
 import pytest
 from integration_support import NAME, NAMESPACE, Cluster, EmulatedApi, LoadDriver, OperatorProcess, wait_until
-from rbac_support import OPERATOR_USER
+from rbac_support import OPERATOR_USER, operator_within_table
 
-from thermostat.kube import inventory
 from thermostat_stack.promserver import PrometheusServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(300)]
@@ -49,12 +48,8 @@ def drop_in_spec(**behavior: Any) -> dict[str, Any]:
 def operator(
     emulated_api: EmulatedApi, operator_kubeconfig: Path, prometheus: PrometheusServer, tmp_path: Path
 ) -> Iterator[OperatorProcess]:
-    process = OperatorProcess(operator_kubeconfig, prometheus.url, tmp_path / "operator.log")
-    yield process
-    process.stop()
-    print(process.log_tail())
-    outside = emulated_api.audit.outside_table(OPERATOR_USER, inventory.table())
-    assert not outside, f"operator requests outside thermostat.kube.permissions (or refused): {outside}"
+    with operator_within_table(emulated_api, operator_kubeconfig, prometheus.url, tmp_path / "operator.log") as process:
+        yield process
 
 
 def create_users_objects(cluster: Cluster) -> None:

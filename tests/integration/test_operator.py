@@ -25,9 +25,8 @@ from integration_support import (
     SeriesExporter,
     wait_until,
 )
-from rbac_support import OPERATOR_USER
+from rbac_support import OPERATOR_USER, operator_within_table
 
-from thermostat.kube import inventory
 from thermostat_stack.promserver import PrometheusServer, free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(240)]
@@ -54,12 +53,8 @@ def operator(
     emulated_api: EmulatedApi, operator_kubeconfig: Path, prometheus: PrometheusServer, tmp_path: Path
 ) -> Iterator[OperatorProcess]:
     """The operator as the chart's ServiceAccount; afterwards, none of its requests fell outside the table."""
-    process = OperatorProcess(operator_kubeconfig, prometheus.url, tmp_path / "operator.log")
-    yield process
-    process.stop()
-    print(process.log_tail())  # shown by pytest when the test failed
-    outside = emulated_api.audit.outside_table(OPERATOR_USER, inventory.table())
-    assert not outside, f"operator requests outside thermostat.kube.permissions (or refused): {outside}"
+    with operator_within_table(emulated_api, operator_kubeconfig, prometheus.url, tmp_path / "operator.log") as process:
+        yield process
 
 
 def ready(cluster: Cluster) -> bool:

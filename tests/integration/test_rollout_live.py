@@ -27,11 +27,9 @@ from integration_support import (
     publish_pod,
     wait_until,
 )
-from rbac_support import DISCOVERY_USER, OPERATOR_USER, install_discovery_identity
+from rbac_support import discovering_prometheus, operator_within_table
 
-from thermostat.kube import inventory
 from thermostat_stack.promserver import PrometheusServer
-from thermostat_stack.scrape import KubernetesDiscovery
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(300)]
 PODS = ("chat-0", "chat-1")
@@ -87,11 +85,9 @@ def tracks(emulated_api: EmulatedApi) -> Iterator[dict[str, ShadowLoad]]:
 
 @pytest.fixture
 def prometheus(emulated_api: EmulatedApi, tracks: dict[str, ShadowLoad]) -> Iterator[PrometheusServer]:
-    token, table = install_discovery_identity(emulated_api.kubeconfig)
-    with PrometheusServer(discovery=KubernetesDiscovery(emulated_api.url, token), scrape_interval_s=0.5) as server:
+    with discovering_prometheus(emulated_api, scrape_interval_s=0.5) as (server, _):
         server.wait_for_series('up{routedmodel="chat",pod="chat-1"} == 1', timeout_s=30)
         yield server
-    assert not emulated_api.audit.outside_table(DISCOVERY_USER, table)
 
 
 @pytest.fixture
@@ -100,13 +96,10 @@ def operator(
 ) -> Iterator[OperatorProcess]:
     # The assumed GPU profile: this light load is then far from the SLO, so the law never drops the
     # temperature below its operating point to hold it, and the stable key must stay exact.
-    process = OperatorProcess(operator_kubeconfig, prometheus.url, tmp_path / "operator.log",
-                              THERMOSTAT_PROFILE=str(ASSUMED_PROFILE))  # fmt: skip
-    yield process
-    process.stop()
-    print(process.log_tail())
-    outside = emulated_api.audit.outside_table(OPERATOR_USER, inventory.table())
-    assert not outside, f"operator requests outside thermostat.kube.permissions (or refused): {outside}"
+    log = tmp_path / "operator.log"
+    with operator_within_table(emulated_api, operator_kubeconfig, prometheus.url, log,
+                               THERMOSTAT_PROFILE=str(ASSUMED_PROFILE)) as process:  # fmt: skip
+        yield process
 
 
 def spec() -> dict[str, Any]:

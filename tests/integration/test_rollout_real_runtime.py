@@ -31,9 +31,8 @@ from typing import Any, TypeVar
 
 import pytest
 from integration_support import NAMESPACE, Cluster, EmulatedApi, OperatorProcess, wait_until
-from rbac_support import DISCOVERY_USER, OPERATOR_USER, Audit, install_discovery_identity
+from rbac_support import Audit, discovering_prometheus, operator_within_table
 
-from thermostat.kube import inventory
 from thermostat_apiserver.server import ApiServer
 from thermostat_stack.endpoints import EndpointPool
 from thermostat_stack.loaddriver import LoadDriver, RequestRecord
@@ -41,7 +40,6 @@ from thermostat_stack.nodeagent import NodeAgent
 from thermostat_stack.processes import ProcessTable
 from thermostat_stack.promserver import PrometheusServer
 from thermostat_stack.scenarios import Arrival, OfferedLoad
-from thermostat_stack.scrape import KubernetesDiscovery
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.model, pytest.mark.timeout(300)]
 
@@ -174,10 +172,8 @@ def emulated_api(node_stack: NodeStack) -> EmulatedApi:
 
 @pytest.fixture
 def prometheus(emulated_api: EmulatedApi) -> Iterator[PrometheusServer]:
-    token, table = install_discovery_identity(emulated_api.kubeconfig)
-    with PrometheusServer(discovery=KubernetesDiscovery(emulated_api.url, token), scrape_interval_s=SCRAPE_S) as server:
+    with discovering_prometheus(emulated_api, scrape_interval_s=SCRAPE_S) as (server, _):
         yield server
-    assert not emulated_api.audit.outside_table(DISCOVERY_USER, table)
 
 
 @pytest.fixture
@@ -185,13 +181,10 @@ def operator(
     emulated_api: EmulatedApi, operator_kubeconfig: Path, prometheus: PrometheusServer, tmp_path: Path
 ) -> Iterator[OperatorProcess]:
     profile = doctored_profile(tmp_path / "doctored-profile.json")
-    process = OperatorProcess(operator_kubeconfig, prometheus.url, tmp_path / "operator.log",
-                              THERMOSTAT_PROFILE=str(profile))  # fmt: skip
-    yield process
-    process.stop()
-    print(process.log_tail())
-    outside = emulated_api.audit.outside_table(OPERATOR_USER, inventory.table())
-    assert not outside, f"operator requests outside thermostat.kube.permissions (or refused): {outside}"
+    log = tmp_path / "operator.log"
+    with operator_within_table(emulated_api, operator_kubeconfig, prometheus.url, log,
+                               THERMOSTAT_PROFILE=str(profile)) as process:  # fmt: skip
+        yield process
 
 
 def _served(records: list[RequestRecord], pod: str, since_s: float = 0.0, until_s: float = float("inf")) -> list[float]:

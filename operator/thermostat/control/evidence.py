@@ -107,12 +107,18 @@ def track_metrics(mem: LawMemory, missing: bool, now: float) -> LawMemory:
     return mem if mem.metrics_known_since is not None else replace(mem, metrics_known_since=now)
 
 
+def partial_window_s(mem: LawMemory, now: float, window_s: float) -> float | None:
+    """Seconds since the needed signals came back after a gap the law saw, while under one window; else None."""
+    if mem.metrics_lost_at is None or mem.metrics_known_since is None:
+        return None
+    known_s = now - mem.metrics_known_since
+    return known_s if known_s < window_s else None
+
+
 def unproven_idle(obs: Observation, mem: LawMemory, now: float, window_s: float) -> dict[str, str]:
     """An idle read within a window of the needed signals coming back after the law saw them missing."""
-    if mem.metrics_lost_at is None or mem.metrics_known_since is None or not reads_idle(obs):
-        return {}
-    known_s = now - mem.metrics_known_since
-    if known_s >= window_s:
+    known_s = partial_window_s(mem, now, window_s)
+    if known_s is None or not reads_idle(obs):
         return {}
     return {"request_rate": f"{c.METRICS_WINDOW_INCOMPLETE}: zero over the {known_s:.0f}s since the metrics came back, "
                             f"less than the {window_s:.0f}s window (a restarted pod counts from zero)"}  # fmt: skip

@@ -26,7 +26,14 @@ from thermostat.api.spec import RoutedModelSpec
 from thermostat.control import conditions as c
 from thermostat.control.bounds import Bounds, temperature_bounds
 from thermostat.control.budget import budget_verdict, power_limit_w
-from thermostat.control.evidence import Evidence, read_evidence, track_clocks, track_metrics, unproven_idle
+from thermostat.control.evidence import (
+    Evidence,
+    partial_window_s,
+    read_evidence,
+    track_clocks,
+    track_metrics,
+    unproven_idle,
+)
 from thermostat.control.exact import exact_counterfactual
 from thermostat.control.learning import (
     MIN_REQUESTS_TO_LEARN,
@@ -295,10 +302,8 @@ def _no_scale_down_on_a_partial_window(
     replicas: int, note: str, obs: Observation, mem: LawMemory, *, now: float, window_s: float
 ) -> tuple[int, str]:
     """In the first window after a gap the rates and quantiles cover part of it: scale up on them, never down."""
-    if replicas >= obs.replicas or mem.metrics_lost_at is None or mem.metrics_known_since is None:
-        return replicas, note
-    known_s = now - mem.metrics_known_since
-    if known_s >= window_s:
+    known_s = partial_window_s(mem, now, window_s)
+    if replicas >= obs.replicas or known_s is None:
         return replicas, note
     return obs.replicas, f"no scale-down: metrics back {known_s:.0f}s ago, less than the {window_s:.0f}s window"
 

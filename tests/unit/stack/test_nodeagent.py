@@ -214,11 +214,8 @@ async def test_a_pods_labels_reach_its_downward_api_file_and_a_relabel_rewrites_
         assert track_from_labels(seen["text"]) == "stable"
         # The operator relabels the pod in the API (the server's handle follows the stored labels).
         handle.pod["metadata"]["labels"] = {**handle.pod["metadata"]["labels"], "thermostat.dev/track": "canary"}
-        for _ in range(200):
-            seen = await asyncio.to_thread(_read_labels, url)
-            if track_from_labels(seen["text"]) == "canary":
-                break
-            await asyncio.sleep(0.02)
+        await _until(lambda: track_from_labels(Path(seen["path"]).read_text()) == "canary")
+        seen = await asyncio.to_thread(_read_labels, url)  # the process reads it through its own environment
         assert seen["text"] == 'thermostat.dev/routedmodel="chat"\nthermostat.dev/track="canary"'
         assert any("downward API file labels updated" in text for _, text in agent.events)
         handle.pod["metadata"]["labels"]["thermostat.dev/track"] = "stable"  # a rollback relabels it stable
